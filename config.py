@@ -1,0 +1,61 @@
+"""One `Settings` object for the whole pipeline, passed down explicitly.
+
+Values come from (highest first): keyword arguments, `SCANRAG_*` environment variables, a
+`scanrag.toml` file in the working directory, then the defaults below.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SCANRAG_", toml_file="scanrag.toml", extra="forbid"
+    )
+
+    data_dir: Path = Field(
+        Path("scanrag-data"), description="Where the index, cache and page images live."
+    )
+
+    # --- loading -------------------------------------------------------------------------
+    dpi: int = Field(200, ge=36, le=600, description="Resolution PDF pages are rendered at.")
+    max_pixels: int = Field(
+        150_000_000, description="Largest page image accepted (width × height); guards memory."
+    )
+    max_pages: int = Field(1000, ge=1, description="Most pages read from one file.")
+    pdf_password: str | None = Field(None, description="Password for encrypted PDFs.")
+
+    # --- parsing -------------------------------------------------------------------------
+    parser: str = Field(
+        "auto", description="auto | embedded | pdf-text (and model backends when installed)."
+    )
+    scan_parser: str = Field(
+        "embedded", description="What `auto` uses for pages without a usable text layer."
+    )
+    min_text_layer_chars: int = Field(
+        20, description="A PDF page needs this many characters of text to skip OCR (auto)."
+    )
+    ocr_use_cls: bool = Field(
+        False, description="Run RapidOCR's text-angle classifier (it flips upright crops)."
+    )
+    layout_min_score: float = Field(0.5, ge=0, le=1, description="RapidLayout score threshold.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))

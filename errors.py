@@ -1,0 +1,46 @@
+"""Errors users meet, one type per kind of failure.
+
+Each message names the file or URL and says what to do; the CLI prints it as one line and
+the API returns it as one JSON error. Tracebacks only go to the log.
+"""
+
+from __future__ import annotations
+
+
+class ScanragError(Exception):
+    """Base class: a failure with a message meant for the user."""
+
+    #: HTTP status the API answers with when this error reaches it.
+    http_status = 400
+
+
+class UnsupportedFile(ScanragError):
+    """The file is not a document type scanrag reads (sniffed from its bytes)."""
+
+    http_status = 415
+
+
+class CorruptFile(ScanragError):
+    """The file claims a supported type but cannot be decoded."""
+
+    http_status = 422
+
+
+class EncryptedFile(CorruptFile):
+    """A PDF that needs a password."""
+
+
+class LimitExceeded(ScanragError):
+    """A configured safety limit (pixels, pages, bytes) was exceeded."""
+
+    http_status = 413
+
+
+class ModelServerError(ScanragError):
+    """A model server (GLM-OCR, a VLM, an LLM) is unreachable or answered unusably."""
+
+    http_status = 502
+
+
+class ConfigError(ScanragError):
+    """A setting is missing or inconsistent."""

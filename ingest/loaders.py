@@ -1,0 +1,369 @@
+"""Find document files and turn them into page images (plus the PDF text layer).
+
+Types are sniffed from the bytes, never from the extension. Pages are produced lazily so a
+long PDF never sits in memory at once; a page that cannot be decoded becomes a page with an
+error instead of failing the whole file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pymupdf
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from ..config import Settings
+from ..errors import CorruptFile, EncryptedFile, LimitExceeded, ScanragError, UnsupportedFile
+from .model import BBox, Line
+
+pymupdf.TOOLS.mupdf_display_errors(False)
+pymupdf.TOOLS.mupdf_display_warnings(False)
+
+PDF = "application/pdf"
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/bmp", "image/tiff")
+SUPPORTED_TYPES = (PDF, *IMAGE_TYPES)
+SNIFF_BYTES = 1024
+
+
+def sniff_mime(head: bytes) -> str | None:
+    """The document type from a file's first bytes, or None when scanrag cannot read it."""
+    if b"%PDF-" in head[:SNIFF_BYTES]:
+        return PDF
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    if head.startswith(b"BM") and len(head) >= 26:
+        return "image/bmp"
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return "image/tiff"
+    return None
+
+
+def show(path: Path | str) -> str:
+    """A path printable on any terminal, even when its name is not valid UTF-8."""
+    return os.fsencode(path).decode("utf-8", errors="backslashreplace")
+
+
+# --- discovery --------------------------------------------------------------------------
+
+
+@dataclass
+class Discovery:
+    """What a set of paths holds: readable documents, skipped files and failures."""
+
+    files: list[tuple[Path, str]] = field(default_factory=list)  # (path, mime)
+    skipped: list[Path] = field(default_factory=list)
+    errors: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def discover(paths: list[Path]) -> Discovery:
+    """Walk files and folders: recursive, hidden entries skipped, deterministic order.
+
+    Inside folders, files of other types are skipped; a file named explicitly that is not a
+    readable document is an error. Symlinked folders are followed once (loops are cut).
+    """
+    found = Discovery()
+    seen_dirs: set[tuple[int, int]] = set()
+    seen_files: set[Path] = set()
+
+    def add(path: Path, explicit: bool) -> None:
+        key = Path(os.path.abspath(path))
+        if key in seen_files:
+            return
+        seen_files.add(key)
+        try:
+            with open(path, "rb") as handle:
+                mime = sniff_mime(handle.read(SNIFF_BYTES))
+        except OSError as exc:
+            found.errors.append((path, f"{show(path)}: cannot read the file ({exc.strerror})"))
+            return
+        if mime is not None:
+            found.files.append((path, mime))
+        elif explicit:
+            found.errors.append((path, unsupported_message(path)))
+        else:
+            found.skipped.append(path)
+
+    def walk(folder: Path) -> None:
+        try:
+            info = folder.stat()
+            entries = sorted(os.scandir(folder), key=lambda e: os.fsencode(e.name))
+        except OSError as exc:
+            found.errors.append(
+                (folder, f"{show(folder)}: cannot open the folder ({exc.strerror})")
+            )
+            return
+        if (info.st_dev, info.st_ino) in seen_dirs:
+            return
+        seen_dirs.add((info.st_dev, info.st_ino))
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            path = Path(entry.path)
+            try:
+                mode = entry.stat().st_mode  # follows symlinks
+            except OSError:
+                found.errors.append((path, f"{show(path)}: broken link or unreadable entry"))
+                continue
+            if stat.S_ISDIR(mode):
+                walk(path)
+            elif stat.S_ISREG(mode):
+                add(path, explicit=False)
+
+    for path in paths:
+        if path.is_dir():
+            walk(path)
+        elif path.exists():
+            add(path, explicit=True)
+        else:
+            found.errors.append((path, f"{show(path)}: no such file or folder"))
+    return found
+
+
+def unsupported_message(path: Path) -> str:
+    kinds = "PDF, PNG, JPEG, WebP, BMP or TIFF"
+    return f"{show(path)}: not a supported document type (expected {kinds}, judged by content)"
+
+
+# --- pages ------------------------------------------------------------------------------
+
+
+@dataclass
+class PageImage:
+    """One page ready for a parser: its pixel size, a way to get the image, its text layer."""
+
+    number: int
+    width: int
+    height: int
+    dpi: int
+    render: Callable[[], Image.Image]
+    width_pt: float | None = None
+    height_pt: float | None = None
+    text_lines: list[Line] = field(default_factory=list)  # the PDF's own text, in pixels
+    error: str | None = None
+
+    @property
+    def image(self) -> Image.Image:
+        """The RGB page image (rendered on first use for PDFs)."""
+        if not hasattr(self, "_image"):
+            self._image = self.render()
+        return self._image
+
+
+@dataclass
+class SourceFile:
+    """A document file that passed the checks: type, size, password and limits."""
+
+    path: Path
+    mime: str
+    sha256: str
+    page_count: int
+
+
+def open_source(path: Path, settings: Settings) -> SourceFile:
+    """Check a file and hash it; raise a `ScanragError` that names the file when it is unusable."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as handle:
+            head = handle.read(SNIFF_BYTES)
+    except OSError as exc:
+        raise CorruptFile(f"{show(path)}: cannot read the file ({exc.strerror})") from exc
+    if size == 0:
+        raise CorruptFile(f"{show(path)}: the file is empty (0 bytes)")
+    mime = sniff_mime(head)
+    if mime is None:
+        raise UnsupportedFile(unsupported_message(path))
+    sha256 = file_sha256(path)
+    if mime == PDF:
+        with open_pdf(path, settings) as pdf:
+            count = pdf.page_count
+    else:
+        with open_image(path) as image:
+            count = getattr(image, "n_frames", 1) if mime == "image/tiff" else 1
+            check_pixels(path, image.size, settings)
+    if count > settings.max_pages:
+        raise LimitExceeded(
+            f"{show(path)}: {count} pages, more than the limit of {settings.max_pages}; "
+            "split the file or raise SCANRAG_MAX_PAGES"
+        )
+    return SourceFile(path=path, mime=mime, sha256=sha256, page_count=count)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def iter_pages(source: SourceFile, settings: Settings) -> Iterator[PageImage]:
+    """The file's pages in order; a page that fails to decode carries `error` instead."""
+    if source.mime == PDF:
+        yield from _pdf_pages(source, settings)
+    else:
+        yield from _image_pages(source, settings)
+
+
+def open_pdf(path: Path, settings: Settings) -> pymupdf.Document:
+    try:
+        pdf = pymupdf.open(path, filetype="pdf")
+    except Exception as exc:  # PyMuPDF raises several types for broken files
+        raise CorruptFile(
+            f"{show(path)}: not a readable PDF ({exc}); re-export or re-scan it"
+        ) from exc
+    if pdf.needs_pass and not (settings.pdf_password and pdf.authenticate(settings.pdf_password)):
+        pdf.close()
+        hint = "the password given is wrong" if settings.pdf_password else "pass --pdf-password"
+        raise EncryptedFile(f"{show(path)}: the PDF is encrypted; {hint} (or SCANRAG_PDF_PASSWORD)")
+    if pdf.page_count == 0:
+        pdf.close()
+        raise CorruptFile(f"{show(path)}: the PDF has no pages")
+    return pdf
+
+
+def _pdf_pages(source: SourceFile, settings: Settings) -> Iterator[PageImage]:
+    pdf = open_pdf(source.path, settings)
+    try:
+        for index in range(pdf.page_count):
+            number = index + 1
+            try:
+                yield _pdf_page(pdf, index, settings)
+            except ScanragError as exc:
+                yield _failed_page(number, settings.dpi, str(exc))
+            except Exception as exc:
+                message = f"{show(source.path)}: page {number} cannot be read ({exc})"
+                yield _failed_page(number, settings.dpi, message)
+    finally:
+        pdf.close()
+
+
+def _pdf_page(pdf: pymupdf.Document, index: int, settings: Settings) -> PageImage:
+    page = pdf.load_page(index)
+    dpi = settings.dpi
+    zoom = dpi / 72
+    rect = page.rect  # already rotated by /Rotate
+    pixels = rect.width * zoom * rect.height * zoom
+    if pixels > settings.max_pixels:  # huge page: render coarser rather than exhaust memory
+        dpi = int(dpi * (settings.max_pixels / pixels) ** 0.5)
+        zoom = dpi / 72
+    matrix = pymupdf.Matrix(zoom, zoom)
+    size = (rect * matrix).irect
+    to_pixels = page.rotation_matrix * matrix
+
+    def render() -> Image.Image:
+        pix = page.get_pixmap(matrix=matrix, alpha=False, colorspace=pymupdf.csRGB)
+        return Image.frombytes("RGB", (pix.width, pix.height), pix.samples)
+
+    return PageImage(
+        number=index + 1,
+        width=size.width,
+        height=size.height,
+        dpi=dpi,
+        render=render,
+        width_pt=round(rect.width, 2),
+        height_pt=round(rect.height, 2),
+        text_lines=_text_layer(page, to_pixels),
+    )
+
+
+def _text_layer(page: pymupdf.Page, to_pixels: pymupdf.Matrix) -> list[Line]:
+    lines: list[Line] = []
+    flags = pymupdf.TEXT_PRESERVE_WHITESPACE | pymupdf.TEXT_MEDIABOX_CLIP
+    for block in page.get_text("dict", flags=flags)["blocks"]:
+        for line in block.get("lines", []):
+            text = "".join(span["text"] for span in line["spans"]).strip()
+            if text:
+                box = pymupdf.Rect(line["bbox"]) * to_pixels
+                lines.append(Line(text=text, bbox=BBox.enclosing(*box)))
+    return lines
+
+
+def open_image(path: Path) -> Image.Image:
+    """Open an image lazily (header only); decoding errors surface later, per page."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return Image.open(path)
+    except Image.DecompressionBombError as exc:
+        raise LimitExceeded(f"{show(path)}: {exc}; raise SCANRAG_MAX_PIXELS if intended") from exc
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise CorruptFile(f"{show(path)}: the image cannot be decoded ({exc})") from exc
+
+
+def check_pixels(path: Path, size: tuple[int, int], settings: Settings) -> None:
+    width, height = size
+    if width * height > settings.max_pixels:
+        raise LimitExceeded(
+            f"{show(path)}: the image is {width}×{height} pixels, above the limit of "
+            f"{settings.max_pixels:,}; downscale it or raise SCANRAG_MAX_PIXELS"
+        )
+
+
+def _image_pages(source: SourceFile, settings: Settings) -> Iterator[PageImage]:
+    image = open_image(source.path)
+    with image:
+        for index in range(source.page_count):
+            number = index + 1
+            try:
+                image.seek(index)
+                check_pixels(source.path, image.size, settings)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                    rgb = to_rgb(ImageOps.exif_transpose(image))
+            except ScanragError as exc:
+                yield _failed_page(number, settings.dpi, str(exc))
+                continue
+            except (OSError, ValueError, EOFError, SyntaxError) as exc:
+                what = "the image" if source.page_count == 1 else f"page {number}"
+                message = f"{show(source.path)}: {what} cannot be decoded ({exc})"
+                yield _failed_page(number, settings.dpi, message)
+                continue
+            dpi = _image_dpi(image, settings.dpi)
+            yield PageImage(
+                number=number,
+                width=rgb.width,
+                height=rgb.height,
+                dpi=dpi,
+                render=lambda rgb=rgb: rgb,
+            )
+
+
+def _image_dpi(image: Image.Image, default: int) -> int:
+    dpi = image.info.get("dpi")
+    try:
+        value = round(float(dpi[0])) if dpi else 0
+    except (TypeError, ValueError):
+        value = 0
+    return value if 36 <= value <= 2400 else default
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """8-bit RGB on white: 16-bit, CMYK, palette and transparent images normalised."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        values = np.asarray(image, dtype=np.float64)
+        top = values.max() if values.size else 0
+        scale = 255 / top if top > 255 else 1
+        return Image.fromarray(np.clip(values * scale, 0, 255).astype(np.uint8)).convert("RGB")
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def _failed_page(number: int, dpi: int, message: str) -> PageImage:
+    def missing() -> Image.Image:
+        raise CorruptFile(message)
+
+    return PageImage(number=number, width=0, height=0, dpi=dpi, render=missing, error=message)

@@ -1,0 +1,40 @@
+"""Parser backends, chosen by name in `Settings.parser`.
+
+The registry maps a name to "module:factory"; backends import lazily, so optional ones cost
+nothing until used. Adding a backend is one new module and one line here.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+
+from ...config import Settings
+from ...errors import ConfigError
+from .base import Block, Parser, fingerprint
+
+REGISTRY: dict[str, str] = {
+    "auto": "scanrag.ingest.parsers.auto:AutoParser",
+    "embedded": "scanrag.ingest.parsers.embedded:EmbeddedParser",
+    "pdf-text": "scanrag.ingest.parsers.pdf_text:PdfTextParser",
+}
+
+_cache: dict[tuple[str, str], Parser] = {}
+_lock = threading.RLock()  # `auto` builds its scan parser through get_parser
+
+
+def get_parser(settings: Settings, name: str | None = None) -> Parser:
+    """The parser named `name` (default: `settings.parser`), built once per process."""
+    name = name or settings.parser
+    if name not in REGISTRY:
+        choices = ", ".join(sorted(REGISTRY))
+        raise ConfigError(f"unknown parser {name!r}; choose one of: {choices}")
+    key = (name, settings.model_dump_json())
+    with _lock:
+        if key not in _cache:
+            module_name, factory = REGISTRY[name].split(":")
+            _cache[key] = getattr(importlib.import_module(module_name), factory)(settings)
+        return _cache[key]
+
+
+__all__ = ["REGISTRY", "Block", "Parser", "fingerprint", "get_parser"]

@@ -1,0 +1,117 @@
+"""File → Document: load pages, run the parser on each, give every region its id and boxes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from PIL import Image
+
+from ..config import Settings
+from ..errors import ConfigError, CorruptFile, ModelServerError, ScanragError
+from .loaders import PageImage, SourceFile, iter_pages, open_source, show
+from .model import Document, Line, Page, ParserInfo, Region, doc_id_for, region_id_for
+from .parsers import Block, Parser, fingerprint, get_parser
+
+log = logging.getLogger(__name__)
+
+#: Called with (doc_id, page number, image); returns where the image was stored.
+SaveImage = Callable[[str, int, Image.Image], str]
+#: Called after each page with (pages done, pages in the file).
+OnPage = Callable[[int, int], None]
+
+
+def parse_file(
+    path: Path,
+    settings: Settings,
+    parser: Parser | None = None,
+    *,
+    source: SourceFile | None = None,
+    save_image: SaveImage | None = None,
+    on_page: OnPage | None = None,
+) -> Document:
+    """Parse one file. A page that fails is kept with its error; a file whose every page
+    fails raises `CorruptFile`. Model-server and configuration errors fail the file at once."""
+    parser = parser or get_parser(settings)
+    source = source or open_source(path, settings)
+    doc_id = doc_id_for(source.sha256)
+    pages: list[Page] = []
+    warnings: list[str] = []
+    for page_image in iter_pages(source, settings):
+        page = _parse_page(doc_id, page_image, parser, path)
+        if page.error:
+            warnings.append(page.error)
+        elif save_image is not None:
+            page.image = save_image(doc_id, page.number, page_image.image)
+        pages.append(page)
+        if on_page:
+            on_page(len(pages), source.page_count)
+    if not any(page.error is None for page in pages):
+        raise CorruptFile(pages[0].error if pages else f"{show(path)}: no pages")
+    return Document(
+        id=doc_id,
+        source=str(path),
+        sha256=source.sha256,
+        mime=source.mime,
+        pages=pages,
+        parser=ParserInfo(
+            name=parser.name, version=parser.version, fingerprint=fingerprint(parser)
+        ),
+        warnings=warnings,
+    )
+
+
+def _parse_page(doc_id: str, page_image: PageImage, parser: Parser, path: Path) -> Page:
+    page = Page(
+        number=page_image.number,
+        width=page_image.width,
+        height=page_image.height,
+        dpi=page_image.dpi,
+        width_pt=page_image.width_pt,
+        height_pt=page_image.height_pt,
+        error=page_image.error,
+    )
+    if page.error:
+        return page
+    try:
+        blocks = parser.parse_page(page_image)
+    except (ModelServerError, ConfigError):
+        raise
+    except ScanragError as exc:
+        page.error = str(exc)
+        return page
+    except Exception as exc:  # one bad page must not fail the file
+        log.exception("parser %s failed on %s page %d", parser.name, show(path), page.number)
+        page.error = (
+            f"{show(path)}: page {page.number} could not be parsed ({type(exc).__name__}: {exc})"
+        )
+        return page
+    page.regions = [_region(doc_id, page, index, block) for index, block in enumerate(blocks)]
+    page.text_layer = any(block.source == "pdf-text" for block in blocks)
+    return page
+
+
+def _region(doc_id: str, page: Page, index: int, block: Block) -> Region:
+    bbox = block.bbox.clip(page.width, page.height)
+    return Region(
+        id=region_id_for(doc_id, page.number, index),
+        page=page.number,
+        index=index,
+        label=block.label,
+        bbox=bbox,
+        bbox_norm=bbox.to_norm(page.width, page.height),
+        text=block.text,
+        markdown=block.markdown or block.text,
+        confidence=block.confidence,
+        lines=[
+            Line(
+                text=line.text,
+                bbox=line.bbox.clip(page.width, page.height),
+                confidence=line.confidence,
+            )
+            for line in block.lines
+        ],
+        source=block.source,
+        flags=block.flags,
+    )
