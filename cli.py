@@ -160,6 +160,138 @@ def parse(
     raise typer.Exit(1 if failed else 0)
 
 
+DataDirOption = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Index folder (default: $SCANRAG_DATA_DIR or ./scanrag-data)."),
+]
+QdrantUrlOption = Annotated[
+    str | None, typer.Option("--qdrant-url", help="Qdrant server or cluster (default: embedded).")
+]
+
+
+def parse_filters(values: list[str] | None) -> dict[str, Any]:
+    """`--filter key=value` pairs: doc_id, source, label, page=N or page=A-B."""
+    filters: dict[str, Any] = {}
+    for item in values or []:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or key not in ("doc_id", "source", "label", "page"):
+            fail_usage(f"bad --filter {item!r}: use doc_id=, source=, label= or page=N / page=A-B")
+        if key == "page":
+            low, dash, high = value.partition("-")
+            if not low.strip().isdigit() or (dash and not high.strip().isdigit()):
+                fail_usage(f"bad page filter {value!r}: use page=3 or page=2-5")
+            if dash:
+                filters["page_from"], filters["page_to"] = int(low), int(high)
+            else:
+                filters["page"] = int(low)
+        elif key in filters:
+            previous = filters[key]
+            filters[key] = [*previous, value] if isinstance(previous, list) else [previous, value]
+        else:
+            filters[key] = value
+    return filters
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders to index.")],
+    data_dir: DataDirOption = None,
+    parser: ParserOption = None,
+    dpi: DpiOption = None,
+    pdf_password: PasswordOption = None,
+    qdrant_url: QdrantUrlOption = None,
+    json_out: JsonOption = False,
+    verbose: VerboseOption = False,
+) -> None:
+    """Index files and folders; a second run only touches what changed."""
+    from .ingest.loaders import show
+    from .retrieval.index import Index, IngestEvent
+
+    setup_logging(verbose)
+    settings = make_settings(
+        data_dir=data_dir, parser=parser, dpi=dpi, pdf_password=pdf_password, qdrant_url=qdrant_url
+    )
+    try:
+        with Index(settings) as index, progress() as bar:
+            files_task = bar.add_task("files", total=None)
+            pages_task = bar.add_task("  pages", total=None, visible=False)
+
+            def on_progress(event: IngestEvent) -> None:
+                if event.kind == "file":
+                    bar.update(
+                        files_task,
+                        total=event.files_total,
+                        description=f"indexing {show(event.path.name)}",
+                    )
+                    bar.update(pages_task, completed=0, total=None, visible=True)
+                elif event.kind == "page":
+                    bar.update(pages_task, completed=event.pages_done, total=event.pages_total)
+                else:
+                    bar.update(files_task, completed=event.file_index)
+
+            report = index.ingest(paths, on_progress=on_progress)
+    except ConfigError as exc:
+        fail_usage(str(exc))
+    except ScanragError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    for item in report.errors:
+        typer.echo(f"error: {item.error}", err=True)
+    if json_out:
+        print_json(report.model_dump())
+    else:
+        typer.echo(
+            f"added {report.added}, updated {report.updated}, unchanged {report.unchanged}, "
+            f"removed {report.removed}, failed {report.failed} ({report.skipped} skipped); "
+            f"{report.pages} pages parsed in {report.seconds:.1f}s"
+        )
+    raise typer.Exit(1 if report.failed else 0)
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for.")],
+    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, max=100, help="Results.")] = 5,
+    filters: Annotated[
+        list[str] | None, typer.Option("--filter", help="doc_id=, source=, label=, page=N or A-B")
+    ] = None,
+    mode: Annotated[
+        str | None, typer.Option("--mode", help="hybrid (default), dense or sparse.")
+    ] = None,
+    data_dir: DataDirOption = None,
+    qdrant_url: QdrantUrlOption = None,
+    json_out: JsonOption = False,
+    verbose: VerboseOption = False,
+) -> None:
+    """Ranked chunks with the regions and boxes they came from."""
+    from .retrieval.index import Index
+
+    setup_logging(verbose)
+    if mode not in (None, "hybrid", "dense", "sparse"):
+        fail_usage(f"unknown --mode {mode!r}; use hybrid, dense or sparse")
+    settings = make_settings(data_dir=data_dir, qdrant_url=qdrant_url)
+    chosen = parse_filters(filters)
+    try:
+        with Index(settings) as index:
+            hits = index.search(query, top_k=top_k, filters=chosen, mode=mode)  # type: ignore[arg-type]
+    except ConfigError as exc:
+        fail_usage(str(exc))
+    except ScanragError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    if json_out:
+        print_json({"query": query, "hits": [hit.model_dump() for hit in hits]})
+        return
+    if not hits:
+        typer.echo("no results")
+    for rank, hit in enumerate(hits, start=1):
+        where = ", ".join(f"p{r.page} {r.label} {list(r.bbox)}" for r in hit.regions[:3])
+        typer.echo(f"{rank}. {hit.source}  score={hit.score:.3f}  [{where}]")
+        snippet = " ".join(hit.text.split())
+        typer.echo(f"   {snippet[:200]}{'…' if len(snippet) > 200 else ''}")
+
+
 @app.callback()
 def main() -> None:
     """Index folders of scanned documents and ask questions whose answers cite page regions."""

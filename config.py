@@ -7,6 +7,7 @@ Values come from (highest first): keyword arguments, `SCANRAG_*` environment var
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import (
@@ -48,6 +49,28 @@ class Settings(BaseSettings):
         False, description="Run RapidOCR's text-angle classifier (it flips upright crops)."
     )
     layout_min_score: float = Field(0.5, ge=0, le=1, description="RapidLayout score threshold.")
+
+    # --- index ---------------------------------------------------------------------------
+    chunk_tokens: int = Field(
+        200, ge=32, le=2048, description="Token budget of a chunk (MiniLM reads 256 tokens)."
+    )
+    embed_model: str = Field(
+        "all-MiniLM-L6-v2",
+        description="sentence-transformers model: packaged MiniLM, local path or cached hub id.",
+    )
+    embed_batch_size: int = Field(32, ge=1, description="Chunks embedded per batch.")
+    search_mode: Literal["hybrid", "dense", "sparse"] = Field(
+        "hybrid", description="Dense, sparse (BM25) or both fused with reciprocal-rank fusion."
+    )
+    page_image_quality: int = Field(90, ge=30, le=100, description="JPEG quality of stored pages.")
+    qdrant_url: str | None = Field(
+        None, description="A Qdrant server or cluster; unset = embedded engine in the data dir."
+    )
+    qdrant_api_key: str | None = Field(None, description="API key for the Qdrant server.")
+    qdrant_path: str | None = Field(
+        None, description="qdrant-client local mode: a folder, or ':memory:'."
+    )
+    qdrant_collection: str = Field("scanrag", description="Collection name on a Qdrant server.")
 
     @classmethod
     def settings_customise_sources(

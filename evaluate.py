@@ -27,6 +27,7 @@ from pydantic import BaseModel
 from rapidfuzz.distance import Levenshtein
 
 from .ingest.model import BBox, Document
+from .retrieval.results import HitRegion
 
 #: A ground-truth line is found when a parsed line covers at least this share of its box.
 LINE_COVERAGE = 0.5
@@ -119,6 +120,40 @@ def score_lines(truth: GroundTruth, document: Document) -> LineScore:
             else:
                 cer_sum += 1.0
     return LineScore(lines=lines, found=found, cer_sum=cer_sum)
+
+
+def _gt_size(truth: GroundTruth | None, page: int) -> tuple[int, int] | None:
+    if truth is None:
+        return None
+    return next(((p.width, p.height) for p in truth.pages if p.page == page), None)
+
+
+def cited_boxes(
+    question: Question, regions: list[HitRegion], truth: GroundTruth | None
+) -> list[BBox]:
+    """Region and line boxes on the question's page, scaled to ground-truth pixels."""
+    size = _gt_size(truth, question.page)
+    out: list[BBox] = []
+    for region in regions:
+        if region.page != question.page:
+            continue
+        for box in [region.bbox, *(line.bbox for line in region.lines)]:
+            if size:
+                box = scale_box(box, (region.page_width, region.page_height), size)
+            out.append(box)
+    return out
+
+
+def evidence_hit(
+    question: Question, source: str, regions: list[HitRegion], truth: GroundTruth | None
+) -> bool:
+    """True when a box from the right file and page covers ≥ 50 % of the evidence box."""
+    if Path(source).name != question.file:
+        return False
+    return any(
+        box.coverage_of(question.evidence_bbox) >= LINE_COVERAGE
+        for box in cited_boxes(question, regions, truth)
+    )
 
 
 def load_truth(set_dir: Path) -> dict[str, GroundTruth]:

@@ -30,6 +30,12 @@ PDF = "application/pdf"
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/bmp", "image/tiff")
 SUPPORTED_TYPES = (PDF, *IMAGE_TYPES)
 SNIFF_BYTES = 1024
+BMP_HEADER_SIZES = (12, 16, 40, 52, 56, 64, 108, 124)
+#: Names that claim a document. Inside a folder, such a file that is not one (a zero-byte or
+#: garbled scan) is a failure, while other files (a .json beside the scans) are only skipped.
+DOCUMENT_SUFFIXES = frozenset(
+    {".pdf", ".png", ".jpg", ".jpeg", ".jpe", ".webp", ".bmp", ".dib", ".tif", ".tiff"}
+)
 
 
 def sniff_mime(head: bytes) -> str | None:
@@ -42,8 +48,8 @@ def sniff_mime(head: bytes) -> str | None:
         return "image/jpeg"
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "image/webp"
-    if head.startswith(b"BM") and len(head) >= 26:
-        return "image/bmp"
+    if head.startswith(b"BM") and int.from_bytes(head[14:18], "little") in BMP_HEADER_SIZES:
+        return "image/bmp"  # "BM" alone starts many text files: check the DIB header size
     if head[:4] in (b"II*\x00", b"MM\x00*"):
         return "image/tiff"
     return None
@@ -64,13 +70,18 @@ class Discovery:
     files: list[tuple[Path, str]] = field(default_factory=list)  # (path, mime)
     skipped: list[Path] = field(default_factory=list)
     errors: list[tuple[Path, str]] = field(default_factory=list)
+    known: list[Path] = field(default_factory=list)  # `is_known` said unchanged: not read
 
 
-def discover(paths: list[Path]) -> Discovery:
+def discover(
+    paths: list[Path], is_known: Callable[[Path, os.stat_result], bool] | None = None
+) -> Discovery:
     """Walk files and folders: recursive, hidden entries skipped, deterministic order.
 
-    Inside folders, files of other types are skipped; a file named explicitly that is not a
-    readable document is an error. Symlinked folders are followed once (loops are cut).
+    Inside folders, files of other types are skipped; a file named explicitly, or named like a
+    document (.pdf, .jpg, ...), that is not a readable document is an error. Symlinked
+    folders are followed once (loops are cut).
+    Files for which `is_known(path, stat)` is true are listed in `known` without being opened.
     """
     found = Discovery()
     seen_dirs: set[tuple[int, int]] = set()
@@ -82,6 +93,9 @@ def discover(paths: list[Path]) -> Discovery:
             return
         seen_files.add(key)
         try:
+            if is_known is not None and is_known(path, path.stat()):
+                found.known.append(path)
+                return
             with open(path, "rb") as handle:
                 mime = sniff_mime(handle.read(SNIFF_BYTES))
         except OSError as exc:
@@ -89,8 +103,8 @@ def discover(paths: list[Path]) -> Discovery:
             return
         if mime is not None:
             found.files.append((path, mime))
-        elif explicit:
-            found.errors.append((path, unsupported_message(path)))
+        elif explicit or path.suffix.lower() in DOCUMENT_SUFFIXES:
+            found.errors.append((path, unreadable_message(path)))
         else:
             found.skipped.append(path)
 
@@ -128,6 +142,15 @@ def discover(paths: list[Path]) -> Discovery:
         else:
             found.errors.append((path, f"{show(path)}: no such file or folder"))
     return found
+
+
+def unreadable_message(path: Path) -> str:
+    """Why a file that should be a document is not one: empty, or not a supported type."""
+    try:
+        empty = path.stat().st_size == 0
+    except OSError:
+        empty = False
+    return f"{show(path)}: the file is empty (0 bytes)" if empty else unsupported_message(path)
 
 
 def unsupported_message(path: Path) -> str:

@@ -1,0 +1,517 @@
+"""The index: ingest folders incrementally, search, delete; backed by Qdrant and a manifest.
+
+Layout of the data directory:
+
+    manifest.sqlite        every source file: stat, sha256, doc id, status, fingerprints
+    cache/<sha>-<fp>.json  parsed Documents, keyed by file hash and parser fingerprint, so that
+                           re-chunking or re-embedding never re-runs OCR
+    pages/<doc>/<fp>/N.jpg the stored page images that citations point at
+    qdrant/                the embedded Qdrant Edge engine (unless a server URL is set)
+
+A document's points are replaced in one write after its row is marked `indexing`, and the row
+is marked `done` only after the write returns: a run killed at any point leaves rows that the
+next run finishes, and never duplicate or orphan points.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+from pydantic import BaseModel, Field
+
+from ..config import Settings
+from ..errors import ConfigError, ScanragError
+from ..fsutil import atomic_write
+from ..ingest.loaders import discover, open_source, show
+from ..ingest.model import MARGINAL_LABELS, Document
+from ..ingest.parsers import Parser, fingerprint, get_parser
+from ..ingest.pipeline import parse_file
+from .chunking import Chunk, chunk_document
+from .embedding import DenseEncoder, SparseEncoder
+from .manifest import FileRecord, Manifest
+from .results import SearchHit
+from .store import ClientStore, EdgeStore, SearchFilters, SearchMode, Store, StorePoint
+
+log = logging.getLogger(__name__)
+POINT_NAMESPACE = uuid.UUID("6f0e7b1c-58a4-4f7e-9d5e-2c1a3b4d5e6f")
+INDEX_VERSION = 1  # bump when the payload layout or the sparse encoding changes
+
+
+class FileError(BaseModel):
+    path: str
+    error: str
+
+
+class IngestReport(BaseModel):
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    failed: int = 0
+    skipped: int = Field(0, description="Files of other types inside the folders.")
+    pages: int = Field(0, description="Pages parsed in this run.")
+    seconds: float = 0.0
+    errors: list[FileError] = Field(default_factory=list)
+    documents: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class DocumentInfo(BaseModel):
+    doc_id: str
+    source: str
+    paths: list[str]
+    pages: int | None
+    status: str
+    error: str | None = None
+    updated_at: str
+
+
+@dataclass
+class IngestEvent:
+    """Progress: `file` when a file starts, `page` after each page, `done` when it ends."""
+
+    kind: str
+    path: Path
+    file_index: int
+    files_total: int
+    pages_done: int = 0
+    pages_total: int = 0
+    status: str = ""
+
+
+OnProgress = Callable[[IngestEvent], None]
+
+
+class Index:
+    """A searchable index of documents in `settings.data_dir`."""
+
+    def __init__(self, settings: Settings | None = None, **options: Any) -> None:
+        self.settings = Settings(**{**(settings.model_dump() if settings else {}), **options})
+        self.data_dir = Path(self.settings.data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.manifest = Manifest(self.data_dir / "manifest.sqlite")
+        self.dense = DenseEncoder(self.settings.embed_model, self.settings.embed_batch_size)
+        self.sparse = SparseEncoder()
+        self._store: Store | None = None
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    def __enter__(self) -> Index:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+        self.manifest.close()
+
+    @property
+    def store(self) -> Store:
+        """The vector store, opened on first use (the embedding size comes from the manifest,
+        so reopening an index never loads the embedding model)."""
+        if self._store is None:
+            key = f"dimension:{self.settings.embed_model}"
+            dimension = int(self.manifest.meta(key) or 0) or self.dense.dimension
+            s = self.settings
+            if s.qdrant_url or s.qdrant_path:
+                self._store = ClientStore(
+                    dimension,
+                    url=s.qdrant_url,
+                    api_key=s.qdrant_api_key,
+                    path=s.qdrant_path,
+                    collection=s.qdrant_collection,
+                )
+            else:
+                self._store = EdgeStore(self.data_dir / "qdrant", dimension)
+            self.manifest.set_meta(key, str(dimension))
+        return self._store
+
+    # --- fingerprints -------------------------------------------------------------------
+
+    def _parser(self) -> Parser:
+        return get_parser(self.settings)
+
+    def parser_fingerprint(self, parser: Parser) -> str:
+        """What determines a parsed Document: the parser, its settings and the page dpi."""
+        payload = json.dumps([fingerprint(parser), self.settings.dpi])
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    @property
+    def index_fingerprint(self) -> str:
+        """What determines the points of a Document: chunking and embedding settings."""
+        s = self.settings
+        payload = json.dumps(
+            [INDEX_VERSION, s.chunk_tokens, s.embed_model, sorted(MARGINAL_LABELS)]
+        )
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    # --- ingest -------------------------------------------------------------------------
+
+    def ingest(
+        self, paths: list[Path] | list[str], on_progress: OnProgress | None = None
+    ) -> IngestReport:
+        """Bring the index in line with files and folders: add new files, re-index changed
+        ones, drop files gone from the folders given. Failures are per file."""
+        started = time.perf_counter()
+        roots = [Path(os.path.abspath(path)) for path in paths]
+        parser = self._parser()
+        parser_fp = self.parser_fingerprint(parser)
+        index_fp = self.index_fingerprint
+        report = IngestReport()
+
+        def unchanged(path: Path, stat: os.stat_result) -> bool:
+            row = self.manifest.get(Path(os.path.abspath(path)))
+            return (
+                row is not None
+                and row.status == "done"
+                and row.size == stat.st_size
+                and row.mtime_ns == stat.st_mtime_ns
+                and row.parser_fp == parser_fp
+                and row.index_fp == index_fp
+            )
+
+        found = discover(roots, is_known=unchanged)
+        report.unchanged = len(found.known)
+        report.skipped = len(found.skipped)
+        for path, message in found.errors:
+            report.failed += 1
+            report.errors.append(FileError(path=show(path), error=message))
+
+        seen = [p for p, _ in found.files] + found.known + [p for p, _ in found.errors]
+        present = {Path(os.path.abspath(p)) for p in seen}
+        report.removed = self._remove_missing(roots, present)
+        self._finish_interrupted_removals()
+
+        total = len(found.files)
+        for number, (path, _mime) in enumerate(found.files, start=1):
+            status = self._ingest_file(
+                Path(os.path.abspath(path)),
+                parser,
+                parser_fp,
+                index_fp,
+                report,
+                on_progress,
+                number,
+                total,
+            )
+            report.documents.append({"path": show(path), "status": status})
+            if on_progress:
+                on_progress(IngestEvent("done", path, number, total, status=status))
+        report.seconds = round(time.perf_counter() - started, 3)
+        return report
+
+    def _ingest_file(
+        self,
+        path: Path,
+        parser: Parser,
+        parser_fp: str,
+        index_fp: str,
+        report: IngestReport,
+        on_progress: OnProgress | None,
+        number: int,
+        total: int,
+    ) -> str:
+        if on_progress:
+            on_progress(IngestEvent("file", path, number, total))
+        row = self.manifest.get(path)
+        stat = path.stat()
+        try:
+            source = open_source(path, self.settings)
+            if (
+                row
+                and row.status == "done"
+                and row.sha256 == source.sha256
+                and row.parser_fp == parser_fp
+                and row.index_fp == index_fp
+            ):
+                row.size, row.mtime_ns = stat.st_size, stat.st_mtime_ns
+                self.manifest.put(row)  # touched, not changed
+                report.unchanged += 1
+                return "unchanged"
+
+            def on_page(done: int, pages: int) -> None:
+                if on_progress:
+                    on_progress(IngestEvent("page", path, number, total, done, pages))
+
+            doc, parsed_pages = self._document(path, source, parser, parser_fp, on_page)
+            report.pages += parsed_pages
+            doc_id = doc.id
+            record = FileRecord(
+                path,
+                source.sha256,
+                stat.st_size,
+                stat.st_mtime_ns,
+                doc_id,
+                "indexing",
+                parser_fp,
+                index_fp,
+                len(doc.pages),
+                None,
+                "",
+            )
+            points = self._points(doc, str(path))
+            self.manifest.put(record)
+            if row and row.doc_id and row.doc_id != doc_id:
+                self._drop_doc_if_unreferenced(row.doc_id, except_path=path)
+            self.store.delete_doc(doc_id)
+            self.store.upsert(points)
+            record.status = "done"
+            self.manifest.put(record)
+        except (ScanragError, OSError) as exc:
+            message = str(exc) if isinstance(exc, ScanragError) else f"{show(path)}: {exc}"
+            if isinstance(exc, ConfigError):
+                raise
+            self._record_failure(path, row, stat, parser_fp, index_fp, message)
+            report.failed += 1
+            report.errors.append(FileError(path=show(path), error=message))
+            return "failed"
+        except Exception as exc:
+            log.exception("ingest failed for %s", show(path))
+            message = f"{show(path)}: unexpected error ({type(exc).__name__}: {exc})"
+            self._record_failure(path, row, stat, parser_fp, index_fp, message)
+            report.failed += 1
+            report.errors.append(FileError(path=show(path), error=message))
+            return "failed"
+        if row is None or (row.status == "failed" and not row.doc_id):
+            report.added += 1
+            return "added"
+        report.updated += 1
+        return "updated"
+
+    def _record_failure(
+        self,
+        path: Path,
+        row: FileRecord | None,
+        stat: os.stat_result,
+        parser_fp: str,
+        index_fp: str,
+        error: str,
+    ) -> None:
+        """A failed file keeps its previous document (if any) searchable; the row says why."""
+        if row is not None and row.status == "done":
+            row.error = error
+            self.manifest.put(row)
+            return
+        if row is not None and row.status == "indexing" and row.doc_id:
+            self._drop_doc_if_unreferenced(row.doc_id, except_path=path)
+        self.manifest.put(
+            FileRecord(
+                path,
+                None,
+                stat.st_size,
+                stat.st_mtime_ns,
+                None,
+                "failed",
+                parser_fp,
+                index_fp,
+                None,
+                error,
+                "",
+            )
+        )
+
+    def _document(
+        self,
+        path: Path,
+        source: Any,
+        parser: Parser,
+        parser_fp: str,
+        on_page: Callable[[int, int], None],
+    ) -> tuple[Document, int]:
+        """The parsed Document from the cache, or parsed now (returns pages parsed)."""
+        cache = self.data_dir / "cache" / f"{source.sha256}-{parser_fp}.json"
+        if cache.exists():
+            try:
+                return Document.model_validate_json(cache.read_bytes()), 0
+            except ValueError:
+                log.warning("ignoring a corrupt cache entry %s", cache)
+
+        def save_image(doc_id: str, number: int, image: Image.Image) -> str:
+            relative = Path("pages") / doc_id / parser_fp / f"{number}.jpg"
+            target = self.data_dir / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_suffix(".tmp")
+            image.save(tmp, format="JPEG", quality=self.settings.page_image_quality)
+            os.replace(tmp, target)
+            return relative.as_posix()
+
+        doc = parse_file(
+            path, self.settings, parser, source=source, save_image=save_image, on_page=on_page
+        )
+        atomic_write(cache, doc.model_dump_json())
+        return doc, len(doc.pages)
+
+    def _points(self, doc: Document, source: str) -> list[StorePoint]:
+        chunks = chunk_document(doc, self.settings.chunk_tokens)
+        if not chunks:
+            return []
+        texts = [chunk.text for chunk in chunks]
+        dense = self.dense.encode(texts)
+        sparse = self.sparse.encode_documents(texts)
+        sizes = {page.number: (page.width, page.height) for page in doc.pages}
+        return [
+            StorePoint(
+                id=str(uuid.uuid5(POINT_NAMESPACE, chunk.id)),
+                dense=dense[i],
+                sparse=sparse[i],
+                payload=_payload(chunk, source, sizes),
+            )
+            for i, chunk in enumerate(chunks)
+        ]
+
+    def _remove_missing(self, roots: list[Path], present: set[Path]) -> int:
+        """Files under the given folders that are gone (or no longer documents) leave the index."""
+        folders = [root for root in roots if root.is_dir()]
+        removed = 0
+        for row in self.manifest.all():
+            inside = any(row.path.is_relative_to(folder) for folder in folders)
+            if inside and row.path not in present:
+                if row.doc_id:
+                    self._drop_doc_if_unreferenced(row.doc_id, except_path=row.path)
+                self.manifest.remove(row.path)
+                removed += 1
+        return removed
+
+    def _finish_interrupted_removals(self) -> None:
+        """Points whose document no file refers to any more (a run killed mid-removal)."""
+        if (
+            self._store is None
+            and not (self.data_dir / "qdrant").exists()
+            and not self.settings.qdrant_url
+        ):
+            return
+        referenced = {row.doc_id for row in self.manifest.all() if row.doc_id}
+        for doc_id in self.store.doc_counts():
+            if doc_id not in referenced:
+                self.store.delete_doc(doc_id)
+
+    def _drop_doc_if_unreferenced(self, doc_id: str, except_path: Path) -> None:
+        others = [row for row in self.manifest.by_doc(doc_id) if row.path != except_path]
+        if not others:
+            self.store.delete_doc(doc_id)
+
+    # --- read ---------------------------------------------------------------------------
+
+    def search(
+        self,
+        query: str,
+        top_k: int = 5,
+        filters: SearchFilters | dict[str, Any] | None = None,
+        mode: SearchMode | None = None,
+    ) -> list[SearchHit]:
+        """Ranked chunks for a query; hybrid (dense + BM25 fused by RRF) by default."""
+        if isinstance(filters, dict):
+            filters = SearchFilters(**filters)
+        mode = mode or self.settings.search_mode
+        dense = self.dense.encode([query])[0] if mode in ("hybrid", "dense") else None
+        sparse = self.sparse.encode_query(query) if mode in ("hybrid", "sparse") else None
+        hits = self.store.search(dense, sparse, top_k, filters)
+        return [SearchHit.from_payload(hit.payload, hit.score) for hit in hits]
+
+    def documents(self) -> list[DocumentInfo]:
+        """Every document, with the files that hold it, its status and last error."""
+        grouped: dict[str, list[FileRecord]] = {}
+        failures: list[DocumentInfo] = []
+        for row in self.manifest.all():
+            if row.doc_id:
+                grouped.setdefault(row.doc_id, []).append(row)
+            else:
+                failures.append(
+                    DocumentInfo(
+                        doc_id="",
+                        source=show(row.path),
+                        paths=[show(row.path)],
+                        pages=None,
+                        status=row.status,
+                        error=row.error,
+                        updated_at=row.updated_at,
+                    )
+                )
+        out = [
+            DocumentInfo(
+                doc_id=doc_id,
+                source=show(rows[0].path),
+                paths=[show(row.path) for row in rows],
+                pages=rows[0].pages,
+                status="done" if all(row.status == "done" for row in rows) else rows[0].status,
+                error=next((row.error for row in rows if row.error), None),
+                updated_at=max(row.updated_at for row in rows),
+            )
+            for doc_id, rows in grouped.items()
+        ]
+        return out + failures
+
+    def document(self, doc_id: str) -> Document | None:
+        """The parsed Document (from the cache) of an indexed document id."""
+        for row in self.manifest.by_doc(doc_id):
+            if row.sha256 and row.parser_fp:
+                cache = self.data_dir / "cache" / f"{row.sha256}-{row.parser_fp}.json"
+                if cache.exists():
+                    return Document.model_validate_json(cache.read_bytes())
+        return None
+
+    def page_image(self, doc: Document, number: int) -> Path | None:
+        page = doc.page(number)
+        if page is None or not page.image:
+            return None
+        path = self.data_dir / page.image
+        return path if path.exists() else None
+
+    def delete(self, doc_id: str) -> bool:
+        """Remove a document and forget its files (a later ingest of the folder re-adds them)."""
+        rows = self.manifest.by_doc(doc_id)
+        if not rows:
+            return False
+        self.store.delete_doc(doc_id)
+        for row in rows:
+            self.manifest.remove(row.path)
+        return True
+
+
+def _payload(chunk: Chunk, source: str, sizes: dict[int, tuple[int, int]]) -> dict[str, Any]:
+    """Compact provenance stored beside the vector; never part of the embedded text."""
+    return {
+        "doc_id": chunk.doc_id,
+        "chunk": chunk.index,
+        "source": source,
+        "source_name": Path(source).name,
+        "text": chunk.text,
+        "heading": chunk.heading,
+        "pages": chunk.pages,
+        "labels": sorted({region.label for region in chunk.regions}),
+        "regions": [
+            {
+                "region_id": region.region_id,
+                "page": region.page,
+                "bbox": list(region.bbox),
+                "bbox_norm": list(region.bbox_norm),
+                "label": region.label,
+                "start": region.start,
+                "end": region.end,
+                "page_width": sizes[region.page][0],
+                "page_height": sizes[region.page][1],
+                "lines": [
+                    {
+                        "text": line.text,
+                        "bbox": list(line.bbox),
+                        "start": line.start,
+                        "end": line.end,
+                    }
+                    for line in region.lines
+                ],
+            }
+            for region in chunk.regions
+        ],
+    }

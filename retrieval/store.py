@@ -1,0 +1,432 @@
+"""The vector-store protocol and its two Qdrant implementations.
+
+- `EdgeStore` (default): the Qdrant Edge engine (`qdrant-edge-py`), the real Qdrant segment /
+  HNSW code running in-process under `<data dir>/qdrant`. One process at a time owns it.
+- `ClientStore`: `qdrant-client` for a Qdrant server or cluster (`url=`), and for its local
+  modes (`path=` or `:memory:`) in small setups.
+
+Both store one point per chunk with a named dense vector ("dense"), a named sparse vector
+("sparse", IDF applied by Qdrant) and the chunk's payload, and both fuse dense and sparse
+results with reciprocal-rank fusion in one query. They pass one shared contract test suite.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from ..errors import ConfigError, ScanragError
+from .embedding import SparseVec
+
+SearchMode = Literal["hybrid", "dense", "sparse"]
+KEYWORD_FIELDS = ("doc_id", "source", "source_name", "labels")
+INTEGER_FIELDS = ("pages",)
+RRF_K = 60
+
+
+class SearchFilters(BaseModel):
+    """Restrict a search; every field given must match."""
+
+    doc_id: str | list[str] | None = Field(None, description="One document id or several.")
+    source: str | None = Field(None, description="A file's path as ingested, or its file name.")
+    page: int | None = Field(None, ge=1, description="One page number.")
+    page_from: int | None = Field(None, ge=1, description="First page of a range.")
+    page_to: int | None = Field(None, ge=1, description="Last page of a range.")
+    label: str | list[str] | None = Field(None, description="Region label(s), e.g. table.")
+
+
+@dataclass
+class StorePoint:
+    id: str  # a UUID string, derived from the chunk id
+    dense: np.ndarray
+    sparse: SparseVec
+    payload: dict[str, Any]
+
+
+@dataclass
+class StoreHit:
+    id: str
+    score: float
+    payload: dict[str, Any]
+
+
+class StoreError(ScanragError):
+    """The vector store cannot be opened or used."""
+
+    http_status = 503
+
+
+class Store(Protocol):
+    def upsert(self, points: list[StorePoint]) -> None:
+        """Write points; all of them become visible together."""
+
+    def delete_doc(self, doc_id: str) -> None: ...
+
+    def search(
+        self,
+        dense: np.ndarray | None,
+        sparse: SparseVec | None,
+        limit: int,
+        filters: SearchFilters | None = None,
+    ) -> list[StoreHit]:
+        """Dense, sparse, or both fused by RRF when both vectors are given."""
+
+    def count(self, doc_id: str | None = None) -> int: ...
+
+    def doc_counts(self) -> dict[str, int]:
+        """Points per document id."""
+
+    def optimize(self) -> None:
+        """Build the HNSW index where the engine does not do it by itself."""
+
+    def close(self) -> None: ...
+
+
+def _as_list(value: str | list[str]) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
+
+
+# --- Qdrant Edge ------------------------------------------------------------------------
+
+
+class EdgeStore:
+    """The embedded Qdrant engine in a directory; its write-ahead log makes every returned
+    `update` survive a crash."""
+
+    def __init__(self, path: Path, dimension: int) -> None:
+        import qdrant_edge as qe
+
+        self._qe = qe
+        self._lock = threading.Lock()
+        config = qe.EdgeConfig(
+            vectors={"dense": qe.EdgeVectorParams(size=dimension, distance=qe.Distance.Cosine)},
+            sparse_vectors={"sparse": qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
+        )
+        try:
+            if (path / "edge_config.json").exists():
+                self._shard = qe.EdgeShard.load(str(path), config)
+            else:
+                path.mkdir(parents=True, exist_ok=True)
+                self._shard = qe.EdgeShard.create(str(path), config)
+                for name in KEYWORD_FIELDS:
+                    self._update(
+                        qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Keyword)
+                    )
+                for name in INTEGER_FIELDS:
+                    self._update(
+                        qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Integer)
+                    )
+        except Exception as exc:
+            message = str(exc)
+            if "WouldBlock" in message:
+                raise StoreError(
+                    f"the index at {path} is open in another scanrag process (a running "
+                    "`scanrag serve`?); stop it, or send the work to its HTTP API"
+                ) from exc
+            if "incompatible" in message:
+                raise ConfigError(
+                    f"the index at {path} was built with another embedding size; use a new "
+                    f"--data-dir or delete {path} to rebuild it ({message})"
+                ) from exc
+            raise StoreError(f"cannot open the index at {path}: {message}") from exc
+
+    def _update(self, operation: Any) -> None:
+        with self._lock:
+            self._shard.update(operation)
+
+    def _filter(self, filters: SearchFilters | None, doc_id: str | None = None) -> Any:
+        qe = self._qe
+        must: list[Any] = []
+        if doc_id is not None:
+            must.append(qe.FieldCondition("doc_id", match=qe.MatchValue(doc_id)))
+        if filters is None:
+            return qe.Filter(must=must) if must else None
+        if filters.doc_id:
+            must.append(qe.FieldCondition("doc_id", match=qe.MatchAny(_as_list(filters.doc_id))))
+        if filters.label:
+            must.append(qe.FieldCondition("labels", match=qe.MatchAny(_as_list(filters.label))))
+        low, high = _page_range(filters)
+        if low is not None or high is not None:
+            must.append(qe.FieldCondition("pages", range=qe.RangeFloat(gte=low, lte=high)))
+        if filters.source:
+            must.append(
+                qe.Filter(
+                    should=[
+                        qe.FieldCondition("source", match=qe.MatchValue(filters.source)),
+                        qe.FieldCondition("source_name", match=qe.MatchValue(filters.source)),
+                    ]
+                )
+            )
+        return qe.Filter(must=must) if must else None
+
+    def upsert(self, points: list[StorePoint]) -> None:
+        qe = self._qe
+        batch = [
+            qe.Point(
+                point.id,
+                {
+                    "dense": point.dense,
+                    "sparse": qe.SparseVector(point.sparse.indices, point.sparse.values),
+                },
+                point.payload,
+            )
+            for point in points
+        ]
+        if batch:
+            self._update(qe.UpdateOperation.upsert_points(batch))
+
+    def delete_doc(self, doc_id: str) -> None:
+        self._update(self._qe.UpdateOperation.delete_points_by_filter(self._filter(None, doc_id)))
+
+    def search(
+        self,
+        dense: np.ndarray | None,
+        sparse: SparseVec | None,
+        limit: int,
+        filters: SearchFilters | None = None,
+    ) -> list[StoreHit]:
+        qe = self._qe
+        queries = []
+        if dense is not None:
+            queries.append(qe.Query.Nearest(dense, using="dense"))
+        if sparse is not None and sparse.indices:
+            queries.append(
+                qe.Query.Nearest(qe.SparseVector(sparse.indices, sparse.values), using="sparse")
+            )
+        if not queries:
+            return []
+        flt = self._filter(filters)
+        if len(queries) == 1:
+            request = qe.QueryRequest(limit=limit, query=queries[0], filter=flt, with_payload=True)
+        else:
+            depth = max(50, limit * 5)
+            request = qe.QueryRequest(
+                limit=limit,
+                prefetches=[qe.Prefetch(limit=depth, query=query) for query in queries],
+                query=qe.Fusion.Rrf(k=RRF_K),
+                filter=flt,
+                with_payload=True,
+            )
+        with self._lock:
+            hits = self._shard.query(request)
+        return [StoreHit(str(hit.id), float(hit.score), hit.payload) for hit in hits]
+
+    def count(self, doc_id: str | None = None) -> int:
+        with self._lock:
+            return self._shard.count(self._qe.CountRequest(filter=self._filter(None, doc_id)))
+
+    def doc_counts(self) -> dict[str, int]:
+        with self._lock:
+            hits = self._shard.facet(self._qe.FacetRequest("doc_id", limit=1_000_000, exact=True))
+        return {str(hit.value): int(hit.count) for hit in hits}
+
+    def optimize(self) -> None:
+        with self._lock:
+            self._shard.optimize()
+
+    def close(self) -> None:
+        with self._lock:
+            self._shard.close()
+
+
+def _page_range(filters: SearchFilters) -> tuple[int | None, int | None]:
+    if filters.page is not None:
+        return filters.page, filters.page
+    return filters.page_from, filters.page_to
+
+
+# --- qdrant-client ----------------------------------------------------------------------
+
+
+class ClientStore:
+    """A collection on a Qdrant server or cluster, or qdrant-client's local mode."""
+
+    def __init__(
+        self,
+        dimension: int,
+        url: str | None = None,
+        api_key: str | None = None,
+        path: str | None = None,
+        collection: str = "scanrag",
+        shards: int | None = None,
+        replicas: int | None = None,
+        write_consistency: int | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        from qdrant_client import QdrantClient, models
+
+        self._m = models
+        self.collection = collection
+        self.local = not url
+        where = url or path or ":memory:"
+        try:
+            if url:
+                self._client = QdrantClient(url=url, api_key=api_key, timeout=int(timeout))
+            elif path and path != ":memory:":
+                self._client = QdrantClient(path=path)
+            else:
+                self._client = QdrantClient(":memory:")
+            if not self._client.collection_exists(collection):
+                self._create(dimension, shards, replicas, write_consistency)
+            else:
+                self._check_dimension(dimension)
+        except ScanragError:
+            raise
+        except Exception as exc:
+            raise StoreError(
+                f"cannot reach Qdrant at {where}: {exc}; check SCANRAG_QDRANT_URL"
+            ) from exc
+
+    def _create(
+        self, dimension: int, shards: int | None, replicas: int | None, consistency: int | None
+    ) -> None:
+        m = self._m
+        self._client.create_collection(
+            self.collection,
+            vectors_config={"dense": m.VectorParams(size=dimension, distance=m.Distance.COSINE)},
+            sparse_vectors_config={"sparse": m.SparseVectorParams(modifier=m.Modifier.IDF)},
+            shard_number=shards,
+            replication_factor=replicas,
+            write_consistency_factor=consistency,
+        )
+        if self.local:
+            return  # payload indexes are no-ops in local mode (and warn)
+        for name in KEYWORD_FIELDS:
+            self._client.create_payload_index(self.collection, name, m.PayloadSchemaType.KEYWORD)
+        for name in INTEGER_FIELDS:
+            self._client.create_payload_index(self.collection, name, m.PayloadSchemaType.INTEGER)
+
+    def _check_dimension(self, dimension: int) -> None:
+        info = self._client.get_collection(self.collection)
+        vectors = info.config.params.vectors
+        size = vectors["dense"].size if isinstance(vectors, dict) else None
+        if size is not None and size != dimension:
+            raise ConfigError(
+                f"Qdrant collection {self.collection!r} holds {size}-dim vectors but the embedding "
+                f"model makes {dimension}; use another SCANRAG_QDRANT_COLLECTION"
+            )
+
+    def _filter(self, filters: SearchFilters | None, doc_id: str | None = None) -> Any:
+        m = self._m
+        must: list[Any] = []
+        if doc_id is not None:
+            must.append(m.FieldCondition(key="doc_id", match=m.MatchValue(value=doc_id)))
+        if filters is not None:
+            if filters.doc_id:
+                must.append(
+                    m.FieldCondition(key="doc_id", match=m.MatchAny(any=_as_list(filters.doc_id)))
+                )
+            if filters.label:
+                must.append(
+                    m.FieldCondition(key="labels", match=m.MatchAny(any=_as_list(filters.label)))
+                )
+            low, high = _page_range(filters)
+            if low is not None or high is not None:
+                must.append(m.FieldCondition(key="pages", range=m.Range(gte=low, lte=high)))
+            if filters.source:
+                must.append(
+                    m.Filter(
+                        should=[
+                            m.FieldCondition(
+                                key="source", match=m.MatchValue(value=filters.source)
+                            ),
+                            m.FieldCondition(
+                                key="source_name", match=m.MatchValue(value=filters.source)
+                            ),
+                        ]
+                    )
+                )
+        return m.Filter(must=must) if must else None
+
+    def upsert(self, points: list[StorePoint]) -> None:
+        m = self._m
+        if not points:
+            return
+        self._client.upsert(
+            self.collection,
+            [
+                m.PointStruct(
+                    id=point.id,
+                    vector={
+                        "dense": point.dense.tolist(),
+                        "sparse": m.SparseVector(
+                            indices=point.sparse.indices, values=point.sparse.values
+                        ),
+                    },
+                    payload=point.payload,
+                )
+                for point in points
+            ],
+            wait=True,
+        )
+
+    def delete_doc(self, doc_id: str) -> None:
+        self._client.delete(
+            self.collection,
+            points_selector=self._m.FilterSelector(filter=self._filter(None, doc_id)),
+            wait=True,
+        )
+
+    def search(
+        self,
+        dense: np.ndarray | None,
+        sparse: SparseVec | None,
+        limit: int,
+        filters: SearchFilters | None = None,
+    ) -> list[StoreHit]:
+        m = self._m
+        queries: list[tuple[Any, str]] = []
+        if dense is not None:
+            queries.append((dense.tolist(), "dense"))
+        if sparse is not None and sparse.indices:
+            queries.append((m.SparseVector(indices=sparse.indices, values=sparse.values), "sparse"))
+        if not queries:
+            return []
+        flt = self._filter(filters)
+        if len(queries) == 1:
+            query, using = queries[0]
+            result = self._client.query_points(
+                self.collection,
+                query=query,
+                using=using,
+                query_filter=flt,
+                limit=limit,
+                with_payload=True,
+            )
+        else:
+            depth = max(50, limit * 5)
+            result = self._client.query_points(
+                self.collection,
+                prefetch=[
+                    m.Prefetch(query=query, using=using, limit=depth, filter=flt)
+                    for query, using in queries
+                ],
+                query=m.RrfQuery(rrf=m.Rrf(k=RRF_K)),
+                query_filter=flt,
+                limit=limit,
+                with_payload=True,
+            )
+        return [
+            StoreHit(str(point.id), float(point.score), point.payload or {})
+            for point in result.points
+        ]
+
+    def count(self, doc_id: str | None = None) -> int:
+        return self._client.count(
+            self.collection, count_filter=self._filter(None, doc_id), exact=True
+        ).count
+
+    def doc_counts(self) -> dict[str, int]:
+        result = self._client.facet(self.collection, key="doc_id", exact=True, limit=1_000_000)
+        return {str(hit.value): int(hit.count) for hit in result.hits}
+
+    def optimize(self) -> None:
+        """Qdrant servers index in the background; local mode has no index to build."""
+
+    def close(self) -> None:
+        self._client.close()
