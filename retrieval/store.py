@@ -223,7 +223,8 @@ class EdgeStore:
     def doc_counts(self) -> dict[str, int]:
         with self._lock:
             hits = self._shard.facet(self._qe.FacetRequest("doc_id", limit=1_000_000, exact=True))
-        return {str(hit.value): int(hit.count) for hit in hits}
+        # The engine's facet keeps a value whose points were all deleted, with count 0.
+        return {str(hit.value): int(hit.count) for hit in hits if hit.count}
 
     def optimize(self) -> None:
         with self._lock:
