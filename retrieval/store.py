@@ -24,6 +24,9 @@ from ..errors import ConfigError, ScanragError
 from .embedding import SparseVec
 
 SearchMode = Literal["hybrid", "dense", "sparse"]
+#: How hybrid search merges its dense and sparse lists: reciprocal-rank fusion (ranks only), or
+#: distribution-based score fusion (each list's scores normalised by their mean ± 3σ, then summed).
+FusionMode = Literal["rrf", "dbsf"]
 KEYWORD_FIELDS = ("doc_id", "source", "source_name", "labels")
 INTEGER_FIELDS = ("pages",)
 RRF_K = 60
@@ -73,8 +76,10 @@ class Store(Protocol):
         sparse: SparseVec | None,
         limit: int,
         filters: SearchFilters | None = None,
+        *,
+        fusion: FusionMode = "rrf",
     ) -> list[StoreHit]:
-        """Dense, sparse, or both fused by RRF when both vectors are given."""
+        """Dense, sparse, or both fused (RRF unless `fusion` says otherwise) when both are given."""
 
     def count(self, doc_id: str | None = None) -> int: ...
 
@@ -189,8 +194,11 @@ class EdgeStore:
         sparse: SparseVec | None,
         limit: int,
         filters: SearchFilters | None = None,
+        *,
+        fusion: FusionMode = "rrf",
     ) -> list[StoreHit]:
         qe = self._qe
+        _check_fusion(fusion)
         queries = []
         if dense is not None:
             queries.append(qe.Query.Nearest(dense, using="dense"))
@@ -208,7 +216,7 @@ class EdgeStore:
             request = qe.QueryRequest(
                 limit=limit,
                 prefetches=[qe.Prefetch(limit=depth, query=query) for query in queries],
-                query=qe.Fusion.Rrf(k=RRF_K),
+                query=qe.Fusion.Rrf(k=RRF_K) if fusion == "rrf" else qe.Fusion.Dbsf(),
                 filter=flt,
                 with_payload=True,
             )
@@ -233,6 +241,11 @@ class EdgeStore:
     def close(self) -> None:
         with self._lock:
             self._shard.close()
+
+
+def _check_fusion(fusion: str) -> None:
+    if fusion not in ("rrf", "dbsf"):
+        raise ValueError(f"unknown fusion {fusion!r}; use 'rrf' or 'dbsf'")
 
 
 def _page_range(filters: SearchFilters) -> tuple[int | None, int | None]:
@@ -379,8 +392,11 @@ class ClientStore:
         sparse: SparseVec | None,
         limit: int,
         filters: SearchFilters | None = None,
+        *,
+        fusion: FusionMode = "rrf",
     ) -> list[StoreHit]:
         m = self._m
+        _check_fusion(fusion)
         queries: list[tuple[Any, str]] = []
         if dense is not None:
             queries.append((dense.tolist(), "dense"))
@@ -407,7 +423,11 @@ class ClientStore:
                     m.Prefetch(query=query, using=using, limit=depth, filter=flt)
                     for query, using in queries
                 ],
-                query=m.RrfQuery(rrf=m.Rrf(k=RRF_K)),
+                query=(
+                    m.RrfQuery(rrf=m.Rrf(k=RRF_K))
+                    if fusion == "rrf"
+                    else m.FusionQuery(fusion=m.Fusion.DBSF)
+                ),
                 query_filter=flt,
                 limit=limit,
                 with_payload=True,

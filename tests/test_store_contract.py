@@ -1,0 +1,218 @@
+"""One contract for every vector store: the embedded Qdrant Edge engine and qdrant-client's
+local modes must answer the same calls the same way (a Qdrant server runs the same suite when
+one is available to point `ClientStore(url=...)` at)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scanrag.retrieval.embedding import SparseEncoder
+from scanrag.retrieval.store import (
+    RRF_K,
+    ClientStore,
+    EdgeStore,
+    SearchFilters,
+    Store,
+    StorePoint,
+)
+
+DIM = 16
+SPARSE = SparseEncoder()
+
+# doc_id, source, pages, labels, text: four chunks over three documents and two folders.
+CHUNKS = [
+    ("doc-a", "/data/inbox/invoice.pdf", [1], ["title", "table"], "invoice total due 2448 euros"),
+    ("doc-a", "/data/inbox/invoice.pdf", [1, 2], ["text"], "payment terms thirty days net"),
+    ("doc-b", "/data/archive/receipt.jpg", [1], ["text"], "联系人：徐明 联系电话 13884707867"),
+    ("doc-c", "/data/inbox/report.pdf", [3, 4], ["text", "list"], "warehouse inventory audit"),
+]
+
+
+def unit(seed: int) -> np.ndarray:
+    vector = np.random.default_rng(seed).normal(size=DIM).astype(np.float32)
+    return vector / np.linalg.norm(vector)
+
+
+def point_id(index: int) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"chunk-{index}"))
+
+
+def make_point(index: int, text: str | None = None) -> StorePoint:
+    doc_id, source, pages, labels, chunk_text = CHUNKS[index]
+    text = text or chunk_text
+    return StorePoint(
+        id=point_id(index),
+        dense=unit(index),
+        sparse=SPARSE.encode_document(text),
+        payload={
+            "doc_id": doc_id,
+            "chunk": index,
+            "source": source,
+            "source_name": Path(source).name,
+            "text": text,
+            "pages": pages,
+            "labels": labels,
+            "regions": [{"region_id": f"{doc_id}:p{pages[0]}:r0", "page": pages[0]}],
+        },
+    )
+
+
+Opener = Callable[[], Store]
+
+
+@pytest.fixture(params=["edge", "client-memory", "client-path"])
+def opener(request, tmp_path) -> Opener:
+    """Opens the store under test; calling it again after close() reopens the same data."""
+    kind = request.param
+    opened: list[Store] = []
+
+    def open_store() -> Store:
+        if kind == "edge":
+            store: Store = EdgeStore(tmp_path / "qdrant", DIM)
+        elif kind == "client-memory":
+            store = ClientStore(DIM, path=":memory:")
+        else:
+            store = ClientStore(DIM, path=str(tmp_path / "local"))
+        opened.append(store)
+        return store
+
+    open_store.kind = kind  # type: ignore[attr-defined]
+    yield open_store
+    for store in opened:
+        store.close()
+
+
+@pytest.fixture
+def store(opener) -> Store:
+    store = opener()
+    store.upsert([make_point(i) for i in range(len(CHUNKS))])
+    return store
+
+
+def ids(hits) -> list[str]:
+    return [hit.id for hit in hits]
+
+
+def chunks(hits) -> list[int]:
+    return [hit.payload["chunk"] for hit in hits]
+
+
+def test_dense_search_ranks_the_nearest_vector_first(store):
+    hits = store.search(unit(2), None, limit=4)
+    assert ids(hits)[0] == point_id(2)
+    assert hits[0].score == pytest.approx(1.0, abs=1e-5)
+    assert len(hits) == 4
+    assert hits[0].payload["text"] == CHUNKS[2][4]
+
+
+def test_sparse_search_matches_terms_with_idf(store):
+    hits = store.search(None, SPARSE.encode_query("warehouse audit"), limit=4)
+    assert chunks(hits) == [3]  # only chunk 3 holds those terms
+    hits = store.search(None, SPARSE.encode_query("徐明是谁"), limit=4)
+    assert chunks(hits) == [2]
+
+
+def test_hybrid_search_fuses_both_lists_by_reciprocal_rank(store):
+    # dense points at chunk 0, sparse at chunk 3: both lead the fused list
+    hits = store.search(unit(0), SPARSE.encode_query("warehouse"), limit=4)
+    assert set(chunks(hits)[:2]) == {0, 3}
+    # first in both lists: 1/(k + 0) twice (Qdrant counts ranks from 0)
+    hits = store.search(unit(1), SPARSE.encode_query("payment terms"), limit=4)
+    assert chunks(hits)[0] == 1
+    assert hits[0].score == pytest.approx(2 / RRF_K, rel=1e-3)
+
+
+def test_hybrid_search_can_fuse_by_score_distribution(store):
+    rrf = store.search(unit(1), SPARSE.encode_query("payment terms"), limit=4)
+    dbsf = store.search(unit(1), SPARSE.encode_query("payment terms"), limit=4, fusion="dbsf")
+    assert chunks(dbsf)[0] == 1
+    assert dbsf[0].score > 1.0 > rrf[0].score  # normalised scores summed, not 1/(k+rank)
+    with pytest.raises(ValueError, match="fusion"):
+        store.search(unit(1), None, limit=4, fusion="max")  # type: ignore[arg-type]
+
+
+def test_a_query_without_terms_falls_back_to_dense_and_no_vectors_find_nothing(store):
+    assert ids(store.search(unit(3), SPARSE.encode_query("the of and"), limit=1)) == [point_id(3)]
+    assert store.search(None, SPARSE.encode_query("?"), limit=3) == []
+    assert store.search(None, None, limit=3) == []
+
+
+@pytest.mark.parametrize(
+    ("filters", "expected"),
+    [
+        (SearchFilters(doc_id="doc-a"), {0, 1}),
+        (SearchFilters(doc_id=["doc-b", "doc-c"]), {2, 3}),
+        (SearchFilters(source="/data/inbox/report.pdf"), {3}),
+        (SearchFilters(source="receipt.jpg"), {2}),
+        (SearchFilters(source="inbox"), set()),  # neither a full path nor a file name
+        (SearchFilters(page=2), {1}),
+        (SearchFilters(page=1), {0, 1, 2}),
+        (SearchFilters(page_from=2, page_to=3), {1, 3}),
+        (SearchFilters(page_from=4), {3}),
+        (SearchFilters(page_to=1), {0, 1, 2}),
+        (SearchFilters(label="table"), {0}),
+        (SearchFilters(label=["list", "title"]), {0, 3}),
+        (SearchFilters(doc_id="doc-a", page=2, label="text"), {1}),
+        (SearchFilters(doc_id="doc-a", label="list"), set()),
+    ],
+)
+def test_filters_restrict_every_search_mode(store, filters, expected):
+    dense = unit(0)
+    sparse = SPARSE.encode_query("invoice payment 13884707867 warehouse")  # a term of each chunk
+    for query in [(dense, None), (None, sparse), (dense, sparse)]:
+        assert set(chunks(store.search(*query, limit=10, filters=filters))) == expected
+
+
+def test_count_and_doc_counts(store):
+    assert store.count() == 4
+    assert store.count("doc-a") == 2
+    assert store.count("missing") == 0
+    assert store.doc_counts() == {"doc-a": 2, "doc-b": 1, "doc-c": 1}
+
+
+def test_delete_doc_removes_only_that_documents_points(store):
+    store.delete_doc("doc-a")
+    assert store.count("doc-a") == 0
+    assert store.doc_counts() == {"doc-b": 1, "doc-c": 1}
+    assert store.search(None, SPARSE.encode_query("invoice payment"), limit=5) == []
+    assert chunks(store.search(unit(3), None, limit=5, filters=SearchFilters(doc_id="doc-a"))) == []
+    store.delete_doc("missing")  # deleting nothing is fine
+    assert store.count() == 2
+
+
+def test_upsert_replaces_points_with_the_same_id(store):
+    store.upsert([make_point(3, text="zeppelin hangar lease")])
+    assert store.count() == 4
+    assert store.count("doc-c") == 1
+    assert chunks(store.search(None, SPARSE.encode_query("zeppelin"), limit=5)) == [3]
+    assert store.search(None, SPARSE.encode_query("warehouse audit"), limit=5) == []
+
+
+def test_upsert_of_nothing_is_a_no_op(store):
+    store.upsert([])
+    assert store.count() == 4
+
+
+@pytest.mark.parametrize("kind", ["edge", "client-path"])
+def test_points_survive_closing_and_reopening(tmp_path, kind):
+    def open_store() -> Store:
+        if kind == "edge":
+            return EdgeStore(tmp_path / "qdrant", DIM)
+        return ClientStore(DIM, path=str(tmp_path / "local"))
+
+    store = open_store()
+    store.upsert([make_point(i) for i in range(len(CHUNKS))])
+    store.delete_doc("doc-c")
+    store.close()
+    store = open_store()
+    try:
+        assert store.doc_counts() == {"doc-a": 2, "doc-b": 1}
+        assert ids(store.search(unit(2), None, limit=1)) == [point_id(2)]
+        assert chunks(store.search(None, SPARSE.encode_query("徐明"), limit=3)) == [2]
+        assert chunks(store.search(unit(0), None, 5, SearchFilters(source="invoice.pdf"))) == [0, 1]
+    finally:
+        store.close()
