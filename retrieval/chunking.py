@@ -103,14 +103,17 @@ def chunk_document(
                 headings.append((level, " ".join(region.text.split())))
                 if used > max_tokens // 2:  # a new section starts a new chunk unless tiny
                     flush()
-            for piece in _pieces(region, page.width, page.height, max_tokens):
+            path = [text for _, text in headings]
+            if region.label == "title" and path:
+                path = path[:-1]  # the title itself opens the chunk
+            heading = HEADING_SEPARATOR.join(path)
+            heading_tokens = count_tokens(heading)  # the heading is embedded too
+            room = max(max_tokens - heading_tokens, max_tokens // 2)
+            for piece in _pieces(region, page.width, page.height, room):
                 if current and used + piece.tokens > max_tokens:
                     flush()
                 if not current:
-                    path = [text for _, text in headings]
-                    if region.label == "title" and path:
-                        path = path[:-1]  # the title itself opens the chunk
-                    current_heading = HEADING_SEPARATOR.join(path)
+                    current_heading, used = heading, heading_tokens
                 current.append(piece)
                 used += piece.tokens
     flush()
