@@ -135,35 +135,54 @@ def _pieces(region: Region, width: int, height: int, max_tokens: int) -> list[_P
     if region.label == "table" and len(rows) > 2 and set(rows[1]) <= set("|-: "):
         header, rows = rows[:2], rows[2:]
     header_tokens = count_tokens("\n".join(header))
-    groups: list[list[str]] = [[]]
+    groups: list[list[int]] = [[]]  # row numbers
     used = header_tokens
-    for row in rows:
+    for number, row in enumerate(rows):
         row_tokens = count_tokens(row)
         if groups[-1] and used + row_tokens > max_tokens:
             groups.append([])
             used = header_tokens
-        groups[-1].append(row)
+        groups[-1].append(number)
         used += row_tokens
+    # header lines are matched too, so that a header cell never claims a data row
+    row_of = _row_of_lines(region.lines, header + rows, region.label == "table")
     pieces = []
     for group in groups:
-        piece_text = "\n".join(header + group)
-        pieces.append(
-            _Piece(
-                region,
-                piece_text,
-                _lines_in(region.lines, group),
-                count_tokens(piece_text),
-                width,
-                height,
-            )
-        )
+        piece_text = "\n".join(header + [rows[number] for number in group])
+        members = {len(header) + number for number in group}
+        lines = [line for line, row in zip(region.lines, row_of, strict=True) if row in members]
+        pieces.append(_Piece(region, piece_text, lines, count_tokens(piece_text), width, height))
     return pieces
 
 
-def _lines_in(lines: list[Line], rows: list[str]) -> list[Line]:
-    """The region's lines whose text appears in these rows (to box a part of a region)."""
-    joined = "\n".join(rows)
-    return [line for line in lines if line.text.strip() and line.text.strip() in joined]
+def _row_of_lines(lines: list[Line], rows: list[str], table: bool) -> list[int | None]:
+    """The row each line (in reading order) was written into, to box a part of a region.
+
+    Rows are matched in order, never backwards, so a cell such as "7" is placed in its own
+    row and not in an earlier one that merely contains the digit ("$1,187.50"). A table line
+    prefers a row where it is a whole cell.
+    """
+    cells = [
+        [cell.strip().replace("\\|", "|") for cell in re.split(r"(?<!\\)\|", row)]
+        if table
+        else [row]
+        for row in rows
+    ]
+    out: list[int | None] = []
+    cursor = 0
+    for line in lines:
+        needle = line.text.strip()
+        found = None
+        if needle:
+            found = next((r for r in range(cursor, len(rows)) if needle in cells[r]), None)
+            if found is None:
+                found = next(
+                    (r for r in range(cursor, len(rows)) if any(needle in c for c in cells[r])),
+                    None,
+                )
+        out.append(found)
+        cursor = found if found is not None else cursor
+    return out
 
 
 def _build(doc_id: str, index: int, heading: str, pieces: list[_Piece]) -> Chunk:
