@@ -99,19 +99,25 @@ STOPWORDS = frozenset(
     """a an and are as at be by do does did for from has have how in is it its of on or that
     the this to was were what when where which who whom whose why with""".split()
 )
-_WORD = re.compile(r"[a-z0-9]+")
+_WORD = re.compile(r"[^\W_]+")  # letters and digits of any script
 _CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 
 
+def _fold(text: str) -> str:
+    """Accents removed ("Müller" → "muller"), so OCR that drops a diacritic still matches."""
+    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+
+
 def terms(text: str) -> list[str]:
-    """BM25 terms: lower-cased Latin words and numbers, and CJK characters plus bigrams.
+    """BM25 terms: lower-cased, accent-folded words and numbers, and CJK characters plus bigrams.
 
     Numbers are kept on purpose (invoice and receipt numbers, amounts, phone numbers); Qdrant
     Edge's multilingual tokenizer drops them. Character bigrams need no dictionary and match
     Chinese questions to documents ("联系人是谁" and "联系人：徐明" share 联系 and 系人).
     """
     text = unicodedata.normalize("NFKC", text).lower()
-    out = [word for word in _WORD.findall(text) if word not in STOPWORDS]
+    words = _WORD.findall(_fold(_CJK_RUN.sub(" ", text)))
+    out = [word for word in words if word not in STOPWORDS]
     for run in _CJK_RUN.findall(text):
         out.extend(run)
         out.extend(run[i : i + 2] for i in range(len(run) - 1))
