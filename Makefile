@@ -1,4 +1,4 @@
-# Two entry points: `make demo` (set up, run scanrag on the bundled scans) and `make test`.
+# Two entry points: `make demo` (set up, index the bundled scans, ask) and `make test`.
 # Both create .venv on first use. torch is installed first, pinned, so that pip takes the
 # CPU build instead of pulling gigabytes of CUDA packages.
 
@@ -18,8 +18,9 @@ $(BIN)/scanrag: pyproject.toml
 venv: $(BIN)/scanrag
 
 demo: venv
-	$(BIN)/scanrag parse examples/scans --out out/parsed
-	@echo; echo "Markdown and JSON for each scan are in out/parsed/"; head -n 20 out/parsed/*.md
+	$(BIN)/scanrag ingest examples/scans --data-dir out/demo-index
+	$(BIN)/scanrag ask "What is the total due on invoice INV-1001?" --data-dir out/demo-index
+	$(BIN)/scanrag ask "华联超市小票号044571的合计金额是多少？" --data-dir out/demo-index
 
 test: venv
 	$(BIN)/ruff check .

@@ -26,6 +26,15 @@ from .ingest.model import BBox, Document, Line, Page, Region
 __version__ = "0.1.0"
 
 
+def __getattr__(name: str) -> Any:
+    """`scanrag.Index` imports the retrieval stack (and torch) only when first used."""
+    if name == "Index":
+        from .retrieval.index import Index
+
+        return Index
+    raise AttributeError(f"module 'scanrag' has no attribute {name!r}")
+
+
 def parse(path: str | Path, settings: Settings | None = None, **options: Any) -> Document:
     """Parse one file into a `Document`; `options` override settings (parser="embedded", dpi=300).
 
@@ -43,6 +52,7 @@ __all__ = [
     "CorruptFile",
     "Document",
     "EncryptedFile",
+    "Index",
     "LimitExceeded",
     "Line",
     "ModelServerError",

@@ -75,6 +75,7 @@ def progress() -> Progress:
         TimeElapsedColumn(),
         console=stderr,
         transient=True,
+        disable=not stderr.is_terminal,  # rich draws nothing off a terminal but a blank line
     )
 
 
@@ -290,6 +291,77 @@ def search(
         typer.echo(f"{rank}. {hit.source}  score={hit.score:.3f}  [{where}]")
         snippet = " ".join(hit.text.split())
         typer.echo(f"   {snippet[:200]}{'…' if len(snippet) > 200 else ''}")
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="A question about the indexed documents.")],
+    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, max=50, help="Chunks to read.")] = 5,
+    filters: Annotated[
+        list[str] | None, typer.Option("--filter", help="doc_id=, source=, label=, page=N or A-B")
+    ] = None,
+    answerer: Annotated[
+        str | None, typer.Option("--answerer", help="extractive (default) or openai.")
+    ] = None,
+    llm_url: Annotated[
+        str | None, typer.Option("--llm-url", help="OpenAI-compatible base URL.")
+    ] = None,
+    llm_model: Annotated[str | None, typer.Option("--llm-model", help="Model name.")] = None,
+    data_dir: DataDirOption = None,
+    qdrant_url: QdrantUrlOption = None,
+    json_out: JsonOption = False,
+    verbose: VerboseOption = False,
+) -> None:
+    """Answer a question; citations point at page regions (same JSON as POST /v1/query)."""
+    from .retrieval.index import Index
+
+    setup_logging(verbose)
+    settings = make_settings(
+        data_dir=data_dir,
+        qdrant_url=qdrant_url,
+        answerer=answerer,
+        llm_url=llm_url,
+        llm_model=llm_model,
+    )
+    try:
+        with Index(settings) as index:
+            result = index.ask(question, top_k=top_k, filters=parse_filters(filters))
+    except ConfigError as exc:
+        fail_usage(str(exc))
+    except ScanragError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    if json_out:
+        print_json(result.model_dump(mode="json"))
+        return
+    typer.echo(result.answer)
+    for citation in result.citations:
+        box = ",".join(map(str, citation.bbox))
+        typer.echo(
+            f"  [{citation.n}] {citation.source} page {citation.page} {citation.label} bbox={box}"
+        )
+        for line in citation.lines:
+            typer.echo(f"      {line.text!r} at {','.join(map(str, line.bbox))}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8000,
+    data_dir: DataDirOption = None,
+    qdrant_url: QdrantUrlOption = None,
+    verbose: VerboseOption = False,
+) -> None:
+    """Run the HTTP API (OpenAPI docs at /docs)."""
+    import uvicorn
+
+    from .api.app import create_app
+
+    setup_logging(verbose)
+    settings = make_settings(data_dir=data_dir, qdrant_url=qdrant_url)
+    uvicorn.run(
+        create_app(settings), host=host, port=port, log_level="debug" if verbose else "info"
+    )
 
 
 @app.callback()

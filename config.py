@@ -72,6 +72,27 @@ class Settings(BaseSettings):
     )
     qdrant_collection: str = Field("scanrag", description="Collection name on a Qdrant server.")
 
+    # --- answers -------------------------------------------------------------------------
+    answerer: Literal["extractive", "openai"] = Field(
+        "extractive", description="extractive (offline) or openai (any OpenAI-compatible LLM/VLM)."
+    )
+    top_k: int = Field(5, ge=1, le=50, description="Chunks retrieved to answer a question.")
+    min_answer_score: float = Field(
+        0.35, description="Extractive: below this the answer is 'the documents do not say'."
+    )
+    llm_url: str | None = Field(None, description="OpenAI-compatible base URL, e.g. .../v1.")
+    llm_model: str = Field("glm-4.6v-flash", description="Model name sent to the LLM endpoint.")
+    llm_api_key: str | None = Field(None, description="API key for the LLM endpoint.")
+    llm_images: bool = Field(False, description="Attach the evidence region crops (vision models).")
+    llm_timeout: float = Field(60.0, gt=0, description="Seconds per LLM request.")
+    llm_retries: int = Field(2, ge=0, description="Retries on 429/5xx and connection errors.")
+
+    # --- service -------------------------------------------------------------------------
+    api_key: str | None = Field(
+        None, description="When set, every route but /healthz needs it (Bearer or X-API-Key)."
+    )
+    max_upload_mb: int = Field(100, ge=1, description="Largest file accepted by an upload.")
+
     @classmethod
     def settings_customise_sources(
         cls,

@@ -71,6 +71,12 @@ def normalise(text: str) -> str:
     return re.sub(r"\s+", " ", unicodedata.normalize("NFKC", text)).strip().lower()
 
 
+def answer_key(text: str) -> str:
+    """Normalised for answer matching: NFKC, lower case, no whitespace (OCR drops spaces,
+    as in "July2025", and Chinese has none)."""
+    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text)).lower()
+
+
 def cer(truth: str, hypothesis: str) -> float:
     """Character error rate of `hypothesis` against `truth`, capped at 1."""
     truth, hypothesis = normalise(truth), normalise(hypothesis)

@@ -19,6 +19,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -36,6 +37,7 @@ from ..ingest.loaders import discover, open_source, show
 from ..ingest.model import MARGINAL_LABELS, Document
 from ..ingest.parsers import Parser, fingerprint, get_parser
 from ..ingest.pipeline import parse_file
+from .answer import Answer, Answerer, make_answerer
 from .chunking import Chunk, chunk_document
 from .embedding import DenseEncoder, SparseEncoder
 from .manifest import FileRecord, Manifest
@@ -102,6 +104,7 @@ class Index:
         self.dense = DenseEncoder(self.settings.embed_model, self.settings.embed_batch_size)
         self.sparse = SparseEncoder()
         self._store: Store | None = None
+        self._answerer: Answerer | None = None
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -261,7 +264,7 @@ class Index:
                 None,
                 "",
             )
-            points = self._points(doc, str(path))
+            points = self._points(doc, self.display_source(path))
             self.manifest.put(record)
             if row and row.doc_id and row.doc_id != doc_id:
                 self._drop_doc_if_unreferenced(row.doc_id, except_path=path)
@@ -371,6 +374,14 @@ class Index:
             for i, chunk in enumerate(chunks)
         ]
 
+    def display_source(self, path: Path) -> str:
+        """How citations name a file: relative to the data dir for uploads, else as ingested."""
+        return (
+            path.relative_to(self.data_dir.absolute()).as_posix()
+            if path.is_relative_to(self.data_dir.absolute())
+            else str(path)
+        )
+
     def _remove_missing(self, roots: list[Path], present: set[Path]) -> int:
         """Files under the given folders that are gone (or no longer documents) leave the index."""
         folders = [root for root in roots if root.is_dir()]
@@ -469,6 +480,35 @@ class Index:
         path = self.data_dir / page.image
         return path if path.exists() else None
 
+    def ask(
+        self,
+        question: str,
+        top_k: int | None = None,
+        filters: SearchFilters | dict[str, Any] | None = None,
+    ) -> Answer:
+        """Search, then answer with citations (the answerer named in the settings)."""
+        hits = self.search(question, top_k or self.settings.top_k, filters)
+        return self.answerer.answer(question, hits)
+
+    @property
+    def answerer(self) -> Answerer:
+        if self._answerer is None:
+            self._answerer = make_answerer(self.settings, crop=self.region_image)
+        return self._answerer
+
+    def region_image(self, region_id: str, pad: int = 0) -> Image.Image | None:
+        """The crop of a region from its stored page image (None when unknown)."""
+        doc_id, page_number, _ = parse_region_id(region_id)
+        doc = self.document(doc_id)
+        region = doc.region(region_id) if doc else None
+        path = self.page_image(doc, page_number) if doc and region else None
+        if region is None or path is None:
+            return None
+        page = doc.page(page_number)
+        box = region.bbox.pad(pad).clip(page.width, page.height)
+        with Image.open(path) as image:
+            return image.convert("RGB").crop(tuple(box))
+
     def delete(self, doc_id: str) -> bool:
         """Remove a document and forget its files (a later ingest of the folder re-adds them)."""
         rows = self.manifest.by_doc(doc_id)
@@ -478,6 +518,14 @@ class Index:
         for row in rows:
             self.manifest.remove(row.path)
         return True
+
+
+def parse_region_id(region_id: str) -> tuple[str, int, int]:
+    """'3f9c0a1b2c3d4e5f:p1:r7' → (doc id, page, index); ValueError when malformed."""
+    match = re.fullmatch(r"([0-9a-f]{16}):p(\d+):r(\d+)", region_id)
+    if not match:
+        raise ValueError(f"not a region id: {region_id!r}")
+    return match.group(1), int(match.group(2)), int(match.group(3))
 
 
 def _payload(chunk: Chunk, source: str, sizes: dict[int, tuple[int, int]]) -> dict[str, Any]:

@@ -1,0 +1,49 @@
+"""Shared state and dependencies: the index, the job manager, the API key check."""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from ..config import Settings
+from ..retrieval.index import Index
+from .jobs import JobManager
+from .metrics import Metrics
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    index: Index
+    jobs: JobManager
+    metrics: Metrics
+
+
+def get_state(request: Request) -> AppState:
+    return request.app.state.scanrag
+
+
+_bearer = HTTPBearer(auto_error=False, description="SCANRAG_API_KEY as a bearer token")
+_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="SCANRAG_API_KEY")
+
+
+def require_api_key(
+    state: AppState = Depends(get_state),
+    bearer: HTTPAuthorizationCredentials | None = Depends(_bearer),
+    header: str | None = Depends(_header),
+) -> None:
+    """With SCANRAG_API_KEY set, every route but /healthz needs it (constant-time check)."""
+    expected = state.settings.api_key
+    if not expected:
+        return
+    given = header or (bearer.credentials if bearer else "")
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        raise HTTPException(
+            status_code=401,
+            detail="missing or wrong API key: send 'Authorization: Bearer <key>' "
+            "or 'X-API-Key: <key>'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )

@@ -1,0 +1,74 @@
+"""Search, question answering (optionally streamed) and field extraction."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi.responses import StreamingResponse
+
+from ...errors import ScanragError
+from ...retrieval.answer import extract_value
+from ..deps import AppState, get_state
+from ..schemas import (
+    ExtractedField,
+    ExtractRequest,
+    ExtractResponse,
+    QueryRequest,
+    QueryResponse,
+    SearchRequest,
+    SearchResponse,
+)
+
+router = APIRouter(prefix="/v1", tags=["query"])
+
+
+@router.post("/search", response_model=SearchResponse)
+def search(request: SearchRequest, state: AppState = Depends(get_state)) -> SearchResponse:
+    """Ranked chunks with the regions, boxes and lines they came from."""
+    hits = state.index.search(request.query, request.top_k, request.filters, request.mode)
+    return SearchResponse(query=request.query, hits=hits)
+
+
+def _sse(events: Iterator[dict]) -> Iterator[str]:
+    try:
+        for event in events:
+            ((name, data),) = event.items()
+            yield f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+    except ScanragError as exc:
+        yield f"event: error\ndata: {json.dumps({'detail': str(exc)}, ensure_ascii=False)}\n\n"
+
+
+@router.post(
+    "/query",
+    response_model=QueryResponse,
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "JSON, or SSE with stream=true."}
+    },
+)
+def query(
+    request: QueryRequest, state: AppState = Depends(get_state)
+) -> QueryResponse | StreamingResponse:
+    """Answer a question; every `[n]` in the answer is a citation of a page region."""
+    hits = state.index.search(request.question, request.top_k, request.filters)
+    answerer = state.index.answerer
+    if request.stream:
+        return StreamingResponse(
+            _sse(answerer.stream(request.question, hits)), media_type="text/event-stream"
+        )
+    result = answerer.answer(request.question, hits)
+    return QueryResponse(answer=result.answer, citations=result.citations)
+
+
+@router.post("/extract", response_model=ExtractResponse)
+def extract(request: ExtractRequest, state: AppState = Depends(get_state)) -> ExtractResponse:
+    """Named fields of one document ("total", "date"...) with the regions they came from."""
+    if not any(d.doc_id == request.doc_id for d in state.index.documents()):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no document {request.doc_id!r}")
+    fields = []
+    for name in request.fields:
+        hits = state.index.search(name, top_k=5, filters={"doc_id": request.doc_id})
+        value, citations = extract_value(name, hits, state.settings.min_answer_score)
+        fields.append(ExtractedField(name=name, value=value, citations=citations))
+    return ExtractResponse(doc_id=request.doc_id, fields=fields)

@@ -1,0 +1,102 @@
+"""Request and response models of the HTTP API (the OpenAPI schema is generated from them).
+
+Boxes: `bbox` is [x0, y0, x1, y1] in pixels of the stored page image, origin top-left;
+`bbox_norm` is the same box as integers 0–1000 (x by page width, y by page height).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from ..retrieval.answer import Citation
+from ..retrieval.index import DocumentInfo, FileError, IngestReport
+from ..retrieval.results import SearchHit
+from ..retrieval.store import SearchFilters
+
+
+class SearchRequest(BaseModel):
+    query: str = Field(min_length=1, max_length=2000)
+    top_k: int = Field(5, ge=1, le=50)
+    filters: SearchFilters | None = None
+    mode: Literal["hybrid", "dense", "sparse"] | None = None
+
+
+class SearchResponse(BaseModel):
+    query: str
+    hits: list[SearchHit]
+
+
+class QueryRequest(BaseModel):
+    question: str = Field(min_length=1, max_length=2000)
+    top_k: int = Field(5, ge=1, le=50)
+    filters: SearchFilters | None = None
+    stream: bool = Field(
+        False, description="Server-sent events: `citations`, then `token`s, then `done`."
+    )
+
+
+class QueryResponse(BaseModel):
+    answer: str
+    citations: list[Citation]
+
+
+class ExtractRequest(BaseModel):
+    doc_id: str = Field(pattern=r"^[0-9a-f]{16}$")
+    fields: list[str] = Field(min_length=1, max_length=50, description='e.g. ["total", "date"]')
+
+
+class ExtractedField(BaseModel):
+    name: str
+    value: str | None = Field(description="None when the document does not say.")
+    citations: list[Citation]
+
+
+class ExtractResponse(BaseModel):
+    doc_id: str
+    fields: list[ExtractedField]
+
+
+class PageInfo(BaseModel):
+    number: int
+    width: int
+    height: int
+    regions: int
+    error: str | None = None
+    image_url: str
+
+
+class DocumentDetail(DocumentInfo):
+    mime: str | None = None
+    parser: str | None = None
+    warnings: list[str] = Field(default_factory=list)
+    page_list: list[PageInfo] = Field(default_factory=list)
+
+
+class JobStatus(BaseModel):
+    id: str
+    status: Literal["queued", "running", "done", "failed"]
+    files_total: int
+    files_done: int = 0
+    pages_done: int = Field(0, description="Pages parsed so far in this job.")
+    current_file: str | None = None
+    current_pages_done: int = 0
+    current_pages_total: int = 0
+    errors: list[FileError] = Field(default_factory=list)
+    report: IngestReport | None = None
+    created_at: str
+    finished_at: str | None = None
+
+
+class UploadResponse(BaseModel):
+    job_id: str
+    status_url: str
+    files: list[str]
+    rejected: list[FileError] = Field(default_factory=list)
+    job: JobStatus | None = Field(None, description="The finished job when ?wait=true.")
+
+
+class ErrorResponse(BaseModel):
+    detail: str
+    type: str = "error"
