@@ -7,7 +7,11 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 
-.PHONY: demo test venv lint
+# Debian packages the tests use: Tesseract (the tesseract backend) and Chromium (the web page
+# test). Installed when missing and we are root; otherwise we say what to install.
+DEBS := tesseract-ocr tesseract-ocr-chi-sim chromium
+
+.PHONY: demo test venv system-deps
 
 $(BIN)/scanrag: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +26,13 @@ demo: venv
 	$(BIN)/scanrag ask "What is the total due on invoice INV-1001?" --data-dir out/demo-index
 	$(BIN)/scanrag ask "华联超市小票号044571的合计金额是多少？" --data-dir out/demo-index
 
-test: venv
+system-deps:
+	@missing=$$(for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $$missing; \
+		else echo "please install: sudo apt-get install $$missing"; exit 1; fi; \
+	fi
+
+test: venv system-deps
 	$(BIN)/ruff check .
 	$(BIN)/pytest

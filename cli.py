@@ -364,6 +364,63 @@ def serve(
     )
 
 
+@app.command("eval")
+def evaluate(
+    set_dir: Annotated[
+        Path, typer.Argument(help="A labelled set: documents, <name>.gt.json, qa.jsonl.")
+    ],
+    parser: ParserOption = None,
+    k: Annotated[
+        int, typer.Option("--k", min=1, max=50, help="Chunks retrieved per question.")
+    ] = 5,
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="Keep the index here (default: a temp dir).")
+    ] = None,
+    json_out: JsonOption = False,
+    verbose: VerboseOption = False,
+) -> None:
+    """Score parsing, retrieval, answers and citation boxes on a labelled set."""
+    from .evaluate import run_eval
+
+    setup_logging(verbose)
+    if not (set_dir / "qa.jsonl").exists() and not list(set_dir.glob("*.gt.json")):
+        fail_usage(f"{set_dir} holds no qa.jsonl or *.gt.json: not a labelled set (see README)")
+    settings = make_settings(parser=parser)
+    with stderr.status("evaluating") as status:
+        report = run_eval(set_dir, settings, k=k, data_dir=data_dir, on_progress=status.update)
+    if json_out:
+        print_json(report.model_dump())
+        return
+    typer.echo(format_eval(report))
+
+
+def format_eval(report: Any) -> str:
+    """The evaluation as a readable table."""
+    out = [
+        f"set {report.set_dir}: {report.documents} documents, {report.pages} pages",
+        f"parser {report.parser}, k={report.k}",
+        "",
+        f"{'parsing':<12}{'lines':>8}{'recall':>10}{'CER':>10}",
+    ]
+    for key, score in report.parsing.items():
+        out.append(f"  {key:<10}{score.lines:>8}{score.recall:>10.3f}{score.cer:>10.4f}")
+    out += ["", f"{'retrieval':<12}{'questions':>10}{'hit@1':>8}{f'hit@{report.k}':>8}{'MRR':>8}"]
+    for key, score in report.retrieval.items():
+        numbers = f"{score.hit_at_1:>8.3f}{score.hit_at_k:>8.3f}{score.mrr:>8.3f}"
+        out.append(f"  {key:<10}{score.questions:>10}{numbers}")
+    out += [
+        "",
+        f"answers       contains gold {report.answer_contains:.3f}   "
+        f"'not found' {report.answer_not_found:.3f}",
+        f"citations     cover evidence {report.citation_hit:.3f}   "
+        f"mean IoU of best box {report.mean_iou:.3f}",
+        f"time          parse {report.parse_seconds_per_page:.2f} s/page   "
+        f"query p50 {report.query_p50_ms:.0f} ms, p95 {report.query_p95_ms:.0f} ms",
+    ]
+    out += [f"failed: {error}" for error in report.failed]
+    return "\n".join(out)
+
+
 @app.callback()
 def main() -> None:
     """Index folders of scanned documents and ask questions whose answers cite page regions."""

@@ -19,15 +19,20 @@ another size, ground-truth boxes are scaled to it.
 from __future__ import annotations
 
 import re
+import tempfile
+import time
 import unicodedata
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 from pydantic import BaseModel
 from rapidfuzz.distance import Levenshtein
 
+from .config import Settings
 from .ingest.model import BBox, Document
-from .retrieval.results import HitRegion
+from .retrieval.answer import Citation
+from .retrieval.results import HitRegion, SearchHit
 
 #: A ground-truth line is found when a parsed line covers at least this share of its box.
 LINE_COVERAGE = 0.5
@@ -135,7 +140,7 @@ def _gt_size(truth: GroundTruth | None, page: int) -> tuple[int, int] | None:
 
 
 def cited_boxes(
-    question: Question, regions: list[HitRegion], truth: GroundTruth | None
+    question: Question, regions: Sequence[HitRegion | Citation], truth: GroundTruth | None
 ) -> list[BBox]:
     """Region and line boxes on the question's page, scaled to ground-truth pixels."""
     size = _gt_size(truth, question.page)
@@ -151,7 +156,10 @@ def cited_boxes(
 
 
 def evidence_hit(
-    question: Question, source: str, regions: list[HitRegion], truth: GroundTruth | None
+    question: Question,
+    source: str,
+    regions: Sequence[HitRegion | Citation],
+    truth: GroundTruth | None,
 ) -> bool:
     """True when a box from the right file and page covers ≥ 50 % of the evidence box."""
     if Path(source).name != question.file:
@@ -190,3 +198,158 @@ def language(text: str) -> str:
 def percentile(values: list[float], q: float) -> float:
     """The q-th percentile (0–100), linear interpolation; 0 for no values."""
     return float(np.percentile(values, q)) if values else 0.0
+
+
+# --- the whole evaluation ---------------------------------------------------------------
+
+
+class ParseScore(BaseModel):
+    lines: int
+    recall: float
+    cer: float
+
+
+class RetrievalScore(BaseModel):
+    questions: int
+    hit_at_1: float
+    hit_at_k: float
+    mrr: float
+
+
+class EvalReport(BaseModel):
+    set_dir: str
+    parser: str
+    k: int
+    documents: int
+    pages: int
+    failed: list[str]
+    parsing: dict[str, ParseScore]
+    retrieval: dict[str, RetrievalScore]
+    answer_contains: float
+    answer_not_found: float
+    citation_hit: float
+    mean_iou: float
+    parse_seconds_per_page: float
+    query_p50_ms: float
+    query_p95_ms: float
+
+
+def _first_hit_rank(question: Question, hits: list[SearchHit], truth: GroundTruth | None) -> int:
+    """1-based rank of the first hit whose boxes cover the evidence; 0 when none does."""
+    for rank, hit in enumerate(hits, start=1):
+        if evidence_hit(question, hit.source, hit.regions, truth):
+            return rank
+    return 0
+
+
+def _best_iou(question: Question, citations: list[Citation], truth: GroundTruth | None) -> float:
+    boxes = [
+        box
+        for citation in citations
+        if Path(citation.source).name == question.file
+        for box in cited_boxes(question, [citation], truth)
+    ]
+    return max((box.iou(question.evidence_bbox) for box in boxes), default=0.0)
+
+
+def run_eval(
+    set_dir: Path,
+    settings: Settings,
+    k: int = 5,
+    data_dir: Path | None = None,
+    on_progress: Callable[[str], None] | None = None,
+) -> EvalReport:
+    """Parse and index the set, ask every question the way POST /v1/query does, score it all."""
+    from .retrieval.index import Index  # the retrieval stack loads torch: only when evaluating
+
+    truth = load_truth(set_dir)
+    questions = load_questions(set_dir)
+    with tempfile.TemporaryDirectory(prefix="scanrag-eval-") as scratch:
+        index = Index(settings, data_dir=data_dir or Path(scratch))
+        with index:
+            if on_progress:
+                on_progress(f"indexing {set_dir}")
+            report = index.ingest([set_dir])
+            docs = {
+                Path(info.source).name: index.document(info.doc_id)
+                for info in index.documents()
+                if info.doc_id
+            }
+            parsing = _parsing_scores(truth, docs)
+            ranks, contains, not_found, cited, ious, latencies = [], 0, 0, 0, [], []
+            ask = index.answerer
+            for number, question in enumerate(questions, start=1):
+                if on_progress:
+                    on_progress(f"question {number}/{len(questions)}")
+                started = time.perf_counter()
+                hits = index.search(question.question, top_k=k)
+                answer = ask.answer(question.question, hits)
+                latencies.append(time.perf_counter() - started)
+                gt = truth.get(question.file)
+                ranks.append((language(question.question), _first_hit_rank(question, hits, gt)))
+                contains += answer_key(question.answer) in answer_key(answer.answer)
+                not_found += not answer.citations
+                cited += any(evidence_hit(question, c.source, [c], gt) for c in answer.citations)
+                ious.append(_best_iou(question, answer.citations, gt))
+    total = len(questions) or 1
+    parsed_pages = sum(len(doc.pages) for doc in docs.values() if doc)
+    return EvalReport(
+        set_dir=str(set_dir),
+        parser=settings.parser,
+        k=k,
+        documents=len(docs),
+        pages=parsed_pages,
+        failed=[error.error for error in report.errors],
+        parsing=parsing,
+        retrieval=_retrieval_scores(ranks),
+        answer_contains=round(contains / total, 4),
+        answer_not_found=round(not_found / total, 4),
+        citation_hit=round(cited / total, 4),
+        mean_iou=round(sum(ious) / total, 4),
+        parse_seconds_per_page=round(report.parse_seconds / max(1, report.pages), 3),
+        query_p50_ms=round(percentile(latencies, 50) * 1000, 1),
+        query_p95_ms=round(percentile(latencies, 95) * 1000, 1),
+    )
+
+
+def _parsing_scores(
+    truth: dict[str, GroundTruth], docs: dict[str, Document | None]
+) -> dict[str, ParseScore]:
+    totals: dict[str, list[float]] = {}
+    for name, gt in truth.items():
+        doc = docs.get(name)
+        if doc is None:
+            score = LineScore(lines=sum(len(p.lines) for p in gt.pages), found=0, cer_sum=0.0)
+            score.cer_sum = float(score.lines)
+        else:
+            score = score_lines(gt, doc)
+        lang = language(" ".join(line.text for page in gt.pages for line in page.lines))
+        for key in ("all", lang):
+            bucket = totals.setdefault(key, [0, 0, 0.0])
+            bucket[0] += score.lines
+            bucket[1] += score.found
+            bucket[2] += score.cer_sum
+    return {
+        key: ParseScore(
+            lines=int(n),
+            recall=round(found / n, 4) if n else 0.0,
+            cer=round(cer_sum / n, 4) if n else 0.0,
+        )
+        for key, (n, found, cer_sum) in sorted(totals.items())
+    }
+
+
+def _retrieval_scores(ranks: list[tuple[str, int]]) -> dict[str, RetrievalScore]:
+    out = {}
+    for key in ("all", "en", "zh"):
+        chosen = [rank for lang, rank in ranks if key in ("all", lang)]
+        if not chosen:
+            continue
+        n = len(chosen)
+        out[key] = RetrievalScore(
+            questions=n,
+            hit_at_1=round(sum(rank == 1 for rank in chosen) / n, 4),
+            hit_at_k=round(sum(rank > 0 for rank in chosen) / n, 4),
+            mrr=round(sum(1 / rank for rank in chosen if rank) / n, 4),
+        )
+    return out

@@ -62,6 +62,7 @@ class IngestReport(BaseModel):
     failed: int = 0
     skipped: int = Field(0, description="Files of other types inside the folders.")
     pages: int = Field(0, description="Pages parsed in this run.")
+    parse_seconds: float = Field(0.0, description="Time spent parsing (OCR) in this run.")
     seconds: float = 0.0
     errors: list[FileError] = Field(default_factory=list)
     documents: list[dict[str, Any]] = Field(default_factory=list)
@@ -248,8 +249,13 @@ class Index:
                 if on_progress:
                     on_progress(IngestEvent("page", path, number, total, done, pages))
 
+            parse_started = time.perf_counter()
             doc, parsed_pages = self._document(path, source, parser, parser_fp, on_page)
-            report.pages += parsed_pages
+            if parsed_pages:
+                report.pages += parsed_pages
+                report.parse_seconds = round(
+                    report.parse_seconds + time.perf_counter() - parse_started, 3
+                )
             doc_id = doc.id
             record = FileRecord(
                 path,
