@@ -415,9 +415,14 @@ class Index:
                 self.store.delete_doc(doc_id)
 
     def _drop_doc_if_unreferenced(self, doc_id: str, except_path: Path) -> None:
+        """Delete a document's points unless another file holds the same content; then its
+        points are made to cite that file (they may have named the one going away)."""
         others = [row for row in self.manifest.by_doc(doc_id) if row.path != except_path]
         if not others:
             self.store.delete_doc(doc_id)
+            return
+        keep = next((row for row in others if row.status == "done"), others[0]).path
+        self.store.set_payload(doc_id, {"source": str(keep), "source_name": keep.name})
 
     # --- read ---------------------------------------------------------------------------
 

@@ -70,6 +70,9 @@ class Store(Protocol):
 
     def delete_doc(self, doc_id: str) -> None: ...
 
+    def set_payload(self, doc_id: str, values: dict[str, Any]) -> None:
+        """Merge `values` into the payload of every point of a document."""
+
     def search(
         self,
         dense: np.ndarray | None,
@@ -187,6 +190,11 @@ class EdgeStore:
 
     def delete_doc(self, doc_id: str) -> None:
         self._update(self._qe.UpdateOperation.delete_points_by_filter(self._filter(None, doc_id)))
+
+    def set_payload(self, doc_id: str, values: dict[str, Any]) -> None:
+        self._update(
+            self._qe.UpdateOperation.set_payload_by_filter(self._filter(None, doc_id), values)
+        )
 
     def search(
         self,
@@ -383,6 +391,14 @@ class ClientStore:
         self._client.delete(
             self.collection,
             points_selector=self._m.FilterSelector(filter=self._filter(None, doc_id)),
+            wait=True,
+        )
+
+    def set_payload(self, doc_id: str, values: dict[str, Any]) -> None:
+        self._client.set_payload(
+            self.collection,
+            payload=values,
+            points=self._m.FilterSelector(filter=self._filter(None, doc_id)),
             wait=True,
         )
 

@@ -184,6 +184,18 @@ def test_delete_doc_removes_only_that_documents_points(store):
     assert store.count() == 2
 
 
+def test_set_payload_changes_every_point_of_one_document(store):
+    store.set_payload("doc-a", {"source": "/data/copy/invoice.pdf", "source_name": "x.pdf"})
+    hits = store.search(unit(0), None, 10, SearchFilters(source="/data/copy/invoice.pdf"))
+    assert sorted(chunks(hits)) == [0, 1]
+    assert all(hit.payload["text"] == CHUNKS[hit.payload["chunk"]][4] for hit in hits)  # merged
+    assert chunks(store.search(unit(0), None, 10, SearchFilters(source="x.pdf"))) != []
+    assert store.search(unit(0), None, 10, SearchFilters(source="invoice.pdf")) == []
+    assert chunks(store.search(unit(2), None, 10, SearchFilters(source="receipt.jpg"))) == [2]
+    store.set_payload("missing", {"source": "y"})  # no points: nothing happens
+    assert store.count() == 4
+
+
 def test_upsert_replaces_points_with_the_same_id(store):
     store.upsert([make_point(3, text="zeppelin hangar lease")])
     assert store.count() == 4
