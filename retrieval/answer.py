@@ -201,6 +201,16 @@ def _units(hit: SearchHit, rank: int) -> list[_Unit]:
 _SENTENCE = re.compile(r"\S.*?(?:[.!?](?=\s|$)|[。！？；])")
 
 
+#: Synonyms that are search stopwords ("from", "by", "to") and so never among `terms()`.
+_SYNONYM_WORDS = frozenset(word for words in SYNONYMS.values() for word in words)
+
+
+def _unit_terms(text: str) -> set[str]:
+    """The unit's terms, plus the synonym words it holds that `terms()` drops as stopwords."""
+    words = set(re.findall(r"[^\W_]+", text.lower()))
+    return set(terms(text)) | (words & _SYNONYM_WORDS)
+
+
 def _question_terms(question: str) -> set[str]:
     out = {term for term in terms(question) if term not in QUESTION_STOP}
     for term in list(out):
@@ -231,7 +241,7 @@ class ExtractiveAnswerer:
         if not units:
             return []
         for unit in units:
-            unit.terms = set(terms(unit.text))
+            unit.terms = _unit_terms(unit.text)
         wanted = _question_terms(question)
         doc_terms: dict[str, set[str]] = {}  # titles included: they name the document
         for hit in hits:
