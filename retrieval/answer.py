@@ -254,6 +254,8 @@ class ExtractiveAnswerer:
         for unit in units:
             if not unit.terms - wanted:
                 continue  # repeats the question (a title, a key without its value)
+            if not unit.terms & wanted:
+                continue  # shares nothing with the question: a value of the right kind is no answer
             unit_overlap = sum(idf[t] for t in wanted & unit.terms) / total
             doc_overlap = sum(idf[t] for t in wanted & doc_terms[unit.hit.doc_id]) / total
             score = 0.55 * unit_overlap + 0.45 * doc_overlap + 0.05 / (1 + unit.rank)
