@@ -20,7 +20,7 @@ from ..retrieval.index import Index
 from .deps import AppState, require_api_key
 from .jobs import JobManager
 from .metrics import Metrics
-from .routes import documents, images, jobs, query, system
+from .routes import documents, images, jobs, query, system, web
 
 log = logging.getLogger("scanrag.api")
 
@@ -57,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (documents, jobs, images, query):
         app.include_router(module.router, dependencies=secured)
     app.include_router(system.router)
+    app.include_router(web.router)  # the page at / (static, no data: no key needed)
 
     @app.exception_handler(ScanragError)
     async def scanrag_error(request: Request, exc: ScanragError) -> JSONResponse:
