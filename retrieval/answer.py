@@ -225,6 +225,19 @@ def expected_type(question: str) -> str | None:
     return None
 
 
+def _cue_terms(question: str, kind: str | None) -> set[str]:
+    """The question's words that name the kind of value asked for ("date", "phone", "total").
+
+    The value pattern already rewards a unit for holding such a value; counting these words
+    in full as well lets a key that merely names the kind ("Date of issue") beat the key the
+    question is about ("Payment due" for "the due date").
+    """
+    pattern = dict(QUESTION_TYPES).get(kind or "")
+    if pattern is None:
+        return set()
+    return {t for match in pattern.finditer(question) for t in terms(match.group())}
+
+
 class ExtractiveAnswerer:
     """Offline: choose the row or sentence that best answers, cite its lines and region.
 
@@ -247,8 +260,10 @@ class ExtractiveAnswerer:
         for hit in hits:
             doc_terms.setdefault(hit.doc_id, set()).update(terms(hit.text))
         idf = {t: math.log(1 + len(units) / (1 + sum(t in u.terms for u in units))) for t in wanted}
-        total = sum(idf.values()) or 1.0
         kind = expected_type(question)
+        for t in _cue_terms(question, kind) & wanted:
+            idf[t] /= 2  # "date" in "due date" names the kind of value, not which one
+        total = sum(idf.values()) or 1.0
         question_text = question.lower()
         scored: list[tuple[float, _Unit]] = []
         for unit in units:
