@@ -20,6 +20,7 @@ REGISTRY: dict[str, str] = {
     "embedded": "scanrag.ingest.parsers.embedded:EmbeddedParser",
     "pdf-text": "scanrag.ingest.parsers.pdf_text:PdfTextParser",
     "glm-ocr": "scanrag.ingest.parsers.glm_ocr:glm_ocr_parser",
+    "vlm": "scanrag.ingest.parsers.vlm:VlmParser",
 }
 
 _cache: dict[tuple[str, str, tuple[str, ...]], Parser] = {}
