@@ -21,6 +21,7 @@ REGISTRY: dict[str, str] = {
     "pdf-text": "scanrag.ingest.parsers.pdf_text:PdfTextParser",
     "glm-ocr": "scanrag.ingest.parsers.glm_ocr:glm_ocr_parser",
     "vlm": "scanrag.ingest.parsers.vlm:VlmParser",
+    "tesseract": "scanrag.ingest.parsers.tesseract:TesseractParser",
 }
 
 _cache: dict[tuple[str, str, tuple[str, ...]], Parser] = {}
