@@ -21,6 +21,7 @@ REGISTRY: dict[str, str] = {
     "pdf-text": "scanrag.ingest.parsers.pdf_text:PdfTextParser",
     "glm-ocr": "scanrag.ingest.parsers.glm_ocr:glm_ocr_parser",
     "vlm": "scanrag.ingest.parsers.vlm:VlmParser",
+    "transformers": "scanrag.ingest.parsers.transformers_glm:TransformersParser",
     "tesseract": "scanrag.ingest.parsers.tesseract:TesseractParser",
 }
 
