@@ -176,7 +176,7 @@ class ModelServer:
     def _sleep(self, attempt: int, retry_after: float | None, why: str) -> None:
         delay = retry_after if retry_after is not None else BACKOFF * 2**attempt
         delay = min(delay, MAX_BACKOFF) * (1 + 0.1 * random.random())
-        log.warning(
+        log.info(  # routine; the final failure, if any, is the error users see
             "%s %s: %s; retry %d/%d in %.1fs",
             self.endpoint.what,
             self.base_url,
