@@ -17,6 +17,7 @@ from .errors import (
     EncryptedFile,
     LimitExceeded,
     ModelServerError,
+    ModelServerUnreachable,
     ScanragError,
     UnsupportedFile,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "LimitExceeded",
     "Line",
     "ModelServerError",
+    "ModelServerUnreachable",
     "Page",
     "Region",
     "ScanragError",

@@ -31,6 +31,7 @@ RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 #: First backoff in seconds; doubles on every retry, capped at MAX_BACKOFF.
 BACKOFF = 0.5
 MAX_BACKOFF = 20.0
+LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,8 @@ class ModelServer:
             headers=headers,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
             limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool),
-            trust_env=False,  # model servers are usually on the LAN; a proxy would intercept them
+            # HTTP(S)_PROXY / NO_PROXY apply as usual, except to a server on this machine
+            trust_env=httpx.URL(self.base_url).host not in LOOPBACK,
         )
 
     def close(self) -> None:

@@ -357,13 +357,22 @@ def read_regions(
     would look complete to search.
     """
     image = page.image
+    crops = [image.crop(tuple(region.crop)) if region.task else None for region in plan]
 
-    def read(region: PlannedRegion) -> tuple[str, str | None]:
-        if region.task is None:
-            return "", None
-        return recognize(image.crop(tuple(region.crop)), region.task)
+    def read(index: int) -> tuple[str, str | None]:
+        task, crop = plan[index].task, crops[index]
+        return ("", None) if task is None or crop is None else recognize(crop, task)
 
-    replies = list(pool.map(read, plan)) if pool else [read(region) for region in plan]
+    if pool is None:
+        replies = [read(index) for index in range(len(plan))]
+    else:
+        futures = [pool.submit(read, index) for index in range(len(plan))]
+        try:
+            replies = [future.result() for future in futures]
+        except BaseException:
+            for future in futures:  # the page has failed: do not send what has not gone yet
+                future.cancel()
+            raise
     blocks = []
     for region, (content, finish) in zip(plan, replies, strict=True):
         block = content_block(

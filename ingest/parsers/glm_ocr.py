@@ -36,7 +36,7 @@ OCR_ENDPOINT = dict(
 )
 
 #: Sampling the GLM-OCR SDK sends: greedy, with a mild repetition penalty. `top_k` and
-#: `repetition_penalty` are vLLM / SGLang extensions; OpenAI-style servers ignore them.
+#: `repetition_penalty` are vLLM / SGLang sampling extensions; Ollama ignores them.
 SAMPLING: dict[str, Any] = {
     "temperature": 0.0,
     "top_p": 1e-05,
