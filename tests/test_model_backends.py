@@ -1,4 +1,4 @@
-"""Model backends from the command line and through `auto`: failures and the fallback."""
+"""Model backends from the command line and through `auto`; failures and the fallback."""
 
 from __future__ import annotations
 
@@ -99,3 +99,57 @@ def test_auto_sends_scans_to_the_configured_model_backend(tmp_path: Path):
     assert {r.source for r in digital.regions()} == {"pdf-text"}
     assert [(r.source, r.text) for r in scanned.regions()] == [("glm-ocr", "Scanned notice")]
     assert len(server.requests) == 1
+
+
+def two_page_pdf(tmp_path: Path) -> Path:
+    pages = []
+    for text in ("First page of the notice", "Second page of the notice"):
+        sheet = testing.Sheet(800, 400)
+        sheet.write(60, 60, text, size=40)
+        pages.append(sheet.image())
+    return testing.image_pdf(pages, tmp_path / "notice.pdf")
+
+
+def test_once_the_server_stops_answering_the_other_pages_go_straight_to_the_fallback(
+    tmp_path: Path,
+):
+    from scanrag.ingest.blocks import LayoutBox
+    from scanrag.ingest.model import BBox
+    from scanrag.ingest.parsers.glm_ocr import GlmOcrParser
+
+    def hang(request: Request) -> Reply:
+        return Reply(chat_completion("too late"), delay=1.0)
+
+    with FakeServer(hang) as server:
+        config = Settings(
+            parser="glm-ocr", ocr_url=f"{server.url}/v1", ocr_timeout=0.2, ocr_retries=0,
+            fallback=True,
+        )  # fmt: skip
+        parser = GlmOcrParser(
+            config, layout=lambda page: [LayoutBox("text", BBox(50, 50, 700, 120))]
+        )
+        doc = parse_file(two_page_pdf(tmp_path), config, parser)
+    assert len(server.requests) == 1  # page 1 timed out; page 2 did not wait for it again
+    assert [r.text for r in doc.regions()] == [
+        "First page of the notice",
+        "Second page of the notice",
+    ]
+    (warning,) = doc.warnings
+    assert "pages 1, 2 parsed with embedded instead of glm-ocr" in warning
+    assert "no reply within 0.2s" in warning
+
+
+def test_a_whole_document_request_that_fails_leaves_every_page_to_the_fallback(tmp_path: Path):
+    def busy(request: Request) -> Reply:
+        return Reply({"error": {"code": "1302", "message": "rate limited"}}, 429)
+
+    with FakeServer(busy) as server:
+        config = Settings(
+            parser="glm-ocr", ocr_api="maas", ocr_url=f"{server.url}/api/paas/v4",
+            ocr_api_key="k", ocr_retries=0, fallback=True,
+        )  # fmt: skip
+        doc = parse_file(two_page_pdf(tmp_path), config, get_parser(config))
+    assert len(server.requests) == 1
+    assert {r.source for r in doc.regions()} == {"embedded"}
+    (warning,) = doc.warnings
+    assert "pages 1, 2 parsed with embedded" in warning and "HTTP 429" in warning
