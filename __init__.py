@@ -17,6 +17,7 @@ from .errors import (
     EncryptedFile,
     LimitExceeded,
     ModelServerError,
+    ModelServerUnreachable,
     ScanragError,
     UnsupportedFile,
 )
@@ -56,6 +57,7 @@ __all__ = [
     "LimitExceeded",
     "Line",
     "ModelServerError",
+    "ModelServerUnreachable",
     "Page",
     "Region",
     "ScanragError",

@@ -28,7 +28,32 @@ app = typer.Typer(
 stderr = Console(stderr=True)
 
 ParserOption = Annotated[
-    str | None, typer.Option("--parser", help="auto | embedded | pdf-text (default: auto).")
+    str | None,
+    typer.Option(
+        "--parser",
+        help="auto | embedded | pdf-text | glm-ocr | vlm | transformers | tesseract "
+        "(default: auto).",
+    ),
+]
+OcrUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--ocr-url",
+        help="GLM-OCR server base URL, e.g. http://localhost:8080/v1 (SCANRAG_OCR_URL).",
+    ),
+]
+OcrModelOption = Annotated[
+    str | None, typer.Option("--ocr-model", help="Model name on the GLM-OCR server (glm-ocr).")
+]
+OcrKeyOption = Annotated[
+    str | None, typer.Option("--ocr-api-key", help="API key for the GLM-OCR server.")
+]
+FallbackOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--fallback/--no-fallback",
+        help="Parse pages the model backend fails on with `embedded` instead of failing.",
+    ),
 ]
 DpiOption = Annotated[
     int | None, typer.Option("--dpi", help="PDF render resolution (default 200).")
@@ -90,6 +115,10 @@ def parse(
     parser: ParserOption = None,
     dpi: DpiOption = None,
     pdf_password: PasswordOption = None,
+    ocr_url: OcrUrlOption = None,
+    ocr_model: OcrModelOption = None,
+    ocr_api_key: OcrKeyOption = None,
+    fallback: FallbackOption = None,
     json_out: JsonOption = False,
     verbose: VerboseOption = False,
 ) -> None:
@@ -101,7 +130,15 @@ def parse(
     from .ingest.pipeline import parse_file
 
     setup_logging(verbose)
-    settings = make_settings(parser=parser, dpi=dpi, pdf_password=pdf_password)
+    settings = make_settings(
+        parser=parser,
+        dpi=dpi,
+        pdf_password=pdf_password,
+        ocr_url=ocr_url,
+        ocr_model=ocr_model,
+        ocr_api_key=ocr_api_key,
+        fallback=fallback,
+    )
     try:
         chosen = get_parser(settings)
     except ConfigError as exc:

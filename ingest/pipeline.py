@@ -9,7 +9,13 @@ from pathlib import Path
 from PIL import Image
 
 from ..config import Settings
-from ..errors import ConfigError, CorruptFile, ModelServerError, ScanragError
+from ..errors import (
+    ConfigError,
+    CorruptFile,
+    ModelServerError,
+    ModelServerUnreachable,
+    ScanragError,
+)
 from .loaders import PageImage, SourceFile, iter_pages, open_source, show
 from .model import Document, Line, Page, ParserInfo, Region, doc_id_for, region_id_for
 from .parsers import Block, Parser, fingerprint, get_parser
@@ -20,6 +26,8 @@ log = logging.getLogger(__name__)
 SaveImage = Callable[[str, int, Image.Image], str]
 #: Called after each page with (pages done, pages in the file).
 OnPage = Callable[[int, int], None]
+#: Reads one page into blocks: a parser's `parse_page`, or a whole-document result's.
+ReadPage = Callable[[PageImage], list[Block]]
 
 
 def parse_file(
@@ -32,14 +40,28 @@ def parse_file(
     on_page: OnPage | None = None,
 ) -> Document:
     """Parse one file. A page that fails is kept with its error; a file whose every page
-    fails raises `CorruptFile`. Model-server and configuration errors fail the file at once."""
+    fails raises `CorruptFile`. Model-server and configuration errors fail the file at once,
+    unless `settings.fallback` is on: then those pages go to `settings.fallback_parser`."""
     parser = parser or get_parser(settings)
     source = source or open_source(path, settings)
     doc_id = doc_id_for(source.sha256)
     pages: list[Page] = []
     warnings: list[str] = []
+    fallback = None
+    if settings.fallback and settings.fallback_parser != parser.name:
+        fallback = Fallback(get_parser(settings, settings.fallback_parser))
+    read: ReadPage = parser.parse_page
+    if hasattr(parser, "parse_document"):  # whole-document backends (Zhipu MaaS)
+        try:
+            read = parser.parse_document(source)
+        except ModelServerError as exc:
+            if fallback is None:
+                raise type(exc)(f"{show(path)}: {exc}") from exc
+            fallback.down = exc
+    if fallback is not None:
+        read = fallback.wrap(read)
     for page_image in iter_pages(source, settings):
-        page = _parse_page(doc_id, page_image, parser, path)
+        page = _parse_page(doc_id, page_image, read, parser.name, path)
         if page.error:
             warnings.append(page.error)
         elif save_image is not None:
@@ -47,6 +69,8 @@ def parse_file(
         pages.append(page)
         if on_page:
             on_page(len(pages), source.page_count)
+    if fallback is not None:
+        warnings.extend(fallback.warnings(path, parser.name))
     if not any(page.error is None for page in pages):
         raise CorruptFile(pages[0].error if pages else f"{show(path)}: no pages")
     return Document(
@@ -62,7 +86,48 @@ def parse_file(
     )
 
 
-def _parse_page(doc_id: str, page_image: PageImage, parser: Parser, path: Path) -> Page:
+class Fallback:
+    """Reads pages with a model backend; a page it fails on goes to the fallback parser.
+
+    Once the server is unreachable, the file's remaining pages skip it rather than each
+    waiting through the retries again.
+    """
+
+    def __init__(self, parser: Parser) -> None:
+        self.parser = parser
+        self.down: ModelServerError | None = None
+        self.pages: dict[str, list[int]] = {}  # error message → pages read by the fallback
+
+    def wrap(self, read: ReadPage) -> ReadPage:
+        def read_or_fall_back(page_image: PageImage) -> list[Block]:
+            error = self.down
+            if error is None:
+                try:
+                    return read(page_image)
+                except ModelServerError as exc:
+                    error = exc
+                    if isinstance(exc, ModelServerUnreachable):
+                        self.down = exc
+            self.pages.setdefault(str(error), []).append(page_image.number)
+            blocks = self.parser.parse_page(page_image)
+            for block in blocks:
+                block.flags.append("fallback")
+            return blocks
+
+        return read_or_fall_back
+
+    def warnings(self, path: Path, primary: str) -> list[str]:
+        return [
+            f"{show(path)}: {'page' if len(numbers) == 1 else 'pages'} "
+            f"{', '.join(map(str, numbers))} parsed with {self.parser.name} instead of "
+            f"{primary}: {message}"
+            for message, numbers in self.pages.items()
+        ]
+
+
+def _parse_page(
+    doc_id: str, page_image: PageImage, read: ReadPage, parser: str, path: Path
+) -> Page:
     page = Page(
         number=page_image.number,
         width=page_image.width,
@@ -75,14 +140,16 @@ def _parse_page(doc_id: str, page_image: PageImage, parser: Parser, path: Path) 
     if page.error:
         return page
     try:
-        blocks = parser.parse_page(page_image)
-    except (ModelServerError, ConfigError):
+        blocks = read(page_image)
+    except ModelServerError as exc:  # about the setup, not the page: fail the file
+        raise type(exc)(f"{show(path)}: page {page.number}: {exc}") from exc
+    except ConfigError:
         raise
     except ScanragError as exc:
         page.error = str(exc)
         return page
     except Exception as exc:  # one bad page must not fail the file
-        log.exception("parser %s failed on %s page %d", parser.name, show(path), page.number)
+        log.exception("parser %s failed on %s page %d", parser, show(path), page.number)
         page.error = (
             f"{show(path)}: page {page.number} could not be parsed ({type(exc).__name__}: {exc})"
         )

@@ -9,6 +9,8 @@ from __future__ import annotations
 import importlib
 import threading
 
+from pydantic import SecretStr
+
 from ...config import Settings
 from ...errors import ConfigError
 from .base import Block, Parser, fingerprint
@@ -17,9 +19,13 @@ REGISTRY: dict[str, str] = {
     "auto": "scanrag.ingest.parsers.auto:AutoParser",
     "embedded": "scanrag.ingest.parsers.embedded:EmbeddedParser",
     "pdf-text": "scanrag.ingest.parsers.pdf_text:PdfTextParser",
+    "glm-ocr": "scanrag.ingest.parsers.glm_ocr:glm_ocr_parser",
+    "vlm": "scanrag.ingest.parsers.vlm:VlmParser",
+    "transformers": "scanrag.ingest.parsers.transformers_glm:TransformersParser",
+    "tesseract": "scanrag.ingest.parsers.tesseract:TesseractParser",
 }
 
-_cache: dict[tuple[str, str], Parser] = {}
+_cache: dict[tuple[str, str, tuple[str, ...]], Parser] = {}
 _lock = threading.RLock()  # `auto` builds its scan parser through get_parser
 
 
@@ -29,7 +35,12 @@ def get_parser(settings: Settings, name: str | None = None) -> Parser:
     if name not in REGISTRY:
         choices = ", ".join(sorted(REGISTRY))
         raise ConfigError(f"unknown parser {name!r}; choose one of: {choices}")
-    key = (name, settings.model_dump_json())
+    secrets = tuple(  # JSON shows them as "**********"; two keys are two parsers
+        value.get_secret_value()
+        for value in settings.__dict__.values()
+        if isinstance(value, SecretStr)
+    )
+    key = (name, settings.model_dump_json(), secrets)
     with _lock:
         if key not in _cache:
             module_name, factory = REGISTRY[name].split(":")

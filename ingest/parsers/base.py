@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ..loaders import PageImage
+from ..loaders import PageImage, SourceFile
 from ..model import BBox, Label, Line
 
 
@@ -36,6 +37,17 @@ class Parser(Protocol):
         ...
 
     def parse_page(self, page: PageImage) -> list[Block]: ...
+
+
+class DocumentParser(Parser, Protocol):
+    """A parser that reads a whole file in one request (Zhipu MaaS `layout_parsing`).
+
+    The pipeline prefers `parse_document` when a parser has it: it is called once per file
+    and returns the function that hands out each page's blocks (in that page's pixels).
+    `parse_page` still works alone, for `auto` and for single pages.
+    """
+
+    def parse_document(self, source: SourceFile) -> Callable[[PageImage], list[Block]]: ...
 
 
 def fingerprint(parser: Parser) -> str:
