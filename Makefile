@@ -35,4 +35,4 @@ system-deps:
 
 test: venv system-deps
 	$(BIN)/ruff check .
-	$(BIN)/pytest
+	$(BIN)/pytest --rootdir=tests  # the root is the package: keep pytest from importing it

@@ -145,6 +145,7 @@ def parse(
         fail_usage(str(exc))
     found = discover(paths)
     errors = [message for _, message in found.errors]
+    warnings: list[str] = []
     written: list[dict[str, Any]] = []
     pages = 0
     started = time.perf_counter()
@@ -170,7 +171,7 @@ def parse(
                 atomic_write(out / f"{doc.id}.json", doc.model_dump_json(indent=2))
                 atomic_write(out / f"{doc.id}.md", document_markdown(doc))
                 pages += len(doc.pages)
-                errors.extend(doc.warnings)
+                warnings.extend(doc.warnings)
                 written.append({"source": str(path), "doc_id": doc.id, "pages": len(doc.pages)})
             bar.remove_task(page_task)
             bar.advance(files_task)
@@ -185,7 +186,10 @@ def parse(
         "out": str(out),
         "documents": written,
         "errors": errors,
+        "warnings": warnings,
     }
+    for message in warnings:
+        typer.echo(f"warning: {message}", err=True)
     for message in errors:
         typer.echo(f"error: {message}", err=True)
     if json_out:

@@ -264,7 +264,7 @@ class Index:
                 stat.st_mtime_ns,
                 doc_id,
                 "indexing",
-                parser_fp,
+                f"fallback-{parser_fp}" if fell_back(doc) else parser_fp,  # retried next run
                 index_fp,
                 len(doc.pages),
                 None,
@@ -359,7 +359,8 @@ class Index:
         doc = parse_file(
             path, self.settings, parser, source=source, save_image=save_image, on_page=on_page
         )
-        atomic_write(cache, doc.model_dump_json())
+        if not fell_back(doc):  # a fallback parse is retried next time, not cached
+            atomic_write(cache, doc.model_dump_json())
         return doc, len(doc.pages)
 
     def _points(self, doc: Document, source: str) -> list[StorePoint]:
@@ -529,6 +530,11 @@ class Index:
         for row in rows:
             self.manifest.remove(row.path)
         return True
+
+
+def fell_back(doc: Document) -> bool:
+    """True when some page was parsed by the fallback parser (the model server failed)."""
+    return any("fallback" in region.flags for region in doc.regions())
 
 
 def parse_region_id(region_id: str) -> tuple[str, int, int]:
