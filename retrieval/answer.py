@@ -365,6 +365,7 @@ class OpenAIAnswerer:
                 "the openai answerer needs SCANRAG_LLM_URL (e.g. http://localhost:8000/v1)"
             )
         self.url = settings.llm_url
+        self.timeout = settings.llm_timeout
         self.model = settings.llm_model
         self.images = settings.llm_images
         self.crop = crop
@@ -400,6 +401,11 @@ class OpenAIAnswerer:
 
         try:
             return self.client.chat.completions.create(model=self.model, temperature=0, **kwargs)
+        except openai.APITimeoutError as exc:  # a subclass of APIConnectionError
+            raise ModelServerError(
+                f"the LLM at {self.url} did not answer within {self.timeout:g} s; "
+                "check the server or raise SCANRAG_LLM_TIMEOUT"
+            ) from exc
         except openai.APIConnectionError as exc:
             raise ModelServerError(
                 f"cannot reach the LLM at {self.url} ({exc}); check SCANRAG_LLM_URL"
