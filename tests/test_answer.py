@@ -1,0 +1,227 @@
+"""The extractive answerer picks the row or sentence that answers and cites exactly its lines;
+`resolve` turns an LLM's `[n]` markers into citations and never invents one."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from fakes import INVOICE, R, hit, invoice_hits
+from scanrag.retrieval.answer import (
+    NOT_FOUND,
+    Citation,
+    ExtractiveAnswerer,
+    cite,
+    extract_value,
+    resolve,
+)
+
+
+def texts(citation: Citation) -> list[str]:
+    return [line.text for line in citation.lines]
+
+
+def test_key_and_value_in_two_regions_on_one_row_are_answered_together():
+    answer = ExtractiveAnswerer().answer(
+        "What is the total due on invoice INV-1001?", invoice_hits()
+    )
+
+    assert answer.answer == "Total due: $2,448.50 [1][2]"
+    assert [c.region_id for c in answer.citations] == [f"{INVOICE}:p1:r2", f"{INVOICE}:p1:r3"]
+    assert [texts(c) for c in answer.citations] == [["Total due:"], ["$2,448.50"]]
+    assert tuple(answer.citations[1].lines[0].bbox) == (1180, 880, 1330, 927)
+    assert tuple(answer.citations[0].bbox) == (900, 880, 1060, 925)  # the region's own box
+    first = answer.citations[0]
+    assert first.crop_url == f"/v1/regions/{INVOICE}:p1:r2/crop"
+    assert first.page_image_url == f"/v1/documents/{INVOICE}/pages/1/image"
+    assert first.highlight_url == f"/v1/documents/{INVOICE}/pages/1/image?highlight={INVOICE}:p1:r2"
+    assert (first.page_width, first.page_height) == (1654, 2339)
+
+
+def test_a_line_item_question_is_answered_by_its_table_row_only():
+    answer = ExtractiveAnswerer().answer(
+        "How many units of Fuse 10A are on invoice INV-1001?", invoice_hits()
+    )
+
+    assert "120" in answer.answer
+    assert answer.answer.startswith("Fuse 10A | 120 | $4.55 | $546.00")
+    (citation,) = answer.citations
+    assert citation.label == "table"
+    assert texts(citation) == ["Fuse 10A", "120", "$4.55", "$546.00"]  # not Drill bit's row
+
+
+def test_a_sentence_across_two_lines_is_answered_whole_and_cites_both_lines():
+    answer = ExtractiveAnswerer().answer(
+        "Who should questions about invoice INV-1001 be sent to?", invoice_hits()
+    )
+
+    assert answer.answer == (
+        "Questions about this invoice should be sent to Tariq Tanaka in the accounts "
+        "department. [1]"
+    )
+    (citation,) = answer.citations
+    assert texts(citation) == [
+        "Questions about this invoice should be sent to",
+        "Tariq Tanaka in the accounts department. Late",
+    ]  # the next sentence's line is not cited
+
+
+def test_a_date_question_takes_the_row_with_a_date():
+    answer = ExtractiveAnswerer().answer(
+        "When is payment due for invoice INV-1001?", invoice_hits()
+    )
+
+    assert answer.answer == "Payment due: 25 July 2025 [1]"
+    assert texts(answer.citations[0]) == ["Payment due: 25 July 2025"]
+
+
+def test_who_wrote_is_answered_by_the_from_line_not_another_name():
+    memo = hit(
+        "1111222233334444",
+        [
+            R("title", [("MEMORANDUM MEMO-87707", (160, 140, 900, 200))]),
+            R(
+                "text",
+                [
+                    ("To: Chen Haddad", (163, 240, 430, 270)),
+                    ("From: Rosa Santos", (163, 287, 459, 314)),
+                    ("Subject: Project Falcon-31 budget review", (163, 334, 800, 361)),
+                ],
+            ),
+        ],
+        heading="MEMORANDUM MEMO-87707",
+    )
+    answer = ExtractiveAnswerer().answer("Who wrote memorandum MEMO-87707?", [memo])
+
+    assert answer.answer == "From: Rosa Santos [1]"
+    assert texts(answer.citations[0]) == ["From: Rosa Santos"]
+
+
+def test_a_chinese_key_value_line_answers_who_the_contact_is():
+    notice = hit(
+        "0123456789abcdef",
+        [
+            R("title", [("燃气安全检查的通知（第31909号）", (300, 120, 1300, 190))]),
+            R(
+                "text",
+                [
+                    ("各位居民：为保障燃气使用安全，请于2021年5月13日前", (150, 260, 1500, 305)),
+                    ("到20号楼6单元活动室办理登记。", (150, 320, 700, 365)),
+                ],
+            ),
+            R("text", [("联系人：陈静", (150, 460, 420, 505))]),
+            R("text", [("联系电话：13810362941", (700, 460, 1150, 505))]),
+        ],
+        heading="燃气安全检查的通知（第31909号）",
+    )
+    answer = ExtractiveAnswerer().answer("燃气安全检查的通知（第31909号）的联系人是谁？", [notice])
+
+    assert "陈静" in answer.answer
+    assert "联系人：陈静" in texts(answer.citations[0])
+    assert all(c.doc_id == "0123456789abcdef" for c in answer.citations)
+
+
+def test_the_document_named_in_the_question_wins_among_similar_ones():
+    others = {
+        "aaaaaaaaaaaaaaaa": ("INV-17684", "$19,020.08"),
+        "bbbbbbbbbbbbbbbb": ("INV-87535", "$21,018.05"),
+    }
+    hits = [h for doc, (number, total) in others.items() for h in invoice_hits(doc, number, total)]
+    wanted = invoice_hits("cccccccccccccccc", "INV-55043", "$27,457.35")
+    answer = ExtractiveAnswerer().answer(
+        "What is the total due on invoice INV-55043?",
+        hits + wanted,  # ranked last
+    )
+
+    assert answer.answer == "Total due: $27,457.35 [1][2]"
+    assert {c.doc_id for c in answer.citations} == {"cccccccccccccccc"}
+    assert {c.source for c in answer.citations} == {"scans/invoice_INV-55043.png"}
+
+
+def test_an_unrelated_question_gets_not_found_and_no_citations():
+    answerer = ExtractiveAnswerer()
+    for question in ("What is the capital of Mongolia?", "Who won the 1998 World Cup?"):
+        answer = answerer.answer(question, invoice_hits())
+        assert (answer.answer, answer.citations) == (NOT_FOUND["en"], [])
+    answer = answerer.answer("蒙古的首都是哪里？", invoice_hits())
+    assert (answer.answer, answer.citations) == (NOT_FOUND["zh"], [])
+    assert answerer.answer("What is the total due?", []).citations == []
+
+
+def test_the_stream_sends_citations_then_tokens_that_join_into_the_answer_then_done():
+    events = list(
+        ExtractiveAnswerer().stream("What is the total due on invoice INV-1001?", invoice_hits())
+    )
+
+    names = [next(iter(event)) for event in events]
+    assert names[0] == "citations" and names[-1] == "done"
+    assert set(names[1:-1]) == {"token"} and len(names) > 3
+    done = events[-1]["done"]
+    assert "".join(event["token"] for event in events[1:-1]) == done["answer"]
+    assert events[0]["citations"] == done["citations"]
+
+
+def test_extract_value_reduces_the_best_row_to_its_value():
+    hits = invoice_hits()
+
+    total, citations = extract_value("total", hits)
+    assert total == "$2,448.50"
+    assert [texts(c) for c in citations] == [["Total due:"], ["$2,448.50"]]
+    assert extract_value("seller", hits)[0] == "Orchid Logistics Ltd."
+    assert extract_value("payment due", hits)[0] == "25 July 2025"
+    assert extract_value("due date", hits)[0] == "25 July 2025"  # not the date of issue
+    assert extract_value("shoe size", hits) == (None, [])
+
+
+# --- resolve: an LLM's [n] markers → citations ------------------------------------------------
+
+
+def evidence() -> list[Citation]:
+    hits = invoice_hits()
+    regions = [(h, r) for h in hits for r in h.regions]
+    return [cite(n, h, r, r.lines) for n, (h, r) in enumerate(regions, start=1)]
+
+
+def test_resolve_keeps_only_cited_evidence_renumbered_in_order_of_first_mention():
+    ev = evidence()
+    answer = resolve("It is $2,448.50 [4], due 25 July 2025 [2][4].", ev, "What is due?")
+
+    assert answer.answer == "It is $2,448.50 [1], due 25 July 2025 [2][1]."
+    assert [c.n for c in answer.citations] == [1, 2]
+    assert [c.region_id for c in answer.citations] == [ev[3].region_id, ev[1].region_id]
+
+
+def test_resolve_drops_markers_that_point_at_no_evidence():
+    ev = evidence()
+    answer = resolve("The total is $2,448.50 [9] [4]. See also [0].", ev, "What is the total?")
+
+    assert "[9]" not in answer.answer and "[0]" not in answer.answer
+    assert answer.answer.startswith("The total is $2,448.50")
+    assert "[1]" in answer.answer
+    assert [c.region_id for c in answer.citations] == [ev[3].region_id]
+
+    only_unknown = resolve("The total is $2,448.50 [17].", ev, "What is the total?")
+    assert (only_unknown.answer, only_unknown.citations) == (NOT_FOUND["en"], [])
+
+
+def test_resolve_says_not_found_in_the_question_language():
+    ev = evidence()
+    assert resolve("NOT_FOUND", ev, "What is the VAT number?").answer == NOT_FOUND["en"]
+    assert resolve(" NOT_FOUND.", ev, "增值税号是多少？").answer == NOT_FOUND["zh"]
+    assert resolve("", ev, "What?").citations == []
+    no_markers = resolve("The total is $2,448.50.", ev, "What is the total?")
+    assert (no_markers.answer, no_markers.citations) == (NOT_FOUND["en"], [])
+
+
+def test_resolve_strips_the_reasoning_block_and_its_markers():
+    ev = evidence()
+    answer = resolve(
+        "<think>\nMaybe [1] or [2]? The total row is [4].\n</think>\nThe total is $2,448.50 [4].",
+        ev,
+        "What is the total?",
+    )
+
+    assert answer.answer == "The total is $2,448.50 [1]."
+    assert [c.region_id for c in answer.citations] == [ev[3].region_id]
