@@ -19,7 +19,10 @@ def parse_boxes(value: str) -> list[BBox]:
         numbers = part.split(",")
         if len(numbers) != 4:
             raise ValueError(f"a box needs 4 numbers x0,y0,x1,y1, got {part!r}")
-        x0, y0, x1, y1 = (int(float(n)) for n in numbers)
+        try:
+            x0, y0, x1, y1 = (int(float(n)) for n in numbers)
+        except OverflowError:  # "1e400" parses as a float but is no pixel
+            raise ValueError(f"a box needs finite numbers, got {part!r}") from None
         if x1 <= x0 or y1 <= y0:
             raise ValueError(f"empty box {part!r}: x1 must exceed x0 and y1 exceed y0")
         boxes.append(BBox(x0, y0, x1, y1))
