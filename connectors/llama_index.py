@@ -116,8 +116,9 @@ class ScanRAGReader(BaseReader):
     e.g. a model backend's server URL) pass through to scanrag's parser. Parsed documents are
     cached as JSON in `cache_dir` (default `<data_dir>/llama-index`) by file hash and parser
     fingerprint, and files a `scanrag.Index` in `data_dir` has parsed are read from its cache:
-    loading the same files again runs no OCR. `ScanRAGNodeParser` chunks from that JSON, so the
-    Documents themselves carry only its path and compact provenance.
+    loading the same files again runs no OCR (a parse that fell back from a failed model server
+    is parsed again next time). `ScanRAGNodeParser` chunks from that JSON, so the Documents
+    themselves carry only its path and compact provenance.
     """
 
     def __init__(
@@ -190,7 +191,11 @@ class ScanRAGReader(BaseReader):
                     return scan.Document.model_validate_json(found.read_bytes()), found.absolute()
                 except ValueError:
                     log.warning("ignoring a corrupt cache entry %s", found)
+        from ..retrieval.index import fell_back
+
         doc = parse_file(path, self.settings, parser, source=source)
+        if fell_back(doc):  # the model server failed: kept for the node parser, never reused
+            cache = cache.with_suffix(".fallback.json")
         atomic_write(cache, doc.model_dump_json())
         return doc, cache.absolute()
 

@@ -31,6 +31,7 @@ from scanrag.connectors.llama_index import (
 )
 from scanrag.errors import ConfigError, ScanragError
 from scanrag.ingest.model import BBox
+from scanrag.ingest.model import Document as ScanDocument
 from scanrag.retrieval.answer import Citation
 from scanrag.retrieval.index import Index
 from scanrag.testing import Sheet, image_pdf, invoice, receipt_zh, two_column_report
@@ -267,6 +268,30 @@ def test_reader_caches_its_parse_and_loads_lazily(tmp_path, scans, monkeypatch):
     again = ScanRAGReader(data_dir=tmp_path / "empty", cache_dir=tmp_path / "cache")
     [cached] = again.load_data(scans / "receipt.png")
     assert (cached.id_, cached.text, cached.metadata) == (first.id_, first.text, first.metadata)
+
+
+def test_a_fallback_parse_is_chunked_but_parsed_again_next_time(
+    tmp_path, scans, documents, monkeypatch
+):
+    receipt = next(doc for doc in documents if doc.metadata["file_name"] == "receipt.png")
+    parsed = ScanDocument.model_validate_json(
+        Path(receipt.metadata[connector.DOCUMENT_KEY]).read_bytes()
+    )
+    for region in parsed.regions():
+        region.flags.append("fallback")  # the model server failed; the fallback parser read it
+    calls = []
+
+    def fallback_parse(*args, **kwargs):
+        calls.append(args[0])
+        return parsed
+
+    monkeypatch.setattr(connector, "parse_file", fallback_parse)
+    reader = ScanRAGReader(data_dir=tmp_path)
+    for _ in range(2):
+        [page] = reader.load_data(scans / "receipt.png")
+    assert len(calls) == 2
+    assert page.metadata[connector.DOCUMENT_KEY].endswith(".fallback.json")
+    assert ScanRAGNodeParser().get_nodes_from_documents([page])
 
 
 def test_reader_options_reach_the_parser_and_bad_files_are_named(tmp_path, caplog):
