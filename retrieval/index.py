@@ -404,12 +404,11 @@ class Index:
 
     def _finish_interrupted_removals(self) -> None:
         """Points whose document no file refers to any more (a run killed mid-removal)."""
-        if (
-            self._store is None
-            and not (self.data_dir / "qdrant").exists()
-            and not self.settings.qdrant_url
+        s = self.settings
+        if self._store is None and not (
+            (self.data_dir / "qdrant").exists() or s.qdrant_url or s.qdrant_path
         ):
-            return
+            return  # no store yet, so nothing to sweep (and no need to open one)
         referenced = {row.doc_id for row in self.manifest.all() if row.doc_id}
         for doc_id in self.store.doc_counts():
             if doc_id not in referenced:

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -333,3 +334,25 @@ def test_cli_ingest_and_search_print_exactly_one_json_document(indexed):
     top = result["hits"][0]
     assert Path(top["source"]).name == "echo.pdf"
     assert top["regions"] and len(top["regions"][0]["bbox"]) == 4
+
+
+@pytest.mark.parametrize("store", ["edge", "qdrant-client path"])
+def test_points_of_a_document_no_file_refers_to_are_swept(tmp_path, store):
+    """A run killed between removing a file's row and its points leaves orphans; the next
+    ingest removes them, whichever store the index uses."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    write_pdf(docs / "only.pdf", "solitaire")
+    options = {} if store == "edge" else {"qdrant_path": str(tmp_path / "local")}
+    with open_index(tmp_path / "data", **options) as index:
+        index.ingest([docs])
+        kept = doc_of(docs / "only.pdf")
+        orphan = index._points(index.document(kept), "/gone/orphan.pdf")
+        for point in orphan:
+            point.id = str(uuid.uuid4())
+            point.payload["doc_id"] = "feedfacefeedface"
+        index.store.upsert(orphan)
+        assert set(index.store.doc_counts()) == {kept, "feedfacefeedface"}
+    with open_index(tmp_path / "data", **options) as index:
+        assert index.ingest([docs]).unchanged == 1
+        assert index.store.doc_counts() == {kept: expected_chunks(index, kept)}
