@@ -401,20 +401,28 @@ class OpenAIAnswerer:
 
         try:
             return self.client.chat.completions.create(model=self.model, temperature=0, **kwargs)
-        except openai.APITimeoutError as exc:  # a subclass of APIConnectionError
-            raise ModelServerError(
+        except openai.APIError as exc:
+            raise self._error(exc) from exc
+
+    def _error(self, exc: Exception) -> ModelServerError:
+        """One line naming the URL and the setting to look at."""
+        import openai
+
+        if isinstance(exc, openai.APITimeoutError):  # a subclass of APIConnectionError
+            return ModelServerError(
                 f"the LLM at {self.url} did not answer within {self.timeout:g} s; "
                 "check the server or raise SCANRAG_LLM_TIMEOUT"
-            ) from exc
-        except openai.APIConnectionError as exc:
-            raise ModelServerError(
+            )
+        if isinstance(exc, openai.APIConnectionError):
+            return ModelServerError(
                 f"cannot reach the LLM at {self.url} ({exc}); check SCANRAG_LLM_URL"
-            ) from exc
-        except openai.APIStatusError as exc:
-            raise ModelServerError(
+            )
+        if isinstance(exc, openai.APIStatusError):
+            return ModelServerError(
                 f"the LLM at {self.url} answered {exc.status_code}: {exc.message}; "
                 "check SCANRAG_LLM_MODEL and SCANRAG_LLM_API_KEY"
-            ) from exc
+            )
+        return ModelServerError(f"the LLM at {self.url} failed: {exc}")
 
     def answer(self, question: str, hits: list[SearchHit]) -> Answer:
         evidence = self.evidence(hits)
@@ -429,12 +437,18 @@ class OpenAIAnswerer:
         if not evidence:
             yield {"done": Answer(answer=NOT_FOUND[language(question)]).model_dump()}
             return
+        import openai
+
         parts: list[str] = []
-        for chunk in self._call(messages=self.messages(question, evidence), stream=True):
-            delta = chunk.choices[0].delta.content if chunk.choices else None
-            if delta:
-                parts.append(delta)
-                yield {"token": delta}
+        chunks = self._call(messages=self.messages(question, evidence), stream=True)
+        try:
+            for chunk in chunks:
+                delta = chunk.choices[0].delta.content if chunk.choices else None
+                if delta:
+                    parts.append(delta)
+                    yield {"token": delta}
+        except openai.APIError as exc:  # the model stalled or hung up mid-answer
+            raise self._error(exc) from exc
         yield {"done": resolve("".join(parts), evidence, question).model_dump()}
 
 
