@@ -15,10 +15,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from scanrag.ingest.model import BBox
 from scanrag.retrieval.results import HitLine, HitRegion, SearchHit
+from scanrag.testing import pdf_paragraph, text_pdf
 
 A4 = (1654, 2339)
 
@@ -152,6 +154,29 @@ def invoice_hits(doc_id: str = INVOICE, number: str = "INV-1001", total: str = "
     return [head, table]
 
 
+AMOUNT = "$365,793.03"
+
+
+def memo_pdf(path: Path) -> Path:
+    """A born-digital memo (read by pdf-text, no OCR): a title, a header block, two paragraphs."""
+    items = [(72, 80, "MEMORANDUM MEMO-87707", 18)]
+    items += [(72, 130, "From: Rosa Santos", 11), (72, 148, "To: Chen Haddad", 11)]
+    items += pdf_paragraph(
+        72,
+        200,
+        f"The steering committee approved a budget of {AMOUNT} for Project Falcon-31. "
+        "Spending is reviewed every quarter by the finance office.",
+        450,
+    )
+    items += pdf_paragraph(
+        72,
+        300,
+        "The kickoff meeting for Project Falcon-31 takes place in Room 252 on 3 March 2025.",
+        450,
+    )
+    return text_pdf([items], path)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -171,6 +196,7 @@ class Reply:
     delay: float = 0.0
     chunks: list[str] | None = None  # how a streamed answer is split (default: by word)
     respond: Callable[[dict[str, Any]], str] | None = None  # the text from the request body
+    stall: float = 0.0  # streamed: send the first chunk, then go quiet this long and hang up
 
 
 @dataclass
@@ -253,7 +279,18 @@ def _handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             events += [_chunk(model, {"content": part}) for part in parts]
             events.append(_chunk(model, {}, "stop"))
             stream = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
-            self._send(200, stream.encode(), "text/event-stream")
+            if not reply.stall:
+                self._send(200, stream.encode(), "text/event-stream")
+                return
+            self.send_response(200)  # no length: the body ends when the connection closes
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            for event in events[:2]:
+                self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
+            self.wfile.flush()
+            time.sleep(reply.stall)
+            self.close_connection = True
 
     return Handler
 

@@ -18,12 +18,11 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fakes import Reply, fake_openai, free_port, invoice_hits, sse_events
+from fakes import AMOUNT, Reply, fake_openai, free_port, invoice_hits, memo_pdf, sse_events
 from scanrag.api.app import create_app
 from scanrag.config import Settings
 from scanrag.errors import ModelServerError
 from scanrag.retrieval.answer import NOT_FOUND, SYSTEM_PROMPT, OpenAIAnswerer
-from scanrag.testing import pdf_paragraph, text_pdf
 
 QUESTION = "What is the total due on invoice INV-1001?"
 TOTAL_REGION = "3f9c0a1b2c3d4e5f:p1:r3"  # evidence [4]: the "$2,448.50" region
@@ -183,30 +182,22 @@ def test_a_reply_slower_than_the_timeout_is_an_error_not_a_hang():
     assert fake.url in message and "SCANRAG_LLM_TIMEOUT" in message
 
 
+def test_a_stream_that_stalls_mid_answer_ends_in_a_clear_error():
+    events = []
+    with fake_openai(Reply("The total due is $2,448.50 [4].", stall=3)) as fake:
+        started = time.monotonic()
+        with pytest.raises(ModelServerError) as error:
+            for event in answerer(fake.url, llm_timeout=0.5).stream(QUESTION, invoice_hits()):
+                events.append(event)
+        elapsed = time.monotonic() - started
+    assert elapsed < 2.5
+    assert [next(iter(e)) for e in events] == ["citations", "token"]  # what came before
+    assert fake.url in str(error.value) and "SCANRAG_LLM_TIMEOUT" in str(error.value)
+
+
 # --- end to end: an index, the app, POST /v1/query --------------------------------------------
 
-AMOUNT = "$365,793.03"
 MEMO_QUESTION = "What budget was approved for Project Falcon-31?"
-
-
-def memo_pdf(path: Path) -> Path:
-    """A born-digital memo (read by pdf-text, no OCR): a title, a header block, two paragraphs."""
-    items = [(72, 80, "MEMORANDUM MEMO-87707", 18)]
-    items += [(72, 130, "From: Rosa Santos", 11), (72, 148, "To: Chen Haddad", 11)]
-    items += pdf_paragraph(
-        72,
-        200,
-        f"The steering committee approved a budget of {AMOUNT} for Project Falcon-31. "
-        "Spending is reviewed every quarter by the finance office.",
-        450,
-    )
-    items += pdf_paragraph(
-        72,
-        300,
-        "The kickoff meeting for Project Falcon-31 takes place in Room 252 on 3 March 2025.",
-        450,
-    )
-    return text_pdf([items], path)
 
 
 def cite_the_amount(body: dict) -> str:
