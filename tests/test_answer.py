@@ -123,6 +123,40 @@ def test_a_chinese_key_value_line_answers_who_the_contact_is():
     assert all(c.doc_id == "0123456789abcdef" for c in answer.citations)
 
 
+def notice(doc_id: str, number: str, date: str, place: str):
+    return hit(
+        doc_id,
+        [
+            R("title", [(f"关于燃气安全检查的通知（第{number}号)", (300, 120, 1300, 190))]),
+            R(
+                "text",
+                [
+                    (
+                        f"各位居民：为做好燃气安全检查工作，请于{date}前到{place}",
+                        (150, 260, 1500, 305),
+                    ),
+                    ("办理相关手续。办理时请携带身份证。", (150, 320, 900, 365)),
+                ],
+            ),
+        ],
+        heading=f"关于燃气安全检查的通知（第{number}号)",
+        score=0.0331,
+    )
+
+
+def test_the_number_of_a_chinese_notice_outweighs_the_rank_of_its_sibling():
+    hits = [
+        notice("5913459134591345", "59134", "2022年8月5日", "14号楼6单元活动室"),
+        notice("3190931909319093", "31909", "2021年5月13日", "20号楼6单元活动室"),
+    ]  # the same score: which comes first is up to the store
+    answer = ExtractiveAnswerer().answer(
+        "燃气安全检查的通知（第31909号）要求居民在几号前办理？", hits
+    )
+
+    assert "2021年5月13日" in answer.answer
+    assert {c.doc_id for c in answer.citations} == {"3190931909319093"}
+
+
 def test_the_document_named_in_the_question_wins_among_similar_ones():
     others = {
         "aaaaaaaaaaaaaaaa": ("INV-17684", "$19,020.08"),
