@@ -48,7 +48,7 @@ def _receive(upload: UploadFile, state: AppState) -> tuple[Path | None, FileErro
                 handle.close()
                 tmp.unlink(missing_ok=True)
                 raise HTTPException(
-                    status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+                    413,  # Content Too Large (the constant was renamed in Starlette)
                     f"{name}: larger than the upload limit of {state.settings.max_upload_mb} MB "
                     "(SCANRAG_MAX_UPLOAD_MB)",
                 )

@@ -47,7 +47,7 @@ def page_image(
         try:
             drawn.extend(parse_boxes(boxes))
         except ValueError as exc:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"bad boxes: {exc}") from exc
+            raise HTTPException(422, f"bad boxes: {exc}") from exc
     with Image.open(path) as image:
         return Response(jpeg_bytes(highlight(image, drawn)), media_type="image/jpeg")
 
