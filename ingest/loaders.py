@@ -319,7 +319,9 @@ def open_image(path: Path) -> Image.Image:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             return Image.open(path)
     except Image.DecompressionBombError as exc:
-        raise LimitExceeded(f"{show(path)}: {exc}; raise SCANRAG_MAX_PIXELS if intended") from exc
+        raise LimitExceeded(
+            f"{show(path)}: the image is too large to decode safely ({exc}); downscale it"
+        ) from exc
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise CorruptFile(f"{show(path)}: the image cannot be decoded ({exc})") from exc
 
