@@ -1,0 +1,408 @@
+"""Search latency and upsert throughput of the vector stores at 10k and 100k chunks.
+
+    python bench/search_speed.py [--sizes 10000 100000] [--queries 200]
+                                 [--client-max 10000] [--out bench/results/search_speed.json]
+    python bench/search_speed.py --sizes 10000 100000 1000000     # also 1M (needs ~10 GB RAM)
+
+Chunks are synthetic but shaped like real ones: 60–200 words drawn with a Zipf law from a
+20k-word vocabulary (business words plus made-up words), numbers, amounts and dates, and one
+chunk in ten in Chinese; the payload carries text, heading, pages, labels and 1–6 regions
+with 2–8 line boxes each (about 4 KB of JSON; the largest dev-eval chunks hold about 5 KB).
+Sparse vectors are real (`SparseEncoder.encode_document`). Dense vectors are not computed
+with MiniLM for every chunk (100k chunks would take over an hour on 2 cores): 256 real MiniLM
+embeddings of such texts serve as centres, and each chunk gets a centre plus Gaussian noise,
+normalised (cosine to its centre ≈ 0.86), so the vectors cluster like real ones instead of
+being uniform noise.
+
+For each size, the same points go to:
+
+  edge     EdgeStore (Qdrant Edge, the default store) in a temp dir, upserted in batches of
+           1000; latency is measured before `optimize()` (one plain segment, brute force: what
+           an index has right after `scanrag ingest`, which does not optimise) and after it
+           (HNSW for the dense vectors); the optimise time is reported.
+  client   ClientStore(path=":memory:"), qdrant-client's local mode, for comparison. It scans
+           in Python, so sizes above --client-max are skipped (the output says so).
+
+Query latency over --queries generated questions (a tenth in Chinese), after 10 untimed ones.
+For each question the two halves of `Index.search` are timed back to back:
+
+  embed + hybrid   real MiniLM query embedding + BM25 terms, then hybrid (RRF) search, top 5
+  hybrid           the search half alone
+  embed only       the embedding half alone
+  dense / sparse   one precomputed vector alone (edge after optimise only)
+
+Target (issue 3): edge embed + hybrid p95 ≤ 50 ms at 100k chunks on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import random
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scanrag.evaluate import percentile
+from scanrag.retrieval.embedding import DenseEncoder, SparseEncoder, SparseVec
+from scanrag.retrieval.store import ClientStore, EdgeStore, Store, StorePoint
+
+HERE = Path(__file__).resolve().parent
+DIM = 384
+BATCH = 1000
+CENTRES = 256
+NOISE = 0.6
+TOP_K = 5
+TARGET_P95_MS = 50.0
+SEED = 7
+
+BUSINESS = """invoice total amount due payment date supplier customer order quantity unit price
+tax net gross balance account bank transfer reference number contract agreement terms period
+warehouse inventory delivery shipment freight carrier address city street postal code phone
+email contact manager director department budget forecast revenue cost profit loss quarter
+annual report audit committee board shareholder dividend employee salary insurance claim
+policy premium coverage receipt store cashier item discount cash card credit debit refund
+memo meeting schedule project deadline review approval signature witness notice resident
+inspection safety gas water electricity service fee charge rate interest loan deposit
+region north south east west central growth decline percent figure table summary note""".split()
+CJK = (
+    "的一是不了人我在有他这中大来上国个到说们为子和你地出道也时年得就那要下以生会自着去之"
+    "过家学对可她里后小么心多天而能好都然没日于起还发成事只作当想看文无开手十用主行方又如前"
+    "所本见经头面公同三已老从动两长知民样现分将外但身些与高意进把法此实回二理美点月明其种声"
+    "全工己话儿者向情部正名定女问力机给等几很业最间新什打便位因重被走电四第门相次东政海口使"
+    "发票合计金额单价数量小票号联系人电话地址日期通知居民办理燃气安全检查超市收银找零"
+)
+
+
+def vocabulary(rng: random.Random, size: int = 20_000) -> list[str]:
+    syllables = [a + b for a in "bcdfghklmnprstvz" for b in ("a", "e", "i", "o", "u", "ar", "en")]
+    words = list(dict.fromkeys(BUSINESS))
+    while len(words) < size:
+        word = "".join(rng.choice(syllables) for _ in range(rng.randint(2, 4)))
+        if word not in words:
+            words.append(word)
+    return words
+
+
+class Corpus:
+    """Deterministic synthetic chunks, produced in batches (100k never sit in memory)."""
+
+    def __init__(self, seed: int = SEED) -> None:
+        rng = random.Random(seed)
+        self.words = vocabulary(rng)
+        ranks = np.arange(1, len(self.words) + 1)
+        self.p_words = (1 / ranks**1.07) / (1 / ranks**1.07).sum()
+        cjk_ranks = np.arange(1, len(CJK) + 1)
+        self.p_cjk = (1 / cjk_ranks) / (1 / cjk_ranks).sum()
+        self.sparse = SparseEncoder()
+        self.seed = seed
+
+    def number(self, rng: random.Random) -> str:
+        kind = rng.random()
+        if kind < 0.4:
+            return str(rng.randint(1, 99999))
+        if kind < 0.7:
+            return f"${rng.randint(1, 99):,}{rng.randint(0, 999):03d}.{rng.randint(0, 99):02d}"
+        if kind < 0.85:
+            month = rng.choice(["March", "July", "October"])
+            return f"{rng.randint(1, 28)} {month} 20{rng.randint(10, 25)}"
+        return f"INV-{rng.randint(10000, 99999)}"
+
+    def text(self, rng: random.Random, np_rng: np.random.Generator) -> str:
+        if rng.random() < 0.1:
+            chars = np_rng.choice(len(CJK), size=rng.randint(80, 300), p=self.p_cjk)
+            body = "".join(CJK[c] for c in chars)
+            return f"{body[:40]}：{self.number(rng)}，{body[40:]}"
+        words = [
+            self.words[i]
+            for i in np_rng.choice(len(self.words), rng.randint(60, 200), p=self.p_words)
+        ]
+        for _ in range(len(words) // 12):
+            words.insert(rng.randrange(len(words)), self.number(rng))
+        return " ".join(words)
+
+    def payload(self, i: int, text: str, rng: random.Random) -> dict[str, Any]:
+        doc = f"{i // 12:016x}"
+        page = 1 + (i % 12) // 3
+        name = f"scan_{i // 12:06d}.pdf"
+        regions, start = [], 0
+        pieces = np.array_split(np.arange(len(text)), rng.randint(1, 6))
+        for index, piece in enumerate(p for p in pieces if len(p)):
+            end = int(piece[-1]) + 1
+            y = 150 + index * 260
+            lines = []
+            bounds = np.array_split(np.arange(start, end), rng.randint(2, 8))
+            for row, span in enumerate(b for b in bounds if len(b)):
+                s, e = int(span[0]), int(span[-1]) + 1
+                top = y + row * 40
+                lines.append(
+                    {"text": text[s:e], "bbox": [150, top, 1500, top + 32], "start": s, "end": e}
+                )
+            regions.append(
+                {
+                    "region_id": f"{doc}:p{page}:r{index}",
+                    "page": page,
+                    "bbox": [150, y, 1500, y + 40 * len(lines)],
+                    "bbox_norm": [91, y * 1000 // 2339, 907, (y + 40 * len(lines)) * 1000 // 2339],
+                    "label": rng.choice(["text", "text", "table", "title", "list"]),
+                    "start": start,
+                    "end": end,
+                    "page_width": 1654,
+                    "page_height": 2339,
+                    "lines": lines,
+                }
+            )
+            start = end
+        return {
+            "doc_id": doc,
+            "chunk": i % 12,
+            "source": f"/srv/scans/archive/{name}",
+            "source_name": name,
+            "text": text,
+            "heading": "Annual report › Operations" if i % 3 == 0 else "",
+            "pages": [page],
+            "labels": sorted({r["label"] for r in regions}),
+            "regions": regions,
+        }
+
+    def base_texts(self, n: int) -> list[str]:
+        rng, np_rng = random.Random(self.seed + 1), np.random.default_rng(self.seed + 1)
+        return [self.text(rng, np_rng) for _ in range(n)]
+
+    def batches(self, total: int, centres: np.ndarray) -> Iterator[list[StorePoint]]:
+        rng, np_rng = random.Random(self.seed), np.random.default_rng(self.seed)
+        for first in range(0, total, BATCH):
+            size = min(BATCH, total - first)
+            texts = [self.text(rng, np_rng) for _ in range(size)]
+            noise = np_rng.normal(size=(size, DIM)).astype(np.float32) * NOISE / np.sqrt(DIM)
+            dense = centres[np_rng.integers(0, len(centres), size)] + noise
+            dense /= np.linalg.norm(dense, axis=1, keepdims=True)
+            yield [
+                StorePoint(
+                    id=str(uuid.UUID(int=first + j + 1)),
+                    dense=dense[j],
+                    sparse=self.sparse.encode_document(texts[j]),
+                    payload=self.payload(first + j, texts[j], rng),
+                )
+                for j in range(size)
+            ]
+
+    def questions(self, n: int) -> list[str]:
+        rng, np_rng = random.Random(self.seed + 2), np.random.default_rng(self.seed + 2)
+        out = []
+        for q in range(n):
+            if q % 10 == 9:
+                chars = np_rng.choice(len(CJK), size=rng.randint(6, 14), p=self.p_cjk)
+                out.append("".join(CJK[c] for c in chars) + "是多少？")
+                continue
+            picks = [self.words[i] for i in np_rng.choice(len(self.words), 4, p=self.p_words)]
+            rare = self.words[rng.randint(100, 5000)]
+            out.append(
+                f"What is the {picks[0]} {rare} of {picks[1]} {self.number(rng)} for {picks[2]}?"
+            )
+        return out
+
+
+def load(store: Store, corpus: Corpus, size: int, centres: np.ndarray) -> dict[str, float]:
+    spent = 0.0
+    for batch in corpus.batches(size, centres):
+        started = time.perf_counter()
+        store.upsert(batch)
+        spent += time.perf_counter() - started
+    assert store.count() == size, (store.count(), size)
+    return {"upsert_s": round(spent, 2), "points_per_s": round(size / spent)}
+
+
+def stats(times: list[float]) -> dict[str, float]:
+    return {
+        "p50_ms": round(percentile(times, 50), 2),
+        "p95_ms": round(percentile(times, 95), 2),
+        "p99_ms": round(percentile(times, 99), 2),
+        "mean_ms": round(float(np.mean(times)), 2),
+        "queries": len(times),
+    }
+
+
+def measure(
+    store: Store,
+    questions: list[str],
+    dense: np.ndarray,
+    sparse: list[SparseVec],
+    encoder: DenseEncoder,
+    one_vector: bool,
+    warmup: int = 10,
+) -> dict[str, dict[str, float]]:
+    """Per question, what `Index.search` does, timed in two parts: embedding the question
+    (MiniLM + BM25 terms), then the hybrid search. "embed + hybrid" is their sum per question;
+    "hybrid" the search part. With `one_vector`, a second pass times dense and sparse alone."""
+    terms = SparseEncoder()
+    for q in range(warmup):
+        store.search(encoder.encode([questions[q]])[0], terms.encode_query(questions[q]), TOP_K)
+    embed, search, total = [], [], []
+    for question in questions:
+        t0 = time.perf_counter()
+        vector, query_terms = encoder.encode([question])[0], terms.encode_query(question)
+        t1 = time.perf_counter()
+        store.search(vector, query_terms, TOP_K)
+        t2 = time.perf_counter()
+        embed.append((t1 - t0) * 1000)
+        search.append((t2 - t1) * 1000)
+        total.append((t2 - t0) * 1000)
+    out = {"embed + hybrid": stats(total), "hybrid": stats(search), "embed only": stats(embed)}
+    if one_vector:
+        for kind, run in (
+            ("dense", lambda q: store.search(dense[q], None, TOP_K)),
+            ("sparse", lambda q: store.search(None, sparse[q], TOP_K)),
+        ):
+            times = []
+            for q in range(len(questions)):
+                started = time.perf_counter()
+                run(q)
+                times.append((time.perf_counter() - started) * 1000)
+            out[kind] = stats(times)
+    gc.collect()
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--client-max", type=int, default=10_000)
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "search_speed.json")
+    args = parser.parse_args()
+    started_all = time.perf_counter()
+
+    corpus = Corpus()
+    encoder = DenseEncoder()
+    print(f"embedding {CENTRES} centre texts and {args.queries} questions with MiniLM ...")
+    centres = encoder.encode(corpus.base_texts(CENTRES))
+    questions = corpus.questions(args.queries)
+    q_dense = encoder.encode(questions)
+    q_sparse = [SparseEncoder().encode_query(q) for q in questions]
+    import torch
+
+    results: list[dict[str, Any]] = []
+    skipped: list[str] = []
+    for size in args.sizes:
+        with tempfile.TemporaryDirectory(prefix="scanrag-speed-") as tmp:
+            print(f"edge   {size:>9,} points: loading ...", flush=True)
+            edge = EdgeStore(Path(tmp) / "qdrant", DIM)
+            loaded = load(edge, corpus, size, centres)
+            plain = measure(edge, questions, q_dense, q_sparse, encoder, one_vector=False)
+            results += [
+                {"store": "edge", "points": size, "index": "plain", "query": kind, **figures}
+                for kind, figures in plain.items()
+            ]
+            print(f"edge   {size:>9,} points: optimize() ...", flush=True)
+            started = time.perf_counter()
+            edge.optimize()
+            loaded["optimize_s"] = round(time.perf_counter() - started, 2)
+            hnsw = measure(edge, questions, q_dense, q_sparse, encoder, one_vector=True)
+            results += [
+                {"store": "edge", "points": size, "index": "hnsw", "query": kind, **figures}
+                for kind, figures in hnsw.items()
+            ]
+            results.append({"store": "edge", "points": size, "load": loaded})
+            edge.close()
+            del edge
+            gc.collect()
+        if size > args.client_max:
+            skipped.append(
+                f"client local mode skipped at {size:,} points (--client-max {args.client_max:,}):"
+                " it scans every point in Python for each query"
+            )
+            continue
+        print(f"client {size:>9,} points: loading ...", flush=True)
+        client = ClientStore(DIM, path=":memory:")
+        loaded = load(client, corpus, size, centres)
+        figures = measure(client, questions, q_dense, q_sparse, encoder, one_vector=False)
+        results += [
+            {"store": "client", "points": size, "index": "local", "query": kind, **f}
+            for kind, f in figures.items()
+        ]
+        results.append({"store": "client", "points": size, "load": loaded})
+        client.close()
+        del client
+        gc.collect()
+
+    print()
+    print(f"upsert (batches of {BATCH}) and optimize")
+    print(f"{'store':<7} {'points':>9} {'upsert s':>9} {'points/s':>9} {'optimize s':>11}")
+    for row in results:
+        if "load" in row:
+            load_ = row["load"]
+            optimize = f"{load_['optimize_s']:>11.1f}" if "optimize_s" in load_ else f"{'-':>11}"
+            print(
+                f"{row['store']:<7} {row['points']:>9,} {load_['upsert_s']:>9.1f} "
+                f"{load_['points_per_s']:>9,} {optimize}"
+            )
+    print()
+    print(f"query latency, top {TOP_K}, {args.queries} queries (ms)")
+    print(f"{'store':<7} {'points':>9} {'index':<6} {'query':<15} {'p50':>7} {'p95':>7} {'p99':>7}")
+    for row in results:
+        if "query" in row:
+            print(
+                f"{row['store']:<7} {row['points']:>9,} {row['index']:<6} {row['query']:<15} "
+                f"{row['p50_ms']:>7.1f} {row['p95_ms']:>7.1f} {row['p99_ms']:>7.1f}"
+            )
+    for line in skipped:
+        print(line)
+    verdicts = [
+        f"edge embed + hybrid at {row['points']:,} ({row['index']}): p95 {row['p95_ms']:.1f} ms "
+        f"{'meets' if row['p95_ms'] <= TARGET_P95_MS else 'MISSES'} the target "
+        f"{TARGET_P95_MS:.0f} ms"
+        for row in results
+        if row.get("store") == "edge"
+        and row.get("query") == "embed + hybrid"
+        and row["points"] == max(args.sizes)
+    ]
+    for line in verdicts:
+        print(line)
+    total = time.perf_counter() - started_all
+    print(f"total {total:.0f}s")
+
+    result = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "load_avg_at_end": [round(x, 2) for x in os.getloadavg()],
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "torch_threads": torch.get_num_threads(),
+        },
+        "versions": {
+            "qdrant-edge-py": version("qdrant-edge-py"),
+            "qdrant-client": version("qdrant-client"),
+            "sentence-transformers": version("sentence-transformers"),
+        },
+        "setup": {
+            "dense": f"{CENTRES} MiniLM centres + noise {NOISE} (cos≈0.86), 384-d cosine",
+            "sparse": "SparseEncoder BM25 terms, IDF modifier",
+            "batch": BATCH,
+            "top_k": TOP_K,
+            "queries": args.queries,
+            "client_max": args.client_max,
+        },
+        "target": {"edge_embed_hybrid_p95_ms_at_100k": TARGET_P95_MS},
+        "results": results,
+        "notes": skipped + verdicts,
+        "total_s": round(total),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
