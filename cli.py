@@ -273,6 +273,8 @@ def ingest(
                     bar.update(files_task, completed=event.file_index)
 
             report = index.ingest(paths, on_progress=on_progress)
+            bar.update(files_task, description="building the search index (HNSW)")
+            index.optimize()
     except ConfigError as exc:
         fail_usage(str(exc))
     except ScanragError as exc:

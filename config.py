@@ -133,6 +133,11 @@ class Settings(BaseSettings):
     search_mode: Literal["hybrid", "dense", "sparse"] = Field(
         "hybrid", description="Dense, sparse (BM25) or both fused with reciprocal-rank fusion."
     )
+    fusion: Literal["rrf", "dbsf"] = Field(
+        "rrf",
+        description="How hybrid search merges dense and sparse lists: reciprocal-rank fusion, or "
+        "distribution-based score fusion (hit@1 0.95 vs 0.72 on dev-eval; see docs/benchmarks.md).",
+    )
     page_image_quality: int = Field(90, ge=30, le=100, description="JPEG quality of stored pages.")
     qdrant_url: str | None = Field(
         None, description="A Qdrant server or cluster; unset = embedded engine in the data dir."
