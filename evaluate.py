@@ -13,20 +13,40 @@ plus one `qa.jsonl` for the set, one question per line:
      "page": 1, "evidence_bbox": [1259, 807, 1419, 833]}
 
 Boxes are page-image pixels at the stated dpi, origin top-left. When scanrag renders a page at
-another size, ground-truth boxes are scaled to it.
+another size, ground-truth boxes are scaled to it. `file` is the document's file name in the
+set folder; extra keys (such as "key" or "evidence_text") are ignored.
+
+What is scored:
+
+- parsing: a ground-truth line is found when one parsed line box covers ≥ 50 % of its box;
+  CER against that line's text, a missed line counting as CER 1. Texts are compared after
+  `normalise` (NFKC, so full-width forms equal half-width ones; whitespace runs collapsed to
+  one space; lower case). A document is "zh" when its ground truth holds a CJK character.
+- retrieval: the ranked chunks of the search (top k). A chunk is a hit when it comes from the
+  question's file and one of its region or line boxes on the question's page covers ≥ 50 % of
+  the evidence box: the chunk holds what a citation would point at. hit@1, hit@k, MRR
+  (1/rank of the first hit, 0 beyond k). A question is "zh" when it holds a CJK character.
+- answers: the answer contains the gold answer after `answer_key` (NFKC, lower case, every
+  whitespace removed: OCR drops spaces, as in "July2025", and Chinese has none); "not found"
+  = an answer without citations (every answerer says "not found" exactly then).
+- citations: the same coverage test on the answer's own citations (region and line boxes);
+  mean IoU of the best-matching cited box with the evidence box (0 for a question answered
+  "not found" or cited elsewhere).
 """
 
 from __future__ import annotations
 
+import math
 import re
 import tempfile
 import time
 import unicodedata
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from rapidfuzz.distance import Levenshtein
 
 from .config import Settings
@@ -214,6 +234,19 @@ class RetrievalScore(BaseModel):
     hit_at_1: float
     hit_at_k: float
     mrr: float
+    tied_first: int = Field(
+        0,
+        description="Questions whose first two chunks have the same score: which one ranks "
+        "first is the store's tie-break, so hit@1 and MRR may change from run to run.",
+    )
+
+
+class AnswerScore(BaseModel):
+    questions: int
+    contains: float
+    not_found: float
+    citation_hit: float
+    mean_iou: float
 
 
 class EvalReport(BaseModel):
@@ -225,11 +258,17 @@ class EvalReport(BaseModel):
     failed: list[str]
     parsing: dict[str, ParseScore]
     retrieval: dict[str, RetrievalScore]
+    answers: dict[str, AnswerScore]
+    # overall figures, the same as answers["all"]
     answer_contains: float
     answer_not_found: float
     citation_hit: float
     mean_iou: float
-    parse_seconds_per_page: float
+    pages_parsed: int = Field(description="Pages parsed in this run (cached ones are not).")
+    parse_seconds_per_page: float | None = Field(
+        description="Parse time per page parsed in this run; null when every page came from "
+        "the parse cache of a reused --data-dir."
+    )
     query_p50_ms: float
     query_p95_ms: float
 
@@ -270,46 +309,94 @@ def run_eval(
             if on_progress:
                 on_progress(f"indexing {set_dir}")
             report = index.ingest([set_dir])
+            index.optimize()  # as `scanrag ingest` does (a no-op below 10k chunks)
             docs = {
-                Path(info.source).name: index.document(info.doc_id)
+                Path(path).name: index.document(info.doc_id)
                 for info in index.documents()
                 if info.doc_id
+                for path in info.paths  # identical files share one document
             }
             parsing = _parsing_scores(truth, docs)
-            ranks, contains, not_found, cited, ious, latencies = [], 0, 0, 0, [], []
+            rows: list[_Asked] = []
+            latencies = []
             ask = index.answerer
             for number, question in enumerate(questions, start=1):
                 if on_progress:
                     on_progress(f"question {number}/{len(questions)}")
                 started = time.perf_counter()
-                hits = index.search(question.question, top_k=k)
+                hits = index.search(question.question, top_k=k)  # POST /v1/query's two steps
                 answer = ask.answer(question.question, hits)
                 latencies.append(time.perf_counter() - started)
                 gt = truth.get(question.file)
-                ranks.append((language(question.question), _first_hit_rank(question, hits, gt)))
-                contains += answer_key(question.answer) in answer_key(answer.answer)
-                not_found += not answer.citations
-                cited += any(evidence_hit(question, c.source, [c], gt) for c in answer.citations)
-                ious.append(_best_iou(question, answer.citations, gt))
-    total = len(questions) or 1
-    parsed_pages = sum(len(doc.pages) for doc in docs.values() if doc)
+                rows.append(
+                    _Asked(
+                        lang=language(question.question),
+                        rank=_first_hit_rank(question, hits, gt),
+                        tied=len(hits) > 1 and math.isclose(hits[0].score, hits[1].score),
+                        contains=answer_key(question.answer) in answer_key(answer.answer),
+                        not_found=not answer.citations,
+                        cited=any(
+                            evidence_hit(question, c.source, [c], gt) for c in answer.citations
+                        ),
+                        iou=_best_iou(question, answer.citations, gt),
+                    )
+                )
+    answers = _answer_scores(rows)
+    overall = answers.get("all", AnswerScore(questions=0, **dict.fromkeys(_ANSWER_FIGURES, 0.0)))
+    unique = {doc.id: doc for doc in docs.values() if doc}
     return EvalReport(
         set_dir=str(set_dir),
         parser=settings.parser,
         k=k,
-        documents=len(docs),
-        pages=parsed_pages,
+        documents=len(unique),
+        pages=sum(len(doc.pages) for doc in unique.values()),
         failed=[error.error for error in report.errors],
         parsing=parsing,
-        retrieval=_retrieval_scores(ranks),
-        answer_contains=round(contains / total, 4),
-        answer_not_found=round(not_found / total, 4),
-        citation_hit=round(cited / total, 4),
-        mean_iou=round(sum(ious) / total, 4),
-        parse_seconds_per_page=round(report.parse_seconds / max(1, report.pages), 3),
+        retrieval=_retrieval_scores([(row.lang, row.rank, row.tied) for row in rows]),
+        answers=answers,
+        answer_contains=overall.contains,
+        answer_not_found=overall.not_found,
+        citation_hit=overall.citation_hit,
+        mean_iou=overall.mean_iou,
+        pages_parsed=report.pages,
+        parse_seconds_per_page=(
+            round(report.parse_seconds / report.pages, 3) if report.pages else None
+        ),
         query_p50_ms=round(percentile(latencies, 50) * 1000, 1),
         query_p95_ms=round(percentile(latencies, 95) * 1000, 1),
     )
+
+
+class _Asked(NamedTuple):
+    """One question's outcome."""
+
+    lang: str
+    rank: int  # of the first search hit covering the evidence, 0 for none in the top k
+    tied: bool  # the first two hits have the same score
+    contains: bool
+    not_found: bool
+    cited: bool
+    iou: float
+
+
+_ANSWER_FIGURES = ("contains", "not_found", "citation_hit", "mean_iou")
+
+
+def _answer_scores(rows: list[_Asked]) -> dict[str, AnswerScore]:
+    out = {}
+    for key in ("all", "en", "zh"):
+        chosen = [row for row in rows if key in ("all", row.lang)]
+        if not chosen:
+            continue
+        n = len(chosen)
+        out[key] = AnswerScore(
+            questions=n,
+            contains=round(sum(row.contains for row in chosen) / n, 4),
+            not_found=round(sum(row.not_found for row in chosen) / n, 4),
+            citation_hit=round(sum(row.cited for row in chosen) / n, 4),
+            mean_iou=round(sum(row.iou for row in chosen) / n, 4),
+        )
+    return out
 
 
 def _parsing_scores(
@@ -339,17 +426,19 @@ def _parsing_scores(
     }
 
 
-def _retrieval_scores(ranks: list[tuple[str, int]]) -> dict[str, RetrievalScore]:
+def _retrieval_scores(ranks: Sequence[tuple[str, int, bool]]) -> dict[str, RetrievalScore]:
+    """hit@1, hit@k and MRR from (language, rank of the first hit or 0, tie at the top)."""
     out = {}
     for key in ("all", "en", "zh"):
-        chosen = [rank for lang, rank in ranks if key in ("all", lang)]
+        chosen = [(rank, tied) for lang, rank, tied in ranks if key in ("all", lang)]
         if not chosen:
             continue
         n = len(chosen)
         out[key] = RetrievalScore(
             questions=n,
-            hit_at_1=round(sum(rank == 1 for rank in chosen) / n, 4),
-            hit_at_k=round(sum(rank > 0 for rank in chosen) / n, 4),
-            mrr=round(sum(1 / rank for rank in chosen if rank) / n, 4),
+            hit_at_1=round(sum(rank == 1 for rank, _ in chosen) / n, 4),
+            hit_at_k=round(sum(rank > 0 for rank, _ in chosen) / n, 4),
+            mrr=round(sum(1 / rank for rank, _ in chosen if rank) / n, 4),
+            tied_first=sum(tied for _, tied in chosen),
         )
     return out
