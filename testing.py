@@ -135,6 +135,34 @@ def image_pdf(images: list[Image.Image], path: Path, dpi: int = 200) -> Path:
     return path
 
 
+def ink_box(image: Image.Image, within: BBox | None = None, threshold: int = 128) -> BBox | None:
+    """The box around the dark pixels of `image` (or of its part `within`); None when blank."""
+    grey = np.asarray(image.convert("L"))
+    x0, y0 = (within.x0, within.y0) if within else (0, 0)
+    if within:
+        grey = grey[within.y0 : within.y1, within.x0 : within.x1]
+    ys, xs = np.nonzero(grey < threshold)
+    if not len(xs):
+        return None
+    return BBox(
+        x0 + int(xs.min()), y0 + int(ys.min()), x0 + int(xs.max()) + 1, y0 + int(ys.max()) + 1
+    )
+
+
+def pdf_paragraph(
+    x: float, y: float, text: str, width: float, size: float = 10, leading: float = 1.4
+) -> list[tuple[float, float, str, float]]:
+    """Items for `text_pdf`: `text` wrapped to `width` points, the first baseline at `y`."""
+    lines: list[str] = []
+    for word in text.split():
+        candidate = f"{lines[-1]} {word}" if lines else word
+        if lines and pymupdf.get_text_length(candidate, "helv", size) <= width:
+            lines[-1] = candidate
+        else:
+            lines.append(word)
+    return [(x, y + i * size * leading, line, size) for i, line in enumerate(lines)]
+
+
 def text_pdf(pages: list[list[tuple[float, float, str, float]]], path: Path) -> Path:
     """A born-digital A4 PDF: each page a list of (x_pt, baseline_y_pt, text, size_pt)."""
     pdf = pymupdf.open()
