@@ -188,7 +188,7 @@ class Index:
         """Bring the index in line with files and folders: add new files, re-index changed
         ones, drop files gone from the folders given. Failures are per file.
 
-        Files that need OCR are parsed by `settings.workers` processes or on Ray
+        Files that need parsing go to `settings.workers` processes or to Ray
         (`settings.ray_address`); this process decides what to parse, stores what comes back
         and indexes each Document as soon as it is complete, with the same results as
         parsing everything here."""
