@@ -164,8 +164,8 @@ def available_cpus() -> int:
 
 
 def default_workers() -> int:
-    """Half the cores: each OCR process keeps two onnxruntime threads busy, and the indexing
-    process needs a core to embed what comes back. 1 (in-process) on a 2-core machine."""
+    """Half the cores: the indexing process embeds what comes back on the same cores, and
+    every worker holds its own OCR models in memory. 1 (in-process) on a 2-core machine."""
     return max(1, available_cpus() // 2)
 
 
