@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
 from pathlib import Path
@@ -20,7 +21,31 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from .config import Settings
 from .errors import ConfigError, ScanragError
 
+#: What `--ray ADDRESS` may be: auto, ray://host:port (Ray Client) or host:port (GCS).
+RAY_ADDRESS = re.compile(r"auto|ray://\S+|[\w.-]+:\d+")
+
+
+def optional_ray_address(args: list[str]) -> list[str]:
+    """`--ray` takes an optional address, which Typer's parser cannot express: a bare `--ray`
+    (followed by a path, another option or nothing) becomes `--ray auto`."""
+    out: list[str] = []
+    for i, arg in enumerate(args):
+        out.append(arg)
+        if arg == "--":
+            return out + args[i + 1 :]
+        following = args[i + 1] if i + 1 < len(args) else ""
+        if arg == "--ray" and not RAY_ADDRESS.fullmatch(following):
+            out.append("auto")
+    return out
+
+
+class Commands(typer.core.TyperGroup):
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, optional_ray_address(args))
+
+
 app = typer.Typer(
+    cls=Commands,
     add_completion=False,
     no_args_is_help=True,
     help="Index folders of scanned documents and ask questions whose answers cite page regions.",
@@ -243,6 +268,43 @@ def ingest(
     dpi: DpiOption = None,
     pdf_password: PasswordOption = None,
     qdrant_url: QdrantUrlOption = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="Processes that parse files (default: cores // 2, so 1 on 2 cores).",
+        ),
+    ] = None,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            metavar="[ADDRESS]",
+            help="Parse on Ray: alone, the cluster of this machine or a new local one; "
+            "or an address such as ray://head:10001 (needs scanrag[ray]).",
+        ),
+    ] = None,
+    ocr_url: Annotated[
+        str | None,
+        typer.Option(
+            "--ocr-url",
+            help="GLM-OCR server base URL; several, comma-separated, spread the requests.",
+        ),
+    ] = None,
+    qdrant_shards: Annotated[
+        int | None, typer.Option("--qdrant-shards", min=1, help="Shards of a new collection.")
+    ] = None,
+    qdrant_replicas: Annotated[
+        int | None,
+        typer.Option("--qdrant-replicas", min=1, help="Replication factor of a new collection."),
+    ] = None,
+    qdrant_write_consistency: Annotated[
+        int | None,
+        typer.Option(
+            "--qdrant-write-consistency", min=1, help="Replicas that must confirm each write."
+        ),
+    ] = None,
     json_out: JsonOption = False,
     verbose: VerboseOption = False,
 ) -> None:
@@ -252,7 +314,17 @@ def ingest(
 
     setup_logging(verbose)
     settings = make_settings(
-        data_dir=data_dir, parser=parser, dpi=dpi, pdf_password=pdf_password, qdrant_url=qdrant_url
+        data_dir=data_dir,
+        parser=parser,
+        dpi=dpi,
+        pdf_password=pdf_password,
+        qdrant_url=qdrant_url,
+        workers=workers,
+        ray_address=ray,
+        ocr_url=ocr_url,
+        qdrant_shards=qdrant_shards,
+        qdrant_replicas=qdrant_replicas,
+        qdrant_write_consistency=qdrant_write_consistency,
     )
     try:
         with Index(settings) as index, progress() as bar:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -65,7 +65,8 @@ class Settings(BaseSettings):
     ocr_url: str | None = Field(
         None,
         description="Base URL of the GLM-OCR server, e.g. http://localhost:8080/v1 "
-        "(vLLM / SGLang / Ollama), or https://open.bigmodel.cn/api/paas/v4 with ocr_api=maas.",
+        "(vLLM / SGLang / Ollama), or https://open.bigmodel.cn/api/paas/v4 with ocr_api=maas. "
+        "Several servers (a fleet): comma-separated, or a list; requests go to the least busy.",
     )
     ocr_model: str = Field("glm-ocr", description="Model name sent to the GLM-OCR server.")
     ocr_api_key: SecretStr | None = Field(
@@ -97,6 +98,35 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="Extra request fields for the VLM, e.g. "
         '{"chat_template_kwargs": {"enable_thinking": false}} for GLM-4.6V on vLLM.',
+    )
+
+    # --- scale-out ---------------------------------------------------------------------
+    workers: int | None = Field(
+        None,
+        ge=1,
+        le=512,
+        description="Processes that parse files during ingest (OCR is CPU-bound); "
+        "default max(1, cores // 2), so 1 on a 2-core machine.",
+    )
+    ocr_threads: int | None = Field(
+        None,
+        ge=1,
+        le=256,
+        description="onnxruntime threads per OCR process (embedded parser); default: all cores "
+        "in one process, cores // workers with several, 1 per Ray task.",
+    )
+    batch_pages: int = Field(
+        32, ge=1, description="Files with more pages are parsed in batches of this many pages."
+    )
+    ray_address: str | None = Field(
+        None,
+        description="Parse on Ray: 'auto' (RAY_ADDRESS, else a cluster started on this machine, "
+        "else a new local instance), or an address such as ray://head:10001.",
+    )
+    ray_send_files: bool = Field(
+        True,
+        description="Send each file's bytes to its Ray task; turn off when every node reads "
+        "the same paths (a shared file system).",
     )
 
     # --- in-process models ----------------------------------------------------------------
@@ -147,6 +177,23 @@ class Settings(BaseSettings):
         None, description="qdrant-client local mode: a folder, or ':memory:'."
     )
     qdrant_collection: str = Field("scanrag", description="Collection name on a Qdrant server.")
+    qdrant_shards: int | None = Field(
+        None, ge=1, description="Shards of a new collection on a Qdrant cluster (server default 1)."
+    )
+    qdrant_replicas: int | None = Field(
+        None, ge=1, description="Replication factor of a new collection (server default 1)."
+    )
+    qdrant_write_consistency: int | None = Field(
+        None,
+        ge=1,
+        description="Replicas that must confirm a write (write_consistency_factor of a new "
+        "collection; server default 1).",
+    )
+    qdrant_write_ordering: Literal["weak", "medium", "strong"] | None = Field(
+        None,
+        description="Ordering of writes across replicas: weak (server default), medium (via "
+        "the shard leader when it is up) or strong (always via the leader).",
+    )
 
     # --- answers -------------------------------------------------------------------------
     answerer: Literal["extractive", "openai"] = Field(
@@ -168,6 +215,14 @@ class Settings(BaseSettings):
         None, description="When set, every route but /healthz needs it (Bearer or X-API-Key)."
     )
     max_upload_mb: int = Field(100, ge=1, description="Largest file accepted by an upload.")
+
+    @field_validator("ocr_url", mode="before")
+    @classmethod
+    def _join_urls(cls, value: Any) -> Any:
+        """A list of servers is kept as one comma-separated string (what the env takes)."""
+        if isinstance(value, list | tuple):
+            return ",".join(str(item).strip() for item in value if str(item).strip()) or None
+        return value
 
     @classmethod
     def settings_customise_sources(

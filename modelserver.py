@@ -15,6 +15,7 @@ import json
 import logging
 import random
 import re
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -64,8 +65,29 @@ def image_data_uri(image: Image.Image, quality: int = 95) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+def split_urls(value: str) -> list[str]:
+    """One base URL, or several separated by commas (a fleet of servers)."""
+    return [url.strip().rstrip("/") for url in value.split(",") if url.strip()]
+
+
+class _Backend:
+    """One server of a fleet: its client, requests in flight, and when it may be tried again."""
+
+    def __init__(self, url: str, client: httpx.Client) -> None:
+        self.url = url
+        self.client = client
+        self.in_flight = 0
+        self.failures = 0  # in a row
+        self.down_until = 0.0
+
+
 class ModelServer:
-    """POSTs JSON to one server with timeouts and retries; failures become `ModelServerError`."""
+    """POSTs JSON with timeouts and retries; failures become `ModelServerError`.
+
+    `endpoint.base_url` may list several servers, comma-separated (a fleet of vLLM / SGLang
+    replicas): each request goes to the least busy one that is not resting after a failure,
+    and a retry goes to another server at once, before any backoff.
+    """
 
     def __init__(
         self,
@@ -76,60 +98,121 @@ class ModelServer:
         pool: int = 8,
     ) -> None:
         self.endpoint = endpoint
-        self.base_url = endpoint.base_url.rstrip("/")
+        urls = split_urls(endpoint.base_url) or [endpoint.base_url.rstrip("/")]
+        self.base_url = ", ".join(urls)
         self.retries = retries
+        self.timeout = timeout
         headers = {"Content-Type": "application/json"}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
-        self._client = httpx.Client(
-            headers=headers,
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
-            limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool),
-            # HTTP(S)_PROXY / NO_PROXY apply as usual, except to a server on this machine
-            trust_env=httpx.URL(self.base_url).host not in LOOPBACK,
-        )
+        self._backends = [
+            _Backend(
+                url,
+                httpx.Client(
+                    headers=headers,
+                    timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+                    limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool),
+                    # HTTP(S)_PROXY / NO_PROXY apply as usual, except to a server on this machine
+                    trust_env=httpx.URL(url).host not in LOOPBACK,
+                ),
+            )
+            for url in urls
+        ]
+        self._lock = threading.Lock()
+        self._turn = random.randrange(len(urls))  # processes of a cluster start apart
+        self._local = threading.local()  # the server this thread's last request went to
+
+    @property
+    def urls(self) -> list[str]:
+        return [backend.url for backend in self._backends]
 
     def close(self) -> None:
-        self._client.close()
+        for backend in self._backends:
+            backend.client.close()
 
     def error(
         self, problem: str, fix: str, kind: type[ModelServerError] = ModelServerError
     ) -> ModelServerError:
-        """One line: which server, what went wrong, which setting to change."""
-        return kind(f"{self.endpoint.what} {self.base_url}: {problem}; {fix}")
+        """One line: which server, what went wrong, which setting to change. For a fleet,
+        the server of this thread's last request (a reply a parser could not use)."""
+        backend = getattr(self._local, "backend", None) or self._backends[0]
+        return kind(f"{self.endpoint.what} {backend.url}: {problem}; {fix}")
+
+    def _fleet_error(
+        self, problem: str, fix: str, kind: type[ModelServerError] = ModelServerError
+    ) -> ModelServerError:
+        """After every attempt failed: a fleet is named whole (each may have been tried)."""
+        if len(self._backends) == 1:
+            return self.error(problem, fix, kind)
+        return kind(f"{self.endpoint.what}s {self.base_url}: {problem}; {fix}")
+
+    def _pick(self, tried: set[int]) -> _Backend:
+        """The least busy server not tried for this request, preferring ones not resting."""
+        with self._lock:
+            now = time.monotonic()
+            count = len(self._backends)
+            order = [(self._turn + i) % count for i in range(count)]
+            self._turn = (self._turn + 1) % count
+            fresh = [i for i in order if i not in tried] or order
+            awake = [i for i in fresh if self._backends[i].down_until <= now] or fresh
+            chosen = self._backends[min(awake, key=lambda i: self._backends[i].in_flight)]
+            chosen.in_flight += 1
+        self._local.backend = chosen
+        return chosen
+
+    def _release(self, backend: _Backend, ok: bool) -> None:
+        with self._lock:
+            backend.in_flight -= 1
+            if ok:
+                backend.failures, backend.down_until = 0, 0.0
+            else:
+                backend.failures += 1
+                rest = min(MAX_BACKOFF, BACKOFF * 2 ** (backend.failures - 1))
+                backend.down_until = time.monotonic() + rest
 
     def post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
         """POST `payload` to base_url + path and return the JSON reply.
 
-        Retries on connection errors, timeouts, 429 and 5xx with exponential backoff (a
-        Retry-After header wins); other statuses fail at once with the server's message.
+        Retries on connection errors, timeouts, 429 and 5xx: on another server of the fleet
+        at once while one is left untried, else after an exponential backoff (a Retry-After
+        header wins); other statuses fail at once with the server's message.
         """
-        url = self.base_url + path
         body = json.dumps(payload, ensure_ascii=False).encode()
         attempts = self.retries + 1
+        tried: set[int] = set()
         for attempt in range(attempts):
             last = attempt == attempts - 1
+            backend = self._pick(tried)
+            index = self._backends.index(backend)
             try:
-                response = self._client.post(url, content=body)
+                response = backend.client.post(backend.url + path, content=body)
             except httpx.TimeoutException as exc:
+                self._release(backend, ok=False)
                 if not last:
-                    self._sleep(attempt, None, f"timeout ({type(exc).__name__})")
+                    self._retry(
+                        backend, index, tried, attempt, None, f"timeout ({type(exc).__name__})"
+                    )
                     continue
-                raise self.error(
-                    f"no reply within {self._client.timeout.read:g}s after {attempts} attempts",
+                raise self._fleet_error(
+                    f"no reply within {self.timeout:g}s after {attempts} attempts",
                     "raise SCANRAG_OCR_TIMEOUT or check the server's load",
                     ModelServerUnreachable,
                 ) from exc
             except httpx.TransportError as exc:
+                self._release(backend, ok=False)
                 if not last:
-                    self._sleep(attempt, None, f"{type(exc).__name__}: {exc}")
+                    self._retry(
+                        backend, index, tried, attempt, None, f"{type(exc).__name__}: {exc}"
+                    )
                     continue
-                raise self.error(
+                raise self._fleet_error(
                     f"unreachable ({type(exc).__name__}: {one_line(str(exc), 120)}) "
                     f"after {attempts} attempts",
                     f"start the server or fix {self.endpoint.url_setting}",
                     ModelServerUnreachable,
                 ) from exc
+            retry = response.status_code in RETRY_STATUSES
+            self._release(backend, ok=not retry)
             if response.status_code == 200:
                 try:
                     data = response.json()
@@ -145,11 +228,42 @@ class ModelServer:
                         f"check {self.endpoint.url_setting}",
                     )
                 return data
-            if response.status_code in RETRY_STATUSES and not last:
-                self._sleep(attempt, _retry_after(response), f"HTTP {response.status_code}")
+            if retry and not last:
+                self._retry(
+                    backend,
+                    index,
+                    tried,
+                    attempt,
+                    _retry_after(response),
+                    f"HTTP {response.status_code}",
+                )
                 continue
             raise self._status_error(response, path, attempts)
         raise AssertionError("unreachable")  # the loop always returns or raises
+
+    def _retry(
+        self,
+        backend: _Backend,
+        index: int,
+        tried: set[int],
+        attempt: int,
+        retry_after: float | None,
+        why: str,
+    ) -> None:
+        """Skip the failed server for the retry; back off once every server has failed."""
+        tried.add(index)
+        if len(tried) < len(self._backends):
+            log.info(
+                "%s %s: %s; retry %d/%d on another server",
+                self.endpoint.what,
+                backend.url,
+                why,
+                attempt + 1,
+                self.retries,
+            )
+            return
+        tried.clear()
+        self._sleep(attempt, retry_after, why, backend.url)
 
     def _status_error(self, response: httpx.Response, path: str, attempts: int) -> ModelServerError:
         status = response.status_code
@@ -166,7 +280,7 @@ class ModelServer:
                 f"and {self.endpoint.model_setting}",
             )
         if status in RETRY_STATUSES:
-            return self.error(
+            return self._fleet_error(
                 f"failed with HTTP {status} after {attempts} attempts ({detail})",
                 "check the server's log, or raise SCANRAG_OCR_RETRIES",
             )
@@ -175,13 +289,13 @@ class ModelServer:
             f"check {self.endpoint.model_setting} and the server's log",
         )
 
-    def _sleep(self, attempt: int, retry_after: float | None, why: str) -> None:
+    def _sleep(self, attempt: int, retry_after: float | None, why: str, url: str) -> None:
         delay = retry_after if retry_after is not None else BACKOFF * 2**attempt
         delay = min(delay, MAX_BACKOFF) * (1 + 0.1 * random.random())
         log.info(  # routine; the final failure, if any, is the error users see
             "%s %s: %s; retry %d/%d in %.1fs",
             self.endpoint.what,
-            self.base_url,
+            url,
             why,
             attempt + 1,
             self.retries,

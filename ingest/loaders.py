@@ -8,6 +8,7 @@ error instead of failing the whole file.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import stat
 import warnings
@@ -185,12 +186,24 @@ class PageImage:
 
 @dataclass
 class SourceFile:
-    """A document file that passed the checks: type, size, password and limits."""
+    """A document file that passed the checks: type, size, password and limits.
+
+    `data` holds the file's bytes when the parse runs where `path` cannot be read (a Ray
+    worker on another machine); `path` still names the file in the Document and in messages.
+    """
 
     path: Path
     mime: str
     sha256: str
     page_count: int
+    data: bytes | None = field(default=None, repr=False)
+
+    def read_bytes(self) -> bytes:
+        return self.data if self.data is not None else self.path.read_bytes()
+
+    @property
+    def size(self) -> int:
+        return len(self.data) if self.data is not None else self.path.stat().st_size
 
 
 def open_source(path: Path, settings: Settings) -> SourceFile:
@@ -230,17 +243,25 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def iter_pages(source: SourceFile, settings: Settings) -> Iterator[PageImage]:
-    """The file's pages in order; a page that fails to decode carries `error` instead."""
+def iter_pages(
+    source: SourceFile, settings: Settings, pages: tuple[int, int] | None = None
+) -> Iterator[PageImage]:
+    """The file's pages in order (only `pages`, first and last inclusive, when given); a page
+    that fails to decode carries `error` instead."""
+    first, last = pages or (1, source.page_count)
+    numbers = range(max(first, 1) - 1, min(last, source.page_count))
     if source.mime == PDF:
-        yield from _pdf_pages(source, settings)
+        yield from _pdf_pages(source, settings, numbers)
     else:
-        yield from _image_pages(source, settings)
+        yield from _image_pages(source, settings, numbers)
 
 
-def open_pdf(path: Path, settings: Settings) -> pymupdf.Document:
+def open_pdf(path: Path, settings: Settings, data: bytes | None = None) -> pymupdf.Document:
     try:
-        pdf = pymupdf.open(path, filetype="pdf")
+        if data is not None:
+            pdf = pymupdf.open(stream=data, filetype="pdf")
+        else:
+            pdf = pymupdf.open(path, filetype="pdf")
     except Exception as exc:  # PyMuPDF raises several types for broken files
         raise CorruptFile(
             f"{show(path)}: not a readable PDF ({exc}); re-export or re-scan it"
@@ -255,10 +276,10 @@ def open_pdf(path: Path, settings: Settings) -> pymupdf.Document:
     return pdf
 
 
-def _pdf_pages(source: SourceFile, settings: Settings) -> Iterator[PageImage]:
-    pdf = open_pdf(source.path, settings)
+def _pdf_pages(source: SourceFile, settings: Settings, indexes: range) -> Iterator[PageImage]:
+    pdf = open_pdf(source.path, settings, source.data)
     try:
-        for index in range(pdf.page_count):
+        for index in indexes:
             number = index + 1
             try:
                 yield _pdf_page(pdf, index, settings)
@@ -312,12 +333,12 @@ def _text_layer(page: pymupdf.Page, to_pixels: pymupdf.Matrix) -> list[Line]:
     return lines
 
 
-def open_image(path: Path) -> Image.Image:
+def open_image(path: Path, data: bytes | None = None) -> Image.Image:
     """Open an image lazily (header only); decoding errors surface later, per page."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            return Image.open(path)
+            return Image.open(io.BytesIO(data) if data is not None else path)
     except Image.DecompressionBombError as exc:
         raise LimitExceeded(
             f"{show(path)}: the image is too large to decode safely ({exc}); downscale it"
@@ -335,10 +356,10 @@ def check_pixels(path: Path, size: tuple[int, int], settings: Settings) -> None:
         )
 
 
-def _image_pages(source: SourceFile, settings: Settings) -> Iterator[PageImage]:
-    image = open_image(source.path)
+def _image_pages(source: SourceFile, settings: Settings, indexes: range) -> Iterator[PageImage]:
+    image = open_image(source.path, source.data)
     with image:
-        for index in range(source.page_count):
+        for index in indexes:
             number = index + 1
             try:
                 image.seek(index)

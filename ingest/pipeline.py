@@ -38,14 +38,17 @@ def parse_file(
     source: SourceFile | None = None,
     save_image: SaveImage | None = None,
     on_page: OnPage | None = None,
+    pages: tuple[int, int] | None = None,
 ) -> Document:
     """Parse one file. A page that fails is kept with its error; a file whose every page
     fails raises `CorruptFile`. Model-server and configuration errors fail the file at once,
-    unless `settings.fallback` is on: then those pages go to `settings.fallback_parser`."""
+    unless `settings.fallback` is on: then those pages go to `settings.fallback_parser`.
+
+    With `pages` (first, last), only those pages are read: the result is one part of the
+    Document, for `join_parts` to put together (a batch of a long PDF parsed elsewhere)."""
     parser = parser or get_parser(settings)
     source = source or open_source(path, settings)
     doc_id = doc_id_for(source.sha256)
-    pages: list[Page] = []
     warnings: list[str] = []
     fallback = None
     if settings.fallback and settings.fallback_parser != parser.name:
@@ -60,29 +63,48 @@ def parse_file(
             fallback.down = exc
     if fallback is not None:
         read = fallback.wrap(read)
-    for page_image in iter_pages(source, settings):
+    before = pages[0] - 1 if pages else 0
+    parsed: list[Page] = []
+    for page_image in iter_pages(source, settings, pages):
         page = _parse_page(doc_id, page_image, read, parser.name, path)
         if page.error:
             warnings.append(page.error)
         elif save_image is not None:
             page.image = save_image(doc_id, page.number, page_image.image)
-        pages.append(page)
+        parsed.append(page)
         if on_page:
-            on_page(len(pages), source.page_count)
+            on_page(before + len(parsed), source.page_count)
     if fallback is not None:
         warnings.extend(fallback.warnings(path, parser.name))
-    if not any(page.error is None for page in pages):
-        raise CorruptFile(pages[0].error if pages else f"{show(path)}: no pages")
+    if pages is None or pages == (1, source.page_count):
+        check_some_page_parsed(path, parsed)
     return Document(
         id=doc_id,
         source=str(path),
         sha256=source.sha256,
         mime=source.mime,
-        pages=pages,
+        pages=parsed,
         parser=ParserInfo(
             name=parser.name, version=parser.version, fingerprint=fingerprint(parser)
         ),
         warnings=warnings,
+    )
+
+
+def check_some_page_parsed(path: Path, pages: list[Page]) -> None:
+    """A file whose every page failed is a failed file (the first page's error says why)."""
+    if not any(page.error is None for page in pages):
+        raise CorruptFile(pages[0].error if pages else f"{show(path)}: no pages")
+
+
+def join_parts(path: Path, parts: list[Document]) -> Document:
+    """The Document of a file parsed in page batches (`parse_file(..., pages=...)`), equal to
+    parsing it in one go. Batches are not used with `fallback`, whose warnings span the file."""
+    parts = sorted(parts, key=lambda part: part.pages[0].number if part.pages else 0)
+    pages = [page for part in parts for page in part.pages]
+    check_some_page_parsed(path, pages)
+    return parts[0].model_copy(
+        update={"pages": pages, "warnings": [w for part in parts for w in part.warnings]}
     )
 
 

@@ -23,7 +23,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +33,24 @@ from pydantic import BaseModel, Field
 from ..config import Settings
 from ..errors import ConfigError, ScanragError
 from ..fsutil import atomic_write
-from ..ingest.loaders import discover, open_source, show
+from ..ingest import parallel
+from ..ingest.loaders import SourceFile, discover, open_source, show
 from ..ingest.model import MARGINAL_LABELS, Document
-from ..ingest.parsers import Parser, fingerprint, get_parser
-from ..ingest.pipeline import parse_file
+from ..ingest.parallel import (
+    InlineRunner,
+    ParseResult,
+    ParseUnit,
+    PoolRunner,
+    RayRunner,
+    Runner,
+    available_cpus,
+    batch_size,
+    default_workers,
+    parse_fingerprint,
+    plan_units,
+)
+from ..ingest.parsers import Parser, get_parser
+from ..ingest.pipeline import join_parts, parse_file
 from .answer import Answer, Answerer, make_answerer
 from .chunking import Chunk, chunk_document
 from .embedding import DenseEncoder, SparseEncoder
@@ -106,6 +120,7 @@ class Index:
         self.sparse = SparseEncoder()
         self._store: Store | None = None
         self._answerer: Answerer | None = None
+        self._parse_runner: Runner | None = None
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -116,6 +131,7 @@ class Index:
         self.close()
 
     def close(self) -> None:
+        self._close_runner()
         if self._store is not None:
             self._store.close()
             self._store = None
@@ -136,6 +152,10 @@ class Index:
                     api_key=s.qdrant_api_key,
                     path=s.qdrant_path,
                     collection=s.qdrant_collection,
+                    shards=s.qdrant_shards,
+                    replicas=s.qdrant_replicas,
+                    write_consistency=s.qdrant_write_consistency,
+                    write_ordering=s.qdrant_write_ordering,
                 )
             else:
                 self._store = EdgeStore(self.data_dir / "qdrant", dimension)
@@ -149,8 +169,7 @@ class Index:
 
     def parser_fingerprint(self, parser: Parser) -> str:
         """What determines a parsed Document: the parser, its settings and the page dpi."""
-        payload = json.dumps([fingerprint(parser), self.settings.dpi])
-        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+        return parse_fingerprint(parser, self.settings)
 
     @property
     def index_fingerprint(self) -> str:
@@ -167,7 +186,12 @@ class Index:
         self, paths: list[Path] | list[str], on_progress: OnProgress | None = None
     ) -> IngestReport:
         """Bring the index in line with files and folders: add new files, re-index changed
-        ones, drop files gone from the folders given. Failures are per file."""
+        ones, drop files gone from the folders given. Failures are per file.
+
+        Files that need parsing go to `settings.workers` processes or to Ray
+        (`settings.ray_address`); this process decides what to parse, stores what comes back
+        and indexes each Document as soon as it is complete, with the same results as
+        parsing everything here."""
         started = time.perf_counter()
         roots = [Path(os.path.abspath(path)) for path in paths]
         parser = self._parser()
@@ -198,111 +222,124 @@ class Index:
         report.removed = self._remove_missing(roots, present)
         self._finish_interrupted_removals()
 
-        total = len(found.files)
-        for number, (path, _mime) in enumerate(found.files, start=1):
-            status = self._ingest_file(
-                Path(os.path.abspath(path)),
-                parser,
-                parser_fp,
-                index_fp,
-                report,
-                on_progress,
-                number,
-                total,
-            )
-            report.documents.append({"path": show(path), "status": status})
-            if on_progress:
-                on_progress(IngestEvent("done", path, number, total, status=status))
+        run = _Run(self, parser, parser_fp, index_fp, report, on_progress, len(found.files))
+        try:
+            for number, (path, _mime) in enumerate(found.files, start=1):
+                run.start(Path(os.path.abspath(path)), number)
+                run.collect(block=False)
+            run.collect_all()
+        except BaseException:
+            self._close_runner()  # units still out belong to this run: drop them
+            raise
+        report.documents = [
+            {"path": show(path), "status": run.statuses[number]}
+            for number, (path, _mime) in enumerate(found.files, start=1)
+        ]
+        report.errors += [run.errors[number] for number in sorted(run.errors)]
         report.seconds = round(time.perf_counter() - started, 3)
         return report
 
-    def _ingest_file(
-        self,
-        path: Path,
-        parser: Parser,
-        parser_fp: str,
-        index_fp: str,
-        report: IngestReport,
-        on_progress: OnProgress | None,
-        number: int,
-        total: int,
-    ) -> str:
-        if on_progress:
-            on_progress(IngestEvent("file", path, number, total))
-        row = self.manifest.get(path)
-        try:
-            stat = path.stat()  # inside the try: the file may vanish after discovery
-        except OSError as exc:
-            message = f"{show(path)}: disappeared or unreadable during ingest ({exc.strerror})"
-            report.failed += 1
-            report.errors.append(FileError(path=show(path), error=message))
-            return "failed"
-        try:
-            source = open_source(path, self.settings)
-            if (
-                row
-                and row.status == "done"
-                and row.sha256 == source.sha256
-                and row.parser_fp == parser_fp
-                and row.index_fp == index_fp
-            ):
-                row.size, row.mtime_ns = stat.st_size, stat.st_mtime_ns
-                self.manifest.put(row)  # touched, not changed
-                report.unchanged += 1
-                return "unchanged"
-
-            def on_page(done: int, pages: int) -> None:
-                if on_progress:
-                    on_progress(IngestEvent("page", path, number, total, done, pages))
-
-            parse_started = time.perf_counter()
-            doc, parsed_pages = self._document(path, source, parser, parser_fp, on_page)
-            if parsed_pages:
-                report.pages += parsed_pages
-                report.parse_seconds = round(
-                    report.parse_seconds + time.perf_counter() - parse_started, 3
+    def _runner(self, on_page: Callable[[ParseUnit, int, int], None]) -> Runner:
+        """Where files are parsed: Ray, a process pool, or here (kept for the next ingest)."""
+        s = self.settings
+        if self._parse_runner is None:
+            if s.ray_address:
+                self._parse_runner = RayRunner(
+                    s.ray_address, parallel.parse_unit, s.ray_send_files, s.ocr_threads or 1
                 )
-            doc_id = doc.id
-            record = FileRecord(
-                path,
-                source.sha256,
-                stat.st_size,
-                stat.st_mtime_ns,
-                doc_id,
-                "indexing",
-                f"fallback-{parser_fp}" if fell_back(doc) else parser_fp,  # retried next run
-                index_fp,
-                len(doc.pages),
-                None,
-                "",
-            )
-            points = self._points(doc, self.display_source(path))
-            self.manifest.put(record)
-            if row and row.doc_id and row.doc_id != doc_id:
-                self._drop_doc_if_unreferenced(row.doc_id, except_path=path)
-            self.store.delete_doc(doc_id)
-            self.store.upsert(points)
-            record.status = "done"
-            self.manifest.put(record)
-        except (ScanragError, OSError) as exc:
-            message = str(exc) if isinstance(exc, ScanragError) else f"{show(path)}: {exc}"
-            if isinstance(exc, ConfigError):
-                raise
-            self._record_failure(path, row, stat, parser_fp, index_fp, message)
-            report.failed += 1
-            report.errors.append(FileError(path=show(path), error=message))
-            return "failed"
-        except Exception as exc:
-            log.exception("ingest failed for %s", show(path))
-            message = f"{show(path)}: unexpected error ({type(exc).__name__}: {exc})"
-            self._record_failure(path, row, stat, parser_fp, index_fp, message)
-            report.failed += 1
-            report.errors.append(FileError(path=show(path), error=message))
-            return "failed"
+            elif (s.workers or default_workers()) > 1:
+                self._parse_runner = PoolRunner(s.workers or default_workers(), parallel.parse_unit)
+            else:
+                self._parse_runner = InlineRunner(parse_file)
+        if isinstance(self._parse_runner, InlineRunner):
+            self._parse_runner.parse = parse_file  # looked up now: tests replace it
+            self._parse_runner.on_page = on_page
+        return self._parse_runner
+
+    def _worker_threads(self) -> int | None:
+        """onnxruntime threads per parse worker: the cores shared out, 1 per Ray task."""
+        s = self.settings
+        if s.ocr_threads or s.ray_address:
+            return s.ocr_threads or 1
+        workers = s.workers or default_workers()
+        return max(1, available_cpus() // workers) if workers > 1 else None
+
+    def _close_runner(self) -> None:
+        if self._parse_runner is not None:
+            self._parse_runner.close()
+            self._parse_runner = None
+
+    def _start_file(self, job: _FileJob, parser_fp: str, index_fp: str) -> Document | None:
+        """Hash the file and decide: unchanged (touched), cached, or to be parsed (None).
+        Raises what `open_source` raises."""
+        row = job.row
+        source = open_source(job.path, self.settings)
+        job.source = source
+        if (
+            row
+            and row.status == "done"
+            and row.sha256 == source.sha256
+            and row.parser_fp == parser_fp
+            and row.index_fp == index_fp
+        ):
+            row.size, row.mtime_ns = job.stat.st_size, job.stat.st_mtime_ns
+            self.manifest.put(row)  # touched, not changed
+            job.status = "unchanged"
+            return None
+        return self._cached(source.sha256, parser_fp)
+
+    def _cached(self, sha256: str, parser_fp: str) -> Document | None:
+        cache = self.data_dir / "cache" / f"{sha256}-{parser_fp}.json"
+        if cache.exists():
+            try:
+                return Document.model_validate_json(cache.read_bytes())
+            except ValueError:
+                log.warning("ignoring a corrupt cache entry %s", cache)
+        return None
+
+    def _store_parse(self, doc: Document, images: dict[int, bytes]) -> None:
+        """Write the page images a worker sent back where the Document says they are."""
+        for page in doc.pages:
+            data = images.get(page.number)
+            if data is not None and page.image:
+                target = self.data_dir / page.image
+                target.parent.mkdir(parents=True, exist_ok=True)
+                tmp = target.with_suffix(".tmp")
+                tmp.write_bytes(data)
+                os.replace(tmp, target)
+
+    def _cache_parse(self, doc: Document, parser_fp: str) -> None:
+        if not fell_back(doc):  # a fallback parse is retried next time, not cached
+            cache = self.data_dir / "cache" / f"{doc.sha256}-{parser_fp}.json"
+            atomic_write(cache, doc.model_dump_json())
+
+    def _index_file(self, job: _FileJob, doc: Document, parser_fp: str, index_fp: str) -> str:
+        """Replace the file's points with the Document's, crash-safely: the row is `indexing`
+        while the points change and `done` only once all of them are written."""
+        path, row, stat = job.path, job.row, job.stat
+        record = FileRecord(
+            path,
+            job.source.sha256,
+            stat.st_size,
+            stat.st_mtime_ns,
+            doc.id,
+            "indexing",
+            f"fallback-{parser_fp}" if fell_back(doc) else parser_fp,  # retried next run
+            index_fp,
+            len(doc.pages),
+            None,
+            "",
+        )
+        points = self._points(doc, self.display_source(path))
+        self.manifest.put(record)
+        if row and row.doc_id and row.doc_id != doc.id:
+            self._drop_doc_if_unreferenced(row.doc_id, except_path=path)
+        self.store.delete_doc(doc.id)
+        self.store.upsert(points)
+        record.status = "done"
+        self.manifest.put(record)
         if row is None or (row.status == "failed" and not row.doc_id):
-            report.added += 1
             return "added"
-        report.updated += 1
         return "updated"
 
     def _record_failure(
@@ -336,38 +373,6 @@ class Index:
                 "",
             )
         )
-
-    def _document(
-        self,
-        path: Path,
-        source: Any,
-        parser: Parser,
-        parser_fp: str,
-        on_page: Callable[[int, int], None],
-    ) -> tuple[Document, int]:
-        """The parsed Document from the cache, or parsed now (returns pages parsed)."""
-        cache = self.data_dir / "cache" / f"{source.sha256}-{parser_fp}.json"
-        if cache.exists():
-            try:
-                return Document.model_validate_json(cache.read_bytes()), 0
-            except ValueError:
-                log.warning("ignoring a corrupt cache entry %s", cache)
-
-        def save_image(doc_id: str, number: int, image: Image.Image) -> str:
-            relative = Path("pages") / doc_id / parser_fp / f"{number}.jpg"
-            target = self.data_dir / relative
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_suffix(".tmp")
-            image.save(tmp, format="JPEG", quality=self.settings.page_image_quality)
-            os.replace(tmp, target)
-            return relative.as_posix()
-
-        doc = parse_file(
-            path, self.settings, parser, source=source, save_image=save_image, on_page=on_page
-        )
-        if not fell_back(doc):  # a fallback parse is retried next time, not cached
-            atomic_write(cache, doc.model_dump_json())
-        return doc, len(doc.pages)
 
     def _points(self, doc: Document, source: str) -> list[StorePoint]:
         chunks = chunk_document(doc, self.settings.chunk_tokens)
@@ -553,6 +558,218 @@ class Index:
         for row in rows:
             self.manifest.remove(row.path)
         return True
+
+
+@dataclass
+class _FileJob:
+    """One file of an ingest run, from its first look to its status."""
+
+    path: Path
+    number: int
+    row: FileRecord | None
+    stat: os.stat_result
+    source: SourceFile | None = None
+    status: str | None = None
+    outstanding: int = 0  # units out being parsed
+    parts: list[Document] = field(default_factory=list)
+    failures: dict[int, str] = field(default_factory=dict)  # first page of a unit → error
+    pages_done: int = 0
+    parse_seconds: float = 0.0
+    followers: list[_FileJob] = field(default_factory=list)  # same content, found meanwhile
+
+
+class _Run:
+    """One `Index.ingest`: files that need parsing go out, come back in any order and are
+    indexed as they complete, with the outcome of handling one file after another: the same
+    Documents, manifest rows and points, and the report in file order."""
+
+    def __init__(
+        self,
+        index: Index,
+        parser: Parser,
+        parser_fp: str,
+        index_fp: str,
+        report: IngestReport,
+        on_progress: OnProgress | None,
+        total: int,
+    ) -> None:
+        self.index = index
+        self.parser_fp = parser_fp
+        self.index_fp = index_fp
+        self.report = report
+        self.on_progress = on_progress
+        self.total = total
+        self.statuses: dict[int, str] = {}
+        self.errors: dict[int, FileError] = {}
+        self.finished = 0
+        self.values = index.settings.model_dump()
+        threads = index._worker_threads()
+        if threads:
+            self.values["ocr_threads"] = threads
+        self.batch = batch_size(index.settings, parser)
+        self.units: dict[tuple[Path, tuple[int, int] | None], _FileJob] = {}
+        self.parsing: dict[str, _FileJob] = {}  # sha256 → the job parsing that content
+        self._runner: Runner | None = None
+
+    @property
+    def runner(self) -> Runner:
+        if self._runner is None:  # only when something needs parsing (Ray starts slowly)
+            self._runner = self.index._runner(self._on_page)
+        return self._runner
+
+    def _event(self, kind: str, job: _FileJob, **values: Any) -> None:
+        if self.on_progress:
+            number = self.finished if kind == "done" else job.number
+            self.on_progress(IngestEvent(kind, job.path, number, self.total, **values))
+
+    def _on_page(self, unit: ParseUnit, done: int, pages: int) -> None:
+        job = self.units.get((unit.path, unit.pages))
+        if job is not None:
+            self._event("page", job, pages_done=done, pages_total=pages)
+
+    # --- files out --------------------------------------------------------------------
+
+    def start(self, path: Path, number: int) -> None:
+        """Look at a file: unchanged, cached, or sent to be parsed."""
+        try:
+            stat = path.stat()  # the file may have vanished since discovery
+        except OSError as exc:
+            message = f"{show(path)}: disappeared or unreadable during ingest ({exc.strerror})"
+            self.report.failed += 1
+            self.errors[number] = FileError(path=show(path), error=message)
+            self.statuses[number] = "failed"
+            self.finished += 1
+            return
+        job = _FileJob(path, number, self.index.manifest.get(path), stat)
+        self._event("file", job)
+        try:
+            doc = self.index._start_file(job, self.parser_fp, self.index_fp)
+        except ConfigError:
+            raise
+        except (ScanragError, OSError) as exc:
+            self._fail(job, _message(path, exc))
+            return
+        except Exception as exc:
+            log.exception("ingest failed for %s", show(path))
+            self._fail(job, _message(path, exc))
+            return
+        if job.status == "unchanged":
+            self.report.unchanged += 1
+            self._done(job)
+        elif doc is not None:
+            self._index(job, doc)
+        elif job.source.sha256 in self.parsing:  # the same content is being parsed
+            self.parsing[job.source.sha256].followers.append(job)
+        else:
+            self._dispatch(job)
+
+    def _dispatch(self, job: _FileJob) -> None:
+        self.parsing[job.source.sha256] = job
+        units = plan_units(job.source, self.values, self.parser_fp, self.batch)
+        job.outstanding = len(units)
+        for unit in units:
+            while self.runner.pending >= self.runner.slots:
+                self.collect(block=True)
+            self.units[(unit.path, unit.pages)] = job
+            self.runner.submit(unit)
+
+    # --- results back -----------------------------------------------------------------
+
+    def collect(self, block: bool) -> None:
+        if self._runner is not None:
+            for result in self._runner.results(block):
+                self._receive(result)
+
+    def collect_all(self) -> None:
+        while self._runner is not None and self._runner.pending:
+            self.collect(block=True)
+
+    def _receive(self, result: ParseResult) -> None:
+        job = self.units.pop((result.path, result.pages))
+        job.outstanding -= 1
+        if result.error:
+            if result.config_error:
+                raise ConfigError(result.error)
+            job.failures[result.pages[0] if result.pages else 1] = result.error
+        else:
+            part = Document.model_validate_json(result.document)
+            self.index._store_parse(part, result.images)
+            job.parts.append(part)
+            job.parse_seconds += result.seconds
+            if not self.runner.reports_pages:  # progress fed by completed tasks
+                for _ in part.pages:
+                    job.pages_done += 1
+                    self._event(
+                        "page", job, pages_done=job.pages_done, pages_total=job.source.page_count
+                    )
+        if job.outstanding == 0:
+            self._complete(job)
+
+    def _complete(self, job: _FileJob) -> None:
+        del self.parsing[job.source.sha256]
+        doc: Document | None = None
+        if job.failures:
+            message = job.failures[min(job.failures)]
+        else:
+            try:
+                doc = join_parts(job.path, job.parts) if len(job.parts) > 1 else job.parts[0]
+            except ScanragError as exc:
+                message = str(exc)
+        if doc is None:
+            self._fail(job, message)
+        else:
+            self.report.pages += len(doc.pages)
+            self.report.parse_seconds = round(self.report.parse_seconds + job.parse_seconds, 3)
+            self.index._cache_parse(doc, self.parser_fp)
+            self._index(job, doc)
+        followers = sorted(job.followers, key=lambda other: other.number)
+        if doc is not None and not fell_back(doc):
+            for follower in followers:  # what a cache hit would have given them
+                self._index(follower, doc)
+        elif followers:  # no cache entry for them: parse again, as one after another would
+            followers[0].followers = followers[1:]
+            self._dispatch(followers[0])
+
+    def _index(self, job: _FileJob, doc: Document) -> None:
+        try:
+            job.status = self.index._index_file(job, doc, self.parser_fp, self.index_fp)
+        except ConfigError:
+            raise
+        except (ScanragError, OSError) as exc:
+            self._fail(job, _message(job.path, exc))
+            return
+        except Exception as exc:
+            log.exception("ingest failed for %s", show(job.path))
+            self._fail(job, _message(job.path, exc))
+            return
+        if job.status == "added":
+            self.report.added += 1
+        else:
+            self.report.updated += 1
+        self._done(job)
+
+    def _fail(self, job: _FileJob, message: str) -> None:
+        self.index._record_failure(
+            job.path, job.row, job.stat, self.parser_fp, self.index_fp, message
+        )
+        self.report.failed += 1
+        self.errors[job.number] = FileError(path=show(job.path), error=message)
+        job.status = "failed"
+        self._done(job)
+
+    def _done(self, job: _FileJob) -> None:
+        self.statuses[job.number] = job.status or "failed"
+        self.finished += 1
+        self._event("done", job, status=job.status)
+
+
+def _message(path: Path, exc: Exception) -> str:
+    """A file's error line: scanrag's own message, else the file and what happened."""
+    if isinstance(exc, ScanragError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        return f"{show(path)}: {exc}"
+    return f"{show(path)}: unexpected error ({type(exc).__name__}: {exc})"
 
 
 def fell_back(doc: Document) -> bool:

@@ -12,6 +12,7 @@ results with reciprocal-rank fusion in one query. They pass one shared contract 
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ SearchMode = Literal["hybrid", "dense", "sparse"]
 #: How hybrid search merges its dense and sparse lists: reciprocal-rank fusion (ranks only), or
 #: distribution-based score fusion (each list's scores normalised by their mean ± 3σ, then summed).
 FusionMode = Literal["rrf", "dbsf"]
+log = logging.getLogger(__name__)
 KEYWORD_FIELDS = ("doc_id", "source", "source_name", "labels")
 INTEGER_FIELDS = ("pages",)
 RRF_K = 60
@@ -266,7 +268,12 @@ def _page_range(filters: SearchFilters) -> tuple[int | None, int | None]:
 
 
 class ClientStore:
-    """A collection on a Qdrant server or cluster, or qdrant-client's local mode."""
+    """A collection on a Qdrant server or cluster, or qdrant-client's local mode.
+
+    On a cluster, a new collection gets `shards`, `replicas` and `write_consistency`
+    (replicas that must acknowledge a write); `write_ordering` (weak, medium, strong) is sent
+    with every write. Left at None, the server's defaults apply.
+    """
 
     def __init__(
         self,
@@ -278,6 +285,7 @@ class ClientStore:
         shards: int | None = None,
         replicas: int | None = None,
         write_consistency: int | None = None,
+        write_ordering: str | None = None,
         timeout: float = 30.0,
     ) -> None:
         from qdrant_client import QdrantClient, models
@@ -285,6 +293,9 @@ class ClientStore:
         self._m = models
         self.collection = collection
         self.local = not url
+        self._writes: dict[str, Any] = {"wait": True}
+        if write_ordering:
+            self._writes["ordering"] = models.WriteOrdering(write_ordering)
         where = url or path or ":memory:"
         try:
             if url:
@@ -297,6 +308,7 @@ class ClientStore:
                 self._create(dimension, shards, replicas, write_consistency)
             else:
                 self._check_dimension(dimension)
+                self._check_layout(shards, replicas, write_consistency)
         except ScanragError:
             raise
         except Exception as exc:
@@ -332,6 +344,28 @@ class ClientStore:
                 f"Qdrant collection {self.collection!r} holds {size}-dim vectors but the embedding "
                 f"model makes {dimension}; use another SCANRAG_QDRANT_COLLECTION"
             )
+
+    def _check_layout(
+        self, shards: int | None, replicas: int | None, consistency: int | None
+    ) -> None:
+        """An existing collection keeps its shards; say so when the settings ask otherwise."""
+        params = self._client.get_collection(self.collection).config.params
+        wanted = {
+            "shard_number": shards,
+            "replication_factor": replicas,
+            "write_consistency_factor": consistency,
+        }
+        for name, value in wanted.items():
+            actual = getattr(params, name, None)
+            if value is not None and actual is not None and actual != value:
+                log.warning(
+                    "Qdrant collection %r has %s=%s, not %s as configured; settings apply to "
+                    "new collections (change replication with Qdrant's update_collection)",
+                    self.collection,
+                    name,
+                    actual,
+                    value,
+                )
 
     def _filter(self, filters: SearchFilters | None, doc_id: str | None = None) -> Any:
         m = self._m
@@ -384,14 +418,14 @@ class ClientStore:
                 )
                 for point in points
             ],
-            wait=True,
+            **self._writes,
         )
 
     def delete_doc(self, doc_id: str) -> None:
         self._client.delete(
             self.collection,
             points_selector=self._m.FilterSelector(filter=self._filter(None, doc_id)),
-            wait=True,
+            **self._writes,
         )
 
     def set_payload(self, doc_id: str, values: dict[str, Any]) -> None:
@@ -399,7 +433,7 @@ class ClientStore:
             self.collection,
             payload=values,
             points=self._m.FilterSelector(filter=self._filter(None, doc_id)),
-            wait=True,
+            **self._writes,
         )
 
     def search(

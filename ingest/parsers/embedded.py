@@ -48,6 +48,7 @@ class EmbeddedParser:
     def __init__(self, settings: Settings) -> None:
         self.use_cls = settings.ocr_use_cls
         self.layout_min_score = settings.layout_min_score
+        self.threads = settings.ocr_threads  # not in config(): it changes speed, not output
         self.version = f"rapidocr-{version('rapidocr')}+rapid-layout-{version('rapid-layout')}"
         self._lock = threading.Lock()
         self._ocr: Any = None
@@ -63,11 +64,18 @@ class EmbeddedParser:
 
             quiet_model_logs()
             logging.disable(logging.INFO)  # their loggers are created, at INFO, while loading
+            # Several OCR processes on one machine share the cores. -1 (onnxruntime's default:
+            # all cores) is passed explicitly, as rapid-layout keeps the last value class-wide.
+            threads = self.threads or -1
+            params = {
+                "Global.use_cls": self.use_cls,
+                "Global.log_level": "warning",
+                "EngineConfig.onnxruntime.intra_op_num_threads": threads,
+            }
+            engine = {"intra_op_num_threads": threads}
             try:
-                self._ocr = RapidOCR(
-                    params={"Global.use_cls": self.use_cls, "Global.log_level": "warning"}
-                )
-                self._layout = RapidLayout(conf_thresh=self.layout_min_score)
+                self._ocr = RapidOCR(params=params)
+                self._layout = RapidLayout(conf_thresh=self.layout_min_score, engine_cfg=engine)
             finally:
                 logging.disable(logging.NOTSET)
             quiet_model_logs()

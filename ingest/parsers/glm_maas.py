@@ -61,9 +61,9 @@ class MaasParser:
 
     def parse_document(self, source: SourceFile) -> Callable[[PageImage], list[Block]]:
         """One request per PDF (per 100 pages); images go page by page, as they are decoded."""
-        if source.mime != PDF or source.path.stat().st_size > MAX_PDF_BYTES:
+        if source.mime != PDF or source.size > MAX_PDF_BYTES:
             return self.parse_page
-        data = base64.b64encode(source.path.read_bytes()).decode("ascii")
+        data = base64.b64encode(source.read_bytes()).decode("ascii")
         pages: list[tuple[list[dict[str, Any]], tuple[float, float] | None]] = []
         for start in range(1, source.page_count + 1, MAX_PDF_PAGES):
             end = min(start + MAX_PDF_PAGES - 1, source.page_count)

@@ -1,0 +1,403 @@
+"""Parse files in other processes or on Ray: one picklable unit of work in, one result out.
+
+`parse_unit` is the one parse function. It runs in the indexing process (one worker), in a
+`ProcessPoolExecutor` worker (`--workers N`) and as a Ray task (`--ray`), and returns the
+same thing everywhere: the Document as JSON and its page images as JPEG bytes, or the error.
+Workers never write into the data directory: the indexing process stores the images and the
+parse cache, and stays the only writer of the manifest and the vector store (the embedded
+Qdrant engine is single-process).
+
+A runner keeps a bounded number of units in flight and hands results back as they complete;
+`InlineRunner`, `PoolRunner` and `RayRunner` differ only in where `parse_unit` runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import logging
+import multiprocessing
+import os
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..config import Settings
+from ..errors import ConfigError, ScanragError
+from .loaders import SourceFile, show
+from .model import Document
+from .parsers import Parser, fingerprint, get_parser
+
+log = logging.getLogger(__name__)
+
+#: parse_file's signature, so the indexing process can pass its own (tests replace it).
+ParseFile = Callable[..., Document]
+
+
+@dataclass
+class ParseUnit:
+    """One file, or one batch of a long file's pages, to parse somewhere."""
+
+    source: SourceFile  # checked and hashed by the indexing process
+    settings: dict[str, Any]  # Settings.model_dump(); rebuilt where the unit runs
+    parser_fp: str  # the indexing process's parse fingerprint; a worker that differs refuses
+    pages: tuple[int, int] | None = None  # (first, last) of a batch; None = the whole file
+
+    @property
+    def path(self) -> Path:
+        return self.source.path
+
+
+@dataclass
+class ParseResult:
+    """What a worker sends back: the Document (or the unit's part of it) or the error."""
+
+    path: Path
+    pages: tuple[int, int] | None
+    document: str | None = None  # Document JSON
+    images: dict[int, bytes] = field(default_factory=dict)  # page number → JPEG (page.image)
+    error: str | None = None
+    config_error: bool = False  # about the setup, not the file: the whole ingest stops
+    seconds: float = 0.0
+
+
+def parse_fingerprint(parser: Parser, settings: Settings) -> str:
+    """What determines a parsed Document: the parser, its settings and the page dpi."""
+    payload = json.dumps([fingerprint(parser), settings.dpi])
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def page_image_path(doc_id: str, parser_fp: str, number: int) -> str:
+    """Where a page image lives, relative to the data directory (it is in `Page.image`)."""
+    return f"pages/{doc_id}/{parser_fp}/{number}.jpg"
+
+
+def parse_unit(
+    unit: ParseUnit,
+    parse: ParseFile | None = None,
+    on_page: Callable[[int, int], None] | None = None,
+) -> ParseResult:
+    """Parse one unit wherever this runs; never raises for a bad file (the result says why)."""
+    from . import pipeline
+
+    started = time.perf_counter()
+    path = unit.path
+    result = ParseResult(path, unit.pages)
+    try:
+        settings = Settings(**unit.settings)
+        parser = get_parser(settings)
+        parser_fp = parse_fingerprint(parser, settings)
+        if parser_fp != unit.parser_fp:
+            raise ConfigError(
+                f"{show(path)}: the {settings.parser} parser on this worker differs from the "
+                f"indexing process's (fingerprint {parser_fp}, expected {unit.parser_fp}); "
+                "install the same scanrag and model packages on every node"
+            )
+
+        def save_image(doc_id: str, number: int, image: Any) -> str:
+            buffer = io.BytesIO()
+            image.save(buffer, format="JPEG", quality=settings.page_image_quality)
+            result.images[number] = buffer.getvalue()
+            return page_image_path(doc_id, parser_fp, number)
+
+        doc = (parse or pipeline.parse_file)(
+            path,
+            settings,
+            parser,
+            source=unit.source,
+            save_image=save_image,
+            on_page=on_page,
+            pages=unit.pages,
+        )
+        result.document = doc.model_dump_json()
+    except ConfigError as exc:
+        result.error, result.config_error = str(exc), True
+    except ScanragError as exc:
+        result.error = str(exc)
+    except OSError as exc:
+        result.error = f"{show(path)}: {exc}"
+    except Exception as exc:
+        log.exception("parsing %s failed", show(path))
+        result.error = f"{show(path)}: unexpected error ({type(exc).__name__}: {exc})"
+    if result.error:
+        result.images = {}
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def plan_units(
+    source: SourceFile, settings: dict[str, Any], parser_fp: str, batch_pages: int | None
+) -> list[ParseUnit]:
+    """The units of one file: batches of `batch_pages` pages for a long file (None: never
+    split), else the whole file."""
+    if batch_pages is None or source.page_count <= batch_pages:
+        return [ParseUnit(source, settings, parser_fp)]
+    return [
+        ParseUnit(
+            source, settings, parser_fp, (first, min(first + batch_pages - 1, source.page_count))
+        )
+        for first in range(1, source.page_count + 1, batch_pages)
+    ]
+
+
+def batch_size(settings: Settings, parser: Parser) -> int | None:
+    """Page batches, unless the parser reads whole documents (Zhipu MaaS) or `fallback` is
+    on (once the server is down, the rest of the file skips it: a state of the whole file)."""
+    if settings.fallback or hasattr(parser, "parse_document"):
+        return None
+    return settings.batch_pages
+
+
+def available_cpus() -> int:
+    """Cores this process may run on (its affinity mask, else the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def default_workers() -> int:
+    """Half the cores: the indexing process embeds what comes back on the same cores, and
+    every worker holds its own OCR models in memory. 1 (in-process) on a 2-core machine."""
+    return max(1, available_cpus() // 2)
+
+
+# --- runners ----------------------------------------------------------------------------
+
+
+class Runner(Protocol):
+    slots: int  # units worth keeping in flight
+    reports_pages: bool  # True when on_page reached the caller while parsing (in-process)
+
+    def submit(self, unit: ParseUnit) -> None: ...
+
+    def results(self, block: bool) -> list[ParseResult]:
+        """Results that completed; with `block`, wait for at least one (if any is pending)."""
+
+    @property
+    def pending(self) -> int: ...
+
+    def close(self) -> None:
+        """Stop; results still pending are dropped."""
+
+
+class InlineRunner:
+    """Parses in the calling process, at once: the default on small machines."""
+
+    slots = 1
+    reports_pages = True
+
+    def __init__(
+        self, parse: ParseFile, on_page: Callable[[ParseUnit, int, int], None] | None = None
+    ) -> None:
+        self.parse = parse
+        self.on_page = on_page
+        self._done: list[ParseResult] = []
+
+    def submit(self, unit: ParseUnit) -> None:
+        def on_page(done: int, total: int) -> None:
+            if self.on_page:
+                self.on_page(unit, done, total)
+
+        self._done.append(parse_unit(unit, self.parse, on_page))
+
+    def results(self, block: bool) -> list[ParseResult]:
+        done, self._done = self._done, []
+        return done
+
+    @property
+    def pending(self) -> int:
+        return len(self._done)
+
+    def close(self) -> None:
+        self._done = []
+
+
+def _init_worker() -> None:
+    """A pool worker: stray prints go to stderr (stdout may be `--json`), model loaders quiet."""
+    os.dup2(2, 1)
+    logging.basicConfig(stream=sys.stderr, level=logging.WARNING, force=True)
+    from .parsers.embedded import quiet_model_logs
+
+    quiet_model_logs()
+
+
+class PoolRunner:
+    """`workers` processes on this machine (spawned: the indexing process holds threads)."""
+
+    reports_pages = False
+
+    def __init__(self, workers: int, parse: Callable[[ParseUnit], ParseResult]) -> None:
+        self.workers = workers
+        self.slots = workers * 2
+        self.parse = parse
+        self._pool: ProcessPoolExecutor | None = None
+        self._futures: dict[Future, ParseUnit] = {}
+
+    def submit(self, unit: ParseUnit) -> None:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_worker,
+            )
+        self._futures[self._pool.submit(self.parse, unit)] = unit
+
+    def results(self, block: bool) -> list[ParseResult]:
+        if not self._futures:
+            return []
+        done, _ = wait(
+            list(self._futures), timeout=None if block else 0, return_when=FIRST_COMPLETED
+        )
+        out = []
+        broken = False
+        for future in done:
+            unit = self._futures.pop(future)
+            try:
+                out.append(future.result())
+            except Exception as exc:  # the worker died (BrokenProcessPool) or pickling failed
+                broken = broken or isinstance(exc, BrokenProcessPool)
+                out.append(_task_failed(unit, "parse worker", exc))
+        if broken:  # the pool is unusable: the next unit starts a fresh one
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+        return out
+
+    @property
+    def pending(self) -> int:
+        return len(self._futures)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        self._futures = {}
+
+
+def _task_failed(unit: ParseUnit, what: str, exc: BaseException) -> ParseResult:
+    cause = getattr(exc, "cause", None) or exc  # a RayTaskError carries the task's exception
+    message = " ".join(str(cause).split()) or type(cause).__name__
+    if len(message) > 300:
+        message = message[:299] + "…"
+    return ParseResult(
+        unit.path,
+        unit.pages,
+        error=f"{show(unit.path)}: the {what} failed ({type(cause).__name__}: {message})",
+    )
+
+
+_redirected = False
+
+
+def _ray_task(
+    unit: ParseUnit, data: bytes | None, parse: Callable[[ParseUnit], ParseResult]
+) -> ParseResult:
+    """Runs in a Ray worker: the file's bytes (if sent) go into the unit, then parse it."""
+    global _redirected
+    if not _redirected:  # the driver may print JSON on its stdout: workers print to stderr
+        os.dup2(2, 1)
+        _redirected = True
+    if data is not None:
+        unit.source.data = data
+    return parse(unit)
+
+
+class RayRunner:
+    """Ray tasks, one per unit, on a local instance or a cluster (`address`)."""
+
+    reports_pages = False
+
+    def __init__(
+        self,
+        address: str,
+        parse: Callable[[ParseUnit], ParseResult],
+        send_files: bool = True,
+        cpus_per_task: int = 1,
+    ) -> None:
+        try:
+            import ray
+        except ImportError as exc:
+            raise ConfigError(
+                "--ray needs Ray on this machine and every node: pip install 'scanrag[ray]'"
+            ) from exc
+        self._ray = ray
+        if not ray.is_initialized():
+            try:
+                ray.init(address=None if address == "auto" else address, log_to_driver=True)
+            except Exception as exc:
+                raise ConfigError(
+                    f"cannot join the Ray cluster at {address!r}: {exc}; start it with "
+                    "`ray start --head` or fix --ray / SCANRAG_RAY_ADDRESS"
+                ) from exc
+        self.parse = parse
+        self.send_files = send_files
+        self._task = ray.remote(_ray_task).options(num_cpus=cpus_per_task)
+        cpus = ray.cluster_resources().get("CPU", 1.0)
+        self.slots = max(2, int(cpus // cpus_per_task) * 2)
+        self._pending: dict[Any, ParseUnit] = {}
+        self._data: dict[Path, tuple[Any, int]] = {}  # one object per file, shared by batches
+
+    def submit(self, unit: ParseUnit) -> None:
+        data = None
+        if self.send_files:
+            data, uses = self._data.get(unit.path, (None, 0))
+            if data is None:
+                raw = unit.path.read_bytes()
+                if hashlib.sha256(raw).hexdigest() != unit.source.sha256:
+                    self._pending[self._ray.put(_changed(unit))] = unit
+                    return
+                data = self._ray.put(raw)
+            self._data[unit.path] = (data, uses + 1)
+        self._pending[self._task.remote(unit, data, self.parse)] = unit
+
+    def results(self, block: bool) -> list[ParseResult]:
+        ray = self._ray
+        if not self._pending:
+            return []
+        refs = list(self._pending)
+        ready, _ = ray.wait(refs, num_returns=1, timeout=None if block else 0)
+        if ready:  # take every other one that is ready too
+            ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
+        out = []
+        for ref in ready:
+            unit = self._pending.pop(ref)
+            try:
+                out.append(ray.get(ref))
+            except Exception as exc:  # the task raised, its worker died, or it was cancelled
+                out.append(_task_failed(unit, "Ray task", exc))
+            self._release(unit.path)
+        return out
+
+    def _release(self, path: Path) -> None:
+        if path in self._data:
+            data, uses = self._data[path]
+            if uses <= 1:
+                del self._data[path]
+            else:
+                self._data[path] = (data, uses - 1)
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def close(self) -> None:
+        for ref in self._pending:
+            with contextlib.suppress(Exception):  # already finished, or a put object
+                self._ray.cancel(ref)
+        self._pending = {}
+        self._data = {}
+
+
+def _changed(unit: ParseUnit) -> ParseResult:
+    return ParseResult(
+        unit.path,
+        unit.pages,
+        error=f"{show(unit.path)}: the file changed while being indexed; run ingest again",
+    )

@@ -1,0 +1,346 @@
+"""Ingest in parallel: files parsed by worker processes (`--workers 2`) or as Ray tasks on a
+local Ray instance (`ray.init(num_cpus=2)`) give the index that parsing in-process gives: the
+same Documents, manifest rows, points and page images. A task that raises is that file's
+error while the others land, and a second run parses nothing.
+
+The folder mixes born-digital PDFs (pdf-text, fast), a five-page PDF that goes out in page
+batches, and a small scanned page that the embedded OCR reads inside a worker.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import ray
+from scanrag.cli import app, optional_ray_address
+from scanrag.ingest import parallel
+from scanrag.ingest.parsers import get_parser
+from scanrag.retrieval import index as index_module
+from scanrag.retrieval.chunking import chunk_document
+from scanrag.retrieval.embedding import DenseEncoder
+from scanrag.retrieval.index import Index, IngestReport
+from scanrag.testing import Sheet, pdf_paragraph, text_pdf
+from typer.testing import CliRunner
+
+CODES = {"memo-alder": "alderwick", "memo-birch": "birchmoor", "memo-cedar": "cedarholt"}
+
+
+def memo(path: Path, code: str) -> Path:
+    text = (
+        f"The {code} committee reviewed the supplier contracts and the warehouse inventory. "
+        "Figures were agreed after the quarterly budget review."
+    )
+    return text_pdf([[(72, 80, f"Memo {code}", 16), *pdf_paragraph(72, 120, text, 450)]], path)
+
+
+def ledger(path: Path) -> Path:
+    """Five born-digital pages, one code word each: batches of two pages make three tasks."""
+    pages = []
+    for n in range(1, 6):
+        text = f"Ledger page {n} records the shipment code ledgerword{n} and its freight costs."
+        pages.append([(72, 80, f"Ledger page {n}", 16), *pdf_paragraph(72, 120, text, 450)])
+    return text_pdf(pages, path)
+
+
+def scan(path: Path) -> Path:
+    """A small scanned page: no text layer, so the embedded OCR reads it."""
+    sheet = Sheet(900, 420)
+    sheet.write(60, 60, "DELIVERY NOTE DN-5521", size=44, bold=True)
+    sheet.write(60, 170, "Consignee: Harbor Glassworks")
+    sheet.write(60, 240, "Forty crates of tempered panels")
+    sheet.image(noise=4, seed=3).save(path)
+    return path
+
+
+def build_folder(folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    for name, code in CODES.items():
+        memo(folder / f"{name}.pdf", code)
+    ledger(folder / "ledger.pdf")
+    scan(folder / "scan.png")
+    (folder / "notes.txt").write_text("not a document: skipped")
+    return folder
+
+
+@dataclass
+class Built:
+    docs: Path
+    data: Path
+    report: IngestReport
+
+
+@pytest.fixture(scope="module")
+def encoder() -> DenseEncoder:
+    return DenseEncoder()
+
+
+@pytest.fixture(autouse=True)
+def one_model(monkeypatch, encoder):
+    """Every Index here shares one loaded MiniLM (the indexing process embeds; workers don't)."""
+    monkeypatch.setattr(index_module, "DenseEncoder", lambda *args, **kwargs: encoder)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, encoder) -> Built:
+    """The folder indexed in-process, one file after another (the behaviour to match)."""
+    base = tmp_path_factory.mktemp("parallel")
+    docs = build_folder(base / "docs")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(index_module, "DenseEncoder", lambda *args, **kwargs: encoder)
+        with Index(data_dir=base / "in-process", workers=1) as index:
+            report = index.ingest([docs])
+    assert (report.added, report.failed, report.skipped, report.pages) == (5, 0, 1, 9)
+    return Built(docs, base / "in-process", report)
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False)
+    yield
+    ray.shutdown()
+
+
+# --- what "the same index" means --------------------------------------------------------
+
+
+def documents(data: Path) -> dict[str, dict[str, Any]]:
+    """Every indexed Document by source path, without its creation time."""
+    with Index(data_dir=data) as index:
+        out = {}
+        for row in index.manifest.all():
+            doc = index.document(row.doc_id)
+            assert doc is not None, row.path
+            out[str(row.path)] = doc.model_dump(mode="json", exclude={"created_at"})
+        return out
+
+
+def manifest(data: Path) -> list[tuple]:
+    with Index(data_dir=data) as index:
+        return [
+            (
+                str(r.path),
+                r.sha256,
+                r.size,
+                r.mtime_ns,
+                r.doc_id,
+                r.status,
+                r.parser_fp,
+                r.index_fp,
+                r.pages,
+                r.error,
+            )
+            for r in index.manifest.all()
+        ]
+
+
+def points(data: Path) -> dict[str, dict[str, Any]]:
+    """Every point in the store (id → payload), read with the engine itself."""
+    import qdrant_edge as qe
+
+    shard = qe.EdgeShard.load(str(data / "qdrant"))
+    try:
+        out, offset = {}, None
+        while True:
+            records, offset = shard.scroll(
+                qe.ScrollRequest(offset=offset, limit=500, with_payload=True)
+            )
+            out.update({str(record.id): record.payload for record in records})
+            if offset is None:
+                return out
+    finally:
+        shard.close()
+
+
+def page_images(data: Path) -> dict[str, bytes]:
+    return {
+        path.relative_to(data).as_posix(): path.read_bytes()
+        for path in sorted((data / "pages").rglob("*.jpg"))
+    }
+
+
+def assert_same_index(data: Path, expected: Path) -> None:
+    docs = documents(data)
+    assert docs == documents(expected)
+    assert manifest(data) == manifest(expected)
+    stored = points(data)
+    assert stored == points(expected)
+    assert page_images(data) == page_images(expected)
+    # the manifest and the store agree: each done file's document has exactly its chunks
+    rows = manifest(data)
+    assert all(row[5] == "done" for row in rows)
+    for path, doc in docs.items():
+        doc_points = [p for p in stored.values() if p["doc_id"] == doc["id"]]
+        with Index(data_dir=data) as index:
+            chunks = chunk_document(index.document(doc["id"]), index.settings.chunk_tokens)
+        assert len(doc_points) == len(chunks), path
+        assert {p["source"] for p in doc_points} == {path}
+
+
+def same_report(report: IngestReport, expected: IngestReport) -> None:
+    keys = ("added", "updated", "unchanged", "removed", "failed", "skipped", "pages", "documents")
+    assert report.model_dump(include=set(keys)) == expected.model_dump(include=set(keys))
+
+
+# --- Ray ----------------------------------------------------------------------------------
+
+
+def test_ray_tasks_build_the_index_the_in_process_path_builds(reference, local_ray, tmp_path):
+    data = tmp_path / "ray"
+    events: list[tuple[str, str]] = []
+    with Index(data_dir=data, ray_address="auto", batch_pages=2) as index:
+        report = index.ingest(
+            [reference.docs], on_progress=lambda e: events.append((e.kind, e.path.name))
+        )
+        assert isinstance(index._parse_runner, parallel.RayRunner)
+    same_report(report, reference.report)
+    assert report.errors == []
+    assert_same_index(data, reference.data)
+    ledger_doc = documents(data)[str(reference.docs / "ledger.pdf")]
+    assert [page["number"] for page in ledger_doc["pages"]] == [1, 2, 3, 4, 5]  # 3 batches
+    scan_doc = documents(data)[str(reference.docs / "scan.png")]
+    assert {r["source"] for p in scan_doc["pages"] for r in p["regions"]} == {"embedded"}
+    # progress came from completed tasks: one page event per page, one done per file
+    assert sum(kind == "page" for kind, _ in events) == 9
+    assert sorted(name for kind, name in events if kind == "done") == sorted(
+        ["ledger.pdf", "scan.png", *(f"{name}.pdf" for name in CODES)]
+    )
+
+    with Index(data_dir=data, ray_address="auto") as index:  # a second run parses nothing
+        again = index.ingest([reference.docs])
+        assert index._parse_runner is None  # not a single task went out
+    assert (again.unchanged, again.added, again.updated, again.pages) == (5, 0, 0, 0)
+
+
+def test_a_ray_task_that_raises_is_that_files_error_and_the_others_land(
+    tmp_path, local_ray, monkeypatch
+):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name, code in CODES.items():
+        memo(docs / f"{name}.pdf", code)
+    memo(docs / "explode.pdf", "emberfall")
+    original = parallel.parse_unit
+
+    def dies_on_explode(unit, *args, **kwargs):  # shipped to the Ray workers by value
+        if unit.path.name == "explode.pdf":
+            raise RuntimeError("the node lost its scratch disk")
+        return original(unit, *args, **kwargs)
+
+    monkeypatch.setattr(parallel, "parse_unit", dies_on_explode)
+    data = tmp_path / "data"
+    with Index(data_dir=data, ray_address="auto", ray_send_files=False) as index:
+        report = index.ingest([docs])
+        (error,) = report.errors
+        assert Path(error.path).name == "explode.pdf"
+        assert "the Ray task failed (RuntimeError: the node lost its scratch disk)" in error.error
+        assert (report.added, report.failed) == (3, 1)
+        assert [d["status"] for d in report.documents] == ["failed", "added", "added", "added"]
+        rows = {row.path.name: row for row in index.manifest.all()}
+        assert rows["explode.pdf"].status == "failed" and rows["explode.pdf"].doc_id is None
+        assert rows["explode.pdf"].error == error.error
+        done = {row.doc_id for row in rows.values() if row.status == "done"}
+        assert set(index.store.doc_counts()) == done and len(done) == 3
+        assert index.search("emberfall", top_k=3, mode="sparse") == []
+
+    monkeypatch.setattr(parallel, "parse_unit", original)
+    with Index(data_dir=data, ray_address="auto", ray_send_files=False) as index:
+        retry = index.ingest([docs])  # only the failed file is parsed again
+        assert (retry.added, retry.unchanged, retry.failed, retry.pages) == (1, 3, 0, 1)
+        hit = index.search("emberfall", top_k=1, mode="sparse")[0]
+        assert Path(hit.source).name == "explode.pdf"
+    with Index(data_dir=data, ray_address="auto") as index:
+        assert index.ingest([docs]).unchanged == 4
+        assert index._parse_runner is None
+
+
+def test_scanrag_ingest_ray_prints_one_json_report(reference, local_ray, tmp_path):
+    data = tmp_path / "cli"
+    result = CliRunner().invoke(
+        app, ["ingest", str(reference.docs), "--data-dir", str(data), "--ray", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert (report["added"], report["pages"], report["failed"]) == (5, 9, 0)
+    assert documents(data) == documents(reference.data)
+
+
+def test_a_bare_ray_option_means_auto_and_an_address_is_kept():
+    assert optional_ray_address(["ingest", "scans", "--ray"]) == [
+        "ingest",
+        "scans",
+        "--ray",
+        "auto",
+    ]
+    assert optional_ray_address(["ingest", "--ray", "scans"]) == [
+        "ingest",
+        "--ray",
+        "auto",
+        "scans",
+    ]
+    assert optional_ray_address(["ingest", "s", "--ray", "--json"])[3] == "auto"
+    for address in ("ray://head:10001", "10.0.0.5:6379", "auto"):
+        assert optional_ray_address(["ingest", "s", "--ray", address])[3] == address
+
+
+# --- worker processes ---------------------------------------------------------------------
+
+
+def test_two_worker_processes_build_the_index_the_in_process_path_builds(reference, tmp_path):
+    data = tmp_path / "pool"
+    with Index(data_dir=data, workers=2, batch_pages=2) as index:
+        report = index.ingest([reference.docs])
+        assert isinstance(index._parse_runner, parallel.PoolRunner)
+    same_report(report, reference.report)
+    assert_same_index(data, reference.data)
+
+
+def test_scanrag_ingest_workers_keeps_stdout_for_the_json_report(reference, tmp_path):
+    """Worker processes print to stderr: stdout is exactly one JSON document."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCANRAG_")}
+    scanrag = Path(sys.executable).parent / "scanrag"
+    data = tmp_path / "cli"
+    done = subprocess.run(
+        [str(scanrag), "ingest", str(reference.docs), "--data-dir", str(data),
+         "--workers", "2", "--json"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert (report["added"], report["pages"], report["skipped"]) == (5, 9, 1)
+    assert documents(data) == documents(reference.data)
+
+
+def test_each_worker_gets_its_share_of_the_cores(monkeypatch, tmp_path):
+    monkeypatch.setattr(parallel, "available_cpus", lambda: 16)
+    assert parallel.default_workers() == 8
+    monkeypatch.setattr(index_module, "available_cpus", lambda: 16)
+    for options, threads in [
+        ({"workers": 4}, 4),
+        ({}, 2),  # 8 workers by default
+        ({"workers": 1}, None),  # in-process: onnxruntime's default, all cores
+        ({"ray_address": "auto"}, 1),  # one CPU per Ray task
+        ({"workers": 4, "ocr_threads": 3}, 3),
+    ]:
+        with Index(data_dir=tmp_path, **options) as index:
+            assert index._worker_threads() == threads, options
+    monkeypatch.setattr(parallel, "available_cpus", lambda: 2)
+    assert parallel.default_workers() == 1  # a 2-core machine parses in-process
+
+
+def test_the_ocr_threads_setting_reaches_onnxruntime():
+    import numpy as np
+    from scanrag.config import Settings
+
+    parser = get_parser(Settings(parser="embedded", ocr_threads=1))
+    ocr, layout = parser._models()
+    ocr(np.full((64, 256, 3), 255, dtype=np.uint8))  # RapidOCR builds its sessions lazily
+    options = ocr.text_det.session.session.get_session_options()
+    assert options.intra_op_num_threads == 1
+    assert layout.session.session.get_session_options().intra_op_num_threads == 1
