@@ -7,9 +7,11 @@ error instead of failing the whole file.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import stat
+import threading
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -36,6 +38,7 @@ BMP_HEADER_SIZES = (12, 16, 40, 52, 56, 64, 108, 124)
 DOCUMENT_SUFFIXES = frozenset(
     {".pdf", ".png", ".jpg", ".jpeg", ".jpe", ".webp", ".bmp", ".dib", ".tif", ".tiff"}
 )
+_PIL_LIMIT = threading.Lock()  # Image.MAX_IMAGE_PIXELS is global: lift it one thread at a time
 
 
 def sniff_mime(head: bytes) -> str | None:
@@ -99,7 +102,7 @@ def discover(
             with open(path, "rb") as handle:
                 mime = sniff_mime(handle.read(SNIFF_BYTES))
         except OSError as exc:
-            found.errors.append((path, f"{show(path)}: cannot read the file ({exc.strerror})"))
+            found.errors.append((path, cannot_read_message(path, exc)))
             return
         if mime is not None:
             found.files.append((path, mime))
@@ -113,9 +116,8 @@ def discover(
             info = folder.stat()
             entries = sorted(os.scandir(folder), key=lambda e: os.fsencode(e.name))
         except OSError as exc:
-            found.errors.append(
-                (folder, f"{show(folder)}: cannot open the folder ({exc.strerror})")
-            )
+            message = f"{show(folder)}: cannot open the folder ({exc.strerror})"
+            found.errors.append((folder, f"{message}; check its permissions"))
             return
         if (info.st_dev, info.st_ino) in seen_dirs:
             return
@@ -126,8 +128,8 @@ def discover(
             path = Path(entry.path)
             try:
                 mode = entry.stat().st_mode  # follows symlinks
-            except OSError:
-                found.errors.append((path, f"{show(path)}: broken link or unreadable entry"))
+            except OSError as exc:
+                found.errors.append((path, broken_entry_message(path, exc)))
                 continue
             if stat.S_ISDIR(mode):
                 walk(path)
@@ -150,12 +152,28 @@ def unreadable_message(path: Path) -> str:
         empty = path.stat().st_size == 0
     except OSError:
         empty = False
-    return f"{show(path)}: the file is empty (0 bytes)" if empty else unsupported_message(path)
+    return empty_message(path) if empty else unsupported_message(path)
 
 
-def unsupported_message(path: Path) -> str:
+def empty_message(path: Path | str) -> str:
+    return f"{show(path)}: the file is empty (0 bytes); copy or scan it again"
+
+
+def unsupported_message(path: Path | str) -> str:
     kinds = "PDF, PNG, JPEG, WebP, BMP or TIFF"
-    return f"{show(path)}: not a supported document type (expected {kinds}, judged by content)"
+    return (
+        f"{show(path)}: not a supported document type (expected {kinds}, judged by content); "
+        "convert it to one of these or leave it out"
+    )
+
+
+def cannot_read_message(path: Path, exc: OSError) -> str:
+    return f"{show(path)}: cannot read the file ({exc.strerror}); check its permissions"
+
+
+def broken_entry_message(path: Path, exc: OSError) -> str:
+    what = "a link loop" if exc.errno == errno.ELOOP else "a broken link or unreadable entry"
+    return f"{show(path)}: {what} ({exc.strerror}); fix the link or remove it"
 
 
 # --- pages ------------------------------------------------------------------------------
@@ -200,9 +218,9 @@ def open_source(path: Path, settings: Settings) -> SourceFile:
         with open(path, "rb") as handle:
             head = handle.read(SNIFF_BYTES)
     except OSError as exc:
-        raise CorruptFile(f"{show(path)}: cannot read the file ({exc.strerror})") from exc
+        raise CorruptFile(cannot_read_message(path, exc)) from exc
     if size == 0:
-        raise CorruptFile(f"{show(path)}: the file is empty (0 bytes)")
+        raise CorruptFile(empty_message(path))
     mime = sniff_mime(head)
     if mime is None:
         raise UnsupportedFile(unsupported_message(path))
@@ -251,7 +269,7 @@ def open_pdf(path: Path, settings: Settings) -> pymupdf.Document:
         raise EncryptedFile(f"{show(path)}: the PDF is encrypted; {hint} (or SCANRAG_PDF_PASSWORD)")
     if pdf.page_count == 0:
         pdf.close()
-        raise CorruptFile(f"{show(path)}: the PDF has no pages")
+        raise CorruptFile(f"{show(path)}: the PDF has no pages; re-export it")
     return pdf
 
 
@@ -265,7 +283,10 @@ def _pdf_pages(source: SourceFile, settings: Settings) -> Iterator[PageImage]:
             except ScanragError as exc:
                 yield _failed_page(number, settings.dpi, str(exc))
             except Exception as exc:
-                message = f"{show(source.path)}: page {number} cannot be read ({exc})"
+                message = (
+                    f"{show(source.path)}: page {number} cannot be read ({exc}); "
+                    "re-export or re-scan it"
+                )
                 yield _failed_page(number, settings.dpi, message)
     finally:
         pdf.close()
@@ -313,15 +334,23 @@ def _text_layer(page: pymupdf.Page, to_pixels: pymupdf.Matrix) -> list[Line]:
 
 
 def open_image(path: Path) -> Image.Image:
-    """Open an image lazily (header only); decoding errors surface later, per page."""
+    """Open an image lazily (header only); decoding errors surface later, per page.
+
+    Pillow's own decompression-bomb limit is lifted while the header is read: the caller
+    checks the size against `max_pixels` (`check_pixels`), which may be set higher or lower.
+    """
     try:
-        with warnings.catch_warnings():
+        with _PIL_LIMIT, warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            return Image.open(path)
-    except Image.DecompressionBombError as exc:
-        raise LimitExceeded(f"{show(path)}: {exc}; raise SCANRAG_MAX_PIXELS if intended") from exc
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise CorruptFile(f"{show(path)}: the image cannot be decoded ({exc})") from exc
+            saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+            try:
+                return Image.open(path)
+            finally:
+                Image.MAX_IMAGE_PIXELS = saved
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise CorruptFile(
+            f"{show(path)}: the image cannot be decoded ({exc}); re-export or re-scan it"
+        ) from exc
 
 
 def check_pixels(path: Path, size: tuple[int, int], settings: Settings) -> None:
@@ -349,7 +378,10 @@ def _image_pages(source: SourceFile, settings: Settings) -> Iterator[PageImage]:
                 continue
             except (OSError, ValueError, EOFError, SyntaxError) as exc:
                 what = "the image" if source.page_count == 1 else f"page {number}"
-                message = f"{show(source.path)}: {what} cannot be decoded ({exc})"
+                message = (
+                    f"{show(source.path)}: {what} cannot be decoded ({exc}); "
+                    "re-export or re-scan it"
+                )
                 yield _failed_page(number, settings.dpi, message)
                 continue
             dpi = _image_dpi(image, settings.dpi)

@@ -75,7 +75,7 @@ def parse_file(
         raise CorruptFile(pages[0].error if pages else f"{show(path)}: no pages")
     return Document(
         id=doc_id,
-        source=str(path),
+        source=show(path),  # printable: a non-UTF-8 name cannot go into JSON as it is
         sha256=source.sha256,
         mime=source.mime,
         pages=pages,

@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from PIL import Image
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from ..config import Settings
-from ..errors import ConfigError, ScanragError
+from ..errors import ConfigError, ScanragError, printable
 from ..fsutil import atomic_write
 from ..ingest.loaders import discover, open_source, show
 from ..ingest.model import MARGINAL_LABELS, Document
@@ -50,8 +50,15 @@ INDEX_VERSION = 2  # bump when chunking, the payload layout or the sparse encodi
 
 
 class FileError(BaseModel):
+    """One file that failed: its path and a one-line message (what is wrong, what to do)."""
+
     path: str
     error: str
+
+    @field_validator("path", "error")
+    @classmethod
+    def _printable(cls, value: str) -> str:
+        return printable(value)  # a non-UTF-8 name must not break JSON output
 
 
 class IngestReport(BaseModel):
@@ -382,11 +389,12 @@ class Index:
         ]
 
     def display_source(self, path: Path) -> str:
-        """How citations name a file: relative to the data dir for uploads, else as ingested."""
-        return (
+        """How citations name a file: relative to the data dir for uploads, else as ingested
+        (non-UTF-8 bytes of a name spelled \\xNN: payloads are JSON)."""
+        return show(
             path.relative_to(self.data_dir.absolute()).as_posix()
             if path.is_relative_to(self.data_dir.absolute())
-            else str(path)
+            else path
         )
 
     def _remove_missing(self, roots: list[Path], present: set[Path]) -> int:
@@ -422,7 +430,8 @@ class Index:
             self.store.delete_doc(doc_id)
             return
         keep = next((row for row in others if row.status == "done"), others[0]).path
-        self.store.set_payload(doc_id, {"source": str(keep), "source_name": keep.name})
+        source = self.display_source(keep)
+        self.store.set_payload(doc_id, {"source": source, "source_name": Path(source).name})
 
     # --- read ---------------------------------------------------------------------------
 
