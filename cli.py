@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .config import Settings
-from .errors import ConfigError, ScanragError
+from .errors import ConfigError, ScanragError, printable
 
 app = typer.Typer(
     add_completion=False,
@@ -92,6 +92,17 @@ def fail_usage(message: str) -> typer.Exit:
     raise typer.Exit(2)
 
 
+def fail_unexpected(exc: Exception) -> typer.Exit:
+    """A bug, not a bad input: one line for the user, the traceback only with --verbose."""
+    logging.getLogger("scanrag").debug("unexpected failure", exc_info=True)
+    typer.echo(
+        f"error: unexpected {type(exc).__name__}: {printable(str(exc))}; rerun with -v for "
+        "details and report it",
+        err=True,
+    )
+    raise typer.Exit(1)
+
+
 def progress() -> Progress:
     return Progress(
         TextColumn("{task.description}", justify="left"),
@@ -105,7 +116,12 @@ def progress() -> Progress:
 
 
 def print_json(payload: Any) -> None:
-    sys.stdout.write(json.dumps(payload, ensure_ascii=False, indent=2, default=str) + "\n")
+    text = json.dumps(payload, ensure_ascii=False, indent=2, default=str)
+    try:
+        text.encode(sys.stdout.encoding or "utf-8")
+    except UnicodeEncodeError:  # a terminal that is not UTF-8, or a stray surrogate
+        text = json.dumps(payload, ensure_ascii=True, indent=2, default=str)
+    sys.stdout.write(text + "\n")
 
 
 @app.command()
@@ -278,6 +294,10 @@ def ingest(
     except ScanragError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
+    except Exception as exc:
+        fail_unexpected(exc)
+    for item in report.warnings:
+        typer.echo(f"warning: {item.error}", err=True)
     for item in report.errors:
         typer.echo(f"error: {item.error}", err=True)
     if json_out:
@@ -322,6 +342,8 @@ def search(
     except ScanragError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
+    except Exception as exc:
+        fail_unexpected(exc)
     if json_out:
         print_json({"query": query, "hits": [hit.model_dump() for hit in hits]})
         return
@@ -372,6 +394,8 @@ def ask(
     except ScanragError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
+    except Exception as exc:
+        fail_unexpected(exc)
     if json_out:
         print_json(result.model_dump(mode="json"))
         return

@@ -20,7 +20,7 @@ from ..retrieval.index import Index
 from .deps import AppState, require_api_key
 from .jobs import JobManager
 from .metrics import Metrics
-from .routes import documents, images, jobs, query, system, web
+from .routes import documents, images, ingest, jobs, query, system, web
 
 log = logging.getLogger("scanrag.api")
 
@@ -54,7 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="scanrag", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     secured = [Depends(require_api_key)]
-    for module in (documents, jobs, images, query):
+    for module in (documents, ingest, jobs, images, query):
         app.include_router(module.router, dependencies=secured)
     app.include_router(system.router)
     app.include_router(web.router)  # the page at / (static, no data: no key needed)

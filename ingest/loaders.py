@@ -77,7 +77,9 @@ class Discovery:
 
 
 def discover(
-    paths: list[Path], is_known: Callable[[Path, os.stat_result], bool] | None = None
+    paths: list[Path],
+    is_known: Callable[[Path, os.stat_result], bool] | None = None,
+    within: list[Path] | None = None,
 ) -> Discovery:
     """Walk files and folders: recursive, hidden entries skipped, deterministic order.
 
@@ -85,10 +87,22 @@ def discover(
     document (.pdf, .jpg, ...), that is not a readable document is an error. Symlinked
     folders are followed once (loops are cut).
     Files for which `is_known(path, stat)` is true are listed in `known` without being opened.
+    With `within`, nothing whose real path lies outside those folders is read: a link out of
+    them is an error, not followed.
     """
     found = Discovery()
     seen_dirs: set[tuple[int, int]] = set()
     seen_files: set[Path] = set()
+    fences = [Path(os.path.realpath(root)) for root in within or []]
+
+    def outside(path: Path) -> bool:
+        if within is None:
+            return False
+        real = Path(os.path.realpath(path))
+        if any(real.is_relative_to(fence) for fence in fences):
+            return False
+        found.errors.append((path, outside_message(path)))
+        return True
 
     def add(path: Path, explicit: bool) -> None:
         key = Path(os.path.abspath(path))
@@ -126,6 +140,8 @@ def discover(
             if entry.name.startswith("."):
                 continue
             path = Path(entry.path)
+            if entry.is_symlink() and outside(path):
+                continue
             try:
                 mode = entry.stat().st_mode  # follows symlinks
             except OSError as exc:
@@ -137,6 +153,8 @@ def discover(
                 add(path, explicit=False)
 
     for path in paths:
+        if outside(path):
+            continue
         if path.is_dir():
             walk(path)
         elif path.exists():
@@ -144,6 +162,13 @@ def discover(
         else:
             found.errors.append((path, f"{show(path)}: no such file or folder"))
     return found
+
+
+def outside_message(path: Path) -> str:
+    return (
+        f"{show(path)}: links outside the allowed folders (SCANRAG_ALLOWED_ROOTS); not "
+        "followed: copy the file into an allowed folder instead"
+    )
 
 
 def unreadable_message(path: Path) -> str:
@@ -213,6 +238,14 @@ class SourceFile:
 
 def open_source(path: Path, settings: Settings) -> SourceFile:
     """Check a file and hash it; raise a `ScanragError` that names the file when it is unusable."""
+    mime, count = check_source(path, settings)
+    return SourceFile(path=path, mime=mime, sha256=file_sha256(path), page_count=count)
+
+
+def check_source(path: Path, settings: Settings) -> tuple[str, int]:
+    """A file's type and page count, from its header only (no decoding, no hashing); raise a
+    `ScanragError` naming the file when it is empty, of another type, broken, encrypted, or
+    over the page or pixel limit."""
     try:
         size = path.stat().st_size
         with open(path, "rb") as handle:
@@ -224,7 +257,6 @@ def open_source(path: Path, settings: Settings) -> SourceFile:
     mime = sniff_mime(head)
     if mime is None:
         raise UnsupportedFile(unsupported_message(path))
-    sha256 = file_sha256(path)
     if mime == PDF:
         with open_pdf(path, settings) as pdf:
             count = pdf.page_count
@@ -237,7 +269,7 @@ def open_source(path: Path, settings: Settings) -> SourceFile:
             f"{show(path)}: {count} pages, more than the limit of {settings.max_pages}; "
             "split the file or raise SCANRAG_MAX_PAGES"
         )
-    return SourceFile(path=path, mime=mime, sha256=sha256, page_count=count)
+    return mime, count
 
 
 def file_sha256(path: Path) -> str:
@@ -258,7 +290,10 @@ def iter_pages(source: SourceFile, settings: Settings) -> Iterator[PageImage]:
 
 def open_pdf(path: Path, settings: Settings) -> pymupdf.Document:
     try:
-        pdf = pymupdf.open(path, filetype="pdf")
+        if show(path) == str(path):
+            pdf = pymupdf.open(path, filetype="pdf")
+        else:  # MuPDF cannot open a file whose name is not UTF-8: hand it the bytes
+            pdf = pymupdf.open(stream=path.read_bytes(), filetype="pdf")
     except Exception as exc:  # PyMuPDF raises several types for broken files
         raise CorruptFile(
             f"{show(path)}: not a readable PDF ({exc}); re-export or re-scan it"

@@ -72,6 +72,9 @@ class IngestReport(BaseModel):
     parse_seconds: float = Field(0.0, description="Time spent parsing (OCR) in this run.")
     seconds: float = 0.0
     errors: list[FileError] = Field(default_factory=list)
+    warnings: list[FileError] = Field(
+        default_factory=list, description="Files indexed without some pages, and why."
+    )
     documents: list[dict[str, Any]] = Field(default_factory=list)
 
 
@@ -171,10 +174,14 @@ class Index:
     # --- ingest -------------------------------------------------------------------------
 
     def ingest(
-        self, paths: list[Path] | list[str], on_progress: OnProgress | None = None
+        self,
+        paths: list[Path] | list[str],
+        on_progress: OnProgress | None = None,
+        within: list[Path] | None = None,
     ) -> IngestReport:
         """Bring the index in line with files and folders: add new files, re-index changed
-        ones, drop files gone from the folders given. Failures are per file."""
+        ones, drop files gone from the folders given. Failures are per file. With `within`,
+        links that lead outside those folders are not followed (each is a failure)."""
         started = time.perf_counter()
         roots = [Path(os.path.abspath(path)) for path in paths]
         parser = self._parser()
@@ -193,7 +200,7 @@ class Index:
                 and row.index_fp == index_fp
             )
 
-        found = discover(roots, is_known=unchanged)
+        found = discover(roots, is_known=unchanged, within=within)
         report.unchanged = len(found.known)
         report.skipped = len(found.skipped)
         for path, message in found.errors:
@@ -263,6 +270,7 @@ class Index:
                 report.parse_seconds = round(
                     report.parse_seconds + time.perf_counter() - parse_started, 3
                 )
+            report.warnings += [FileError(path=show(path), error=w) for w in doc.warnings]
             doc_id = doc.id
             record = FileRecord(
                 path,
