@@ -163,6 +163,7 @@ class Settings(BaseSettings):
         None, description="When set, every route but /healthz needs it (Bearer or X-API-Key)."
     )
     max_upload_mb: int = Field(100, ge=1, description="Largest file accepted by an upload.")
+    max_upload_files: int = Field(20, ge=1, description="Most files in one upload request.")
     allowed_roots: list[Path] = Field(
         default_factory=list,
         description="Folders POST /v1/ingest may read (JSON list in SCANRAG_ALLOWED_ROOTS); "

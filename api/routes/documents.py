@@ -57,7 +57,7 @@ def _receive(upload: UploadFile, state: AppState) -> tuple[Path | None, Rejected
                 handle.close()
                 tmp.unlink(missing_ok=True)
                 raise HTTPException(
-                    status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+                    413,
                     f"{name}: larger than the upload limit of {state.settings.max_upload_mb} MB "
                     "(SCANRAG_MAX_UPLOAD_MB)",
                 )
@@ -125,6 +125,12 @@ def upload_documents(
     password): a file that fails is listed in `rejected` and never stored. A file whose pages
     turn out not to decode fails in the job (`GET /v1/jobs/{id}` lists it in `errors`).
     """
+    if len(files) > state.settings.max_upload_files:
+        raise HTTPException(
+            413,
+            f"{len(files)} files in one upload, more than {state.settings.max_upload_files}; "
+            "send them in several requests or raise SCANRAG_MAX_UPLOAD_FILES",
+        )
     accepted: list[Path] = []
     refused: list[Rejected] = []
     for upload in files:
