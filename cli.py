@@ -425,7 +425,11 @@ def serve(
     setup_logging(verbose)
     settings = make_settings(data_dir=data_dir, qdrant_url=qdrant_url)
     uvicorn.run(
-        create_app(settings), host=host, port=port, log_level="debug" if verbose else "info"
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level="debug" if verbose else "info",
+        access_log=False,  # scanrag logs its own access lines (SCANRAG_ACCESS_LOG)
     )
 
 
