@@ -41,6 +41,7 @@ from .answer import Answer, Answerer, make_answerer
 from .chunking import Chunk, chunk_document
 from .embedding import DenseEncoder, SparseEncoder
 from .manifest import FileRecord, Manifest
+from .pii import MaskingAnswerer, mask_hit
 from .results import SearchHit
 from .store import ClientStore, EdgeStore, SearchFilters, SearchMode, Store, StorePoint
 
@@ -457,7 +458,10 @@ class Index:
         dense = self.dense.encode([query])[0] if mode in ("hybrid", "dense") else None
         sparse = self.sparse.encode_query(query) if mode in ("hybrid", "sparse") else None
         hits = self.store.search(dense, sparse, top_k, filters)
-        return [SearchHit.from_payload(hit.payload, hit.score) for hit in hits]
+        found = [SearchHit.from_payload(hit.payload, hit.score) for hit in hits]
+        if self.settings.mask_pii:  # then answers, citations and extracted values are too
+            found = [mask_hit(hit) for hit in found]
+        return found
 
     def documents(self) -> list[DocumentInfo]:
         """Every document, with the files that hold it, its status and last error."""
@@ -522,6 +526,8 @@ class Index:
     def answerer(self) -> Answerer:
         if self._answerer is None:
             self._answerer = make_answerer(self.settings, crop=self.region_image)
+            if self.settings.mask_pii:  # an LLM may still write a number from the question
+                self._answerer = MaskingAnswerer(self._answerer)
         return self._answerer
 
     def region_image(self, region_id: str, pad: int = 0) -> Image.Image | None:

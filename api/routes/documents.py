@@ -25,6 +25,7 @@ from ...ingest.loaders import (
 from ...ingest.markdown import document_markdown
 from ...ingest.model import Document
 from ...retrieval.index import DocumentInfo, FileError
+from ...retrieval.pii import mask_document
 from ..deps import AppState, get_state
 from ..schemas import DocumentDetail, PageInfo, UploadResponse
 
@@ -208,7 +209,7 @@ def _document(doc_id: str, state: AppState) -> Document:
     doc = state.index.document(doc_id)
     if doc is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no parsed document {doc_id!r}")
-    return doc
+    return mask_document(doc) if state.settings.mask_pii else doc
 
 
 @router.get("/{doc_id}/markdown", response_class=PlainTextResponse)
