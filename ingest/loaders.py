@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pymupdf
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
 from ..config import Settings
 from ..errors import CorruptFile, EncryptedFile, LimitExceeded, ScanragError, UnsupportedFile
@@ -262,7 +262,7 @@ def check_source(path: Path, settings: Settings) -> tuple[str, int]:
             count = pdf.page_count
     else:
         with open_image(path) as image:
-            count = getattr(image, "n_frames", 1) if mime == "image/tiff" else 1
+            count = _frame_count(path, image) if mime == "image/tiff" else 1
             check_pixels(path, image.size, settings)
     if count > settings.max_pages:
         raise LimitExceeded(
@@ -298,13 +298,24 @@ def open_pdf(path: Path, settings: Settings) -> pymupdf.Document:
         raise CorruptFile(
             f"{show(path)}: not a readable PDF ({exc}); re-export or re-scan it"
         ) from exc
-    if pdf.needs_pass and not (settings.pdf_password and pdf.authenticate(settings.pdf_password)):
+    try:
+        if pdf.needs_pass and not (
+            settings.pdf_password and pdf.authenticate(settings.pdf_password)
+        ):
+            hint = "the password given is wrong" if settings.pdf_password else "pass --pdf-password"
+            raise EncryptedFile(
+                f"{show(path)}: the PDF is encrypted; {hint} (or SCANRAG_PDF_PASSWORD)"
+            )
+        if pdf.page_count == 0:
+            raise CorruptFile(f"{show(path)}: the PDF has no pages; re-export it")
+    except ScanragError:
         pdf.close()
-        hint = "the password given is wrong" if settings.pdf_password else "pass --pdf-password"
-        raise EncryptedFile(f"{show(path)}: the PDF is encrypted; {hint} (or SCANRAG_PDF_PASSWORD)")
-    if pdf.page_count == 0:
+        raise
+    except Exception as exc:  # a page tree MuPDF cannot count
         pdf.close()
-        raise CorruptFile(f"{show(path)}: the PDF has no pages; re-export it")
+        raise CorruptFile(
+            f"{show(path)}: not a readable PDF ({exc}); re-export or re-scan it"
+        ) from exc
     return pdf
 
 
@@ -382,9 +393,20 @@ def open_image(path: Path) -> Image.Image:
                 return Image.open(path)
             finally:
                 Image.MAX_IMAGE_PIXELS = saved
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
+    except Exception as exc:  # Pillow's decoders raise many types for broken files
         raise CorruptFile(
             f"{show(path)}: the image cannot be decoded ({exc}); re-export or re-scan it"
+        ) from exc
+
+
+def _frame_count(path: Path, image: Image.Image) -> int:
+    """Pages of a TIFF; counting walks every frame header, which can be broken too."""
+    try:
+        return image.n_frames
+    except Exception as exc:
+        raise CorruptFile(
+            f"{show(path)}: the TIFF's page list cannot be read ({type(exc).__name__}: {exc}); "
+            "re-export or re-scan it"
         ) from exc
 
 
@@ -411,7 +433,7 @@ def _image_pages(source: SourceFile, settings: Settings) -> Iterator[PageImage]:
             except ScanragError as exc:
                 yield _failed_page(number, settings.dpi, str(exc))
                 continue
-            except (OSError, ValueError, EOFError, SyntaxError) as exc:
+            except Exception as exc:  # any decoder failure: this page is unreadable
                 what = "the image" if source.page_count == 1 else f"page {number}"
                 message = (
                     f"{show(source.path)}: {what} cannot be decoded ({exc}); "
