@@ -229,7 +229,7 @@ def main() -> int:
     result = run(args.duration, args.rate, args.scans, ocr_threads=args.ocr_threads)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     runs = json.loads(args.out.read_text()) if args.out.exists() else {}
-    runs[f"ocr_threads={result['ocr_threads']}"] = result
+    runs[f"scans={args.scans},ocr_threads={result['ocr_threads']}"] = result
     args.out.write_text(json.dumps(runs, indent=2))
     q, s, ing = result["routes"]["/v1/query"], result["routes"]["/v1/search"], result["ingest"]
     print(
