@@ -207,6 +207,10 @@ class Index:
         for path, message in found.errors:
             report.failed += 1
             report.errors.append(FileError(path=show(path), error=message))
+            row = self.manifest.get(Path(os.path.abspath(path)))
+            if row is not None and row.error != message:  # an indexed file now unreadable:
+                row.error = message  # its old version stays searchable, the row says why
+                self.manifest.put(row)
 
         seen = [p for p, _ in found.files] + found.known + [p for p, _ in found.errors]
         present = {Path(os.path.abspath(p)) for p in seen}

@@ -172,7 +172,11 @@ def test_a_file_replaced_by_a_broken_one_keeps_its_indexed_version(tmp_path):
     with Index(data_dir=tmp_path / "data") as index:
         assert index.ingest([docs]).added == 2
         before = index.store.doc_counts()
-    for garbage in (kept.read_bytes()[:300], b"", b"\x00JNK" * 100):
+    for garbage, problem in [
+        (kept.read_bytes()[:300], "not a readable PDF"),
+        (b"", "empty"),
+        (b"\x00JNK" * 100, "not a supported document type"),
+    ]:
         kept.write_bytes(garbage)
         with Index(data_dir=tmp_path / "data") as index:
             report = index.ingest([docs])
@@ -182,7 +186,7 @@ def test_a_file_replaced_by_a_broken_one_keeps_its_indexed_version(tmp_path):
             hit = index.search("firstversion", top_k=1, mode="sparse")[0]
             assert Path(hit.source).name == "contract.pdf"
             row = index.manifest.get(kept)
-            assert row.status == "done" and "contract.pdf" in row.error
+            assert row.status == "done" and "contract.pdf" in row.error and problem in row.error
             info = next(i for i in index.documents() if i.doc_id == row.doc_id)
             assert info.error == row.error  # the listing says the new version failed
     code_pdf(kept, "secondversion")
