@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .config import Settings
-from .errors import ConfigError, ScanragError
+from .errors import ConfigError, ScanragError, printable
 
 #: What `--ray ADDRESS` may be: auto, ray://host:port (Ray Client) or host:port (GCS).
 RAY_ADDRESS = re.compile(r"auto|ray://\S+|[\w.-]+:\d+")
@@ -117,6 +117,17 @@ def fail_usage(message: str) -> typer.Exit:
     raise typer.Exit(2)
 
 
+def fail_unexpected(exc: Exception) -> typer.Exit:
+    """A bug, not a bad input: one line for the user, the traceback only with --verbose."""
+    logging.getLogger("scanrag").debug("unexpected failure", exc_info=True)
+    typer.echo(
+        f"error: unexpected {type(exc).__name__}: {printable(str(exc))}; rerun with -v for "
+        "details and report it",
+        err=True,
+    )
+    raise typer.Exit(1)
+
+
 def progress() -> Progress:
     return Progress(
         TextColumn("{task.description}", justify="left"),
@@ -130,7 +141,12 @@ def progress() -> Progress:
 
 
 def print_json(payload: Any) -> None:
-    sys.stdout.write(json.dumps(payload, ensure_ascii=False, indent=2, default=str) + "\n")
+    text = json.dumps(payload, ensure_ascii=False, indent=2, default=str)
+    try:
+        text.encode(sys.stdout.encoding or "utf-8")
+    except UnicodeEncodeError:  # a terminal that is not UTF-8, or a stray surrogate
+        text = json.dumps(payload, ensure_ascii=True, indent=2, default=str)
+    sys.stdout.write(text + "\n")
 
 
 @app.command()
@@ -352,6 +368,10 @@ def ingest(
     except ScanragError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
+    except Exception as exc:
+        fail_unexpected(exc)
+    for item in report.warnings:
+        typer.echo(f"warning: {item.error}", err=True)
     for item in report.errors:
         typer.echo(f"error: {item.error}", err=True)
     if json_out:
@@ -396,6 +416,8 @@ def search(
     except ScanragError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
+    except Exception as exc:
+        fail_unexpected(exc)
     if json_out:
         print_json({"query": query, "hits": [hit.model_dump() for hit in hits]})
         return
@@ -446,6 +468,8 @@ def ask(
     except ScanragError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
+    except Exception as exc:
+        fail_unexpected(exc)
     if json_out:
         print_json(result.model_dump(mode="json"))
         return
@@ -475,7 +499,11 @@ def serve(
     setup_logging(verbose)
     settings = make_settings(data_dir=data_dir, qdrant_url=qdrant_url)
     uvicorn.run(
-        create_app(settings), host=host, port=port, log_level="debug" if verbose else "info"
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level="debug" if verbose else "info",
+        access_log=False,  # scanrag logs its own access lines (SCANRAG_ACCESS_LOG)
     )
 
 

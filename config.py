@@ -215,6 +215,26 @@ class Settings(BaseSettings):
         None, description="When set, every route but /healthz needs it (Bearer or X-API-Key)."
     )
     max_upload_mb: int = Field(100, ge=1, description="Largest file accepted by an upload.")
+    max_upload_files: int = Field(20, ge=1, description="Most files in one upload request.")
+    allowed_roots: list[Path] = Field(
+        default_factory=list,
+        description="Folders POST /v1/ingest may read (JSON list in SCANRAG_ALLOWED_ROOTS); "
+        "empty = server-side folder ingest is off.",
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins a browser may call the API from (JSON list); empty = none.",
+    )
+    access_log: str = Field(
+        "stderr",
+        description="Where the access log (one line per request) goes: stderr, off, or a "
+        "file path. Errors go to the 'scanrag' logger, not here.",
+    )
+    mask_pii: bool = Field(
+        False,
+        description="Mask Chinese resident ID numbers, bank card numbers and phone numbers "
+        "in answers, citations, search results and extracted values.",
+    )
 
     @field_validator("ocr_url", mode="before")
     @classmethod

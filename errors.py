@@ -7,11 +7,24 @@ the API returns it as one JSON error. Tracebacks only go to the log.
 from __future__ import annotations
 
 
+def printable(text: str) -> str:
+    """`text` with undecodable file-name bytes (surrogate escapes) spelled out as \\xNN, so
+    it can be printed and written as UTF-8 JSON."""
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # lone surrogates that are not escaped bytes
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return raw.decode("utf-8", "backslashreplace")
+
+
 class ScanragError(Exception):
-    """Base class: a failure with a message meant for the user."""
+    """Base class: a failure with a message meant for the user (always printable)."""
 
     #: HTTP status the API answers with when this error reaches it.
     http_status = 400
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(printable(arg) if isinstance(arg, str) else arg for arg in args))
 
 
 class UnsupportedFile(ScanragError):

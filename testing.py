@@ -8,7 +8,10 @@ drawn is recorded with its ink box in page pixels, the same coordinates scanrag 
 from __future__ import annotations
 
 import io
+import os
 import random
+import struct
+import zlib
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -283,3 +286,216 @@ def form() -> Sheet:
         sheet.write(135, 310 + i * 80, key)
         sheet.write(605, 305 + i * 80, value)
     return sheet
+
+
+# --- malformed inputs -------------------------------------------------------------------
+
+
+@dataclass
+class BadInput:
+    """One file of `malformed_corpus` and what scanrag must make of it.
+
+    `expect` is "indexed" (searchable), "partial" (indexed, with a page error as a warning),
+    "skipped" (not a document, not an error) or the name of the error type the file fails
+    with; `says` are fragments the per-file message must contain (what is wrong, what to do).
+    """
+
+    name: str  # the file name as messages print it (non-UTF-8 bytes backslash-escaped)
+    path: Path
+    expect: str
+    says: tuple[str, ...] = ()
+    code: str | None = None  # a word only this file holds, to find it by search
+
+
+def scan_image(code: str, size: tuple[int, int] = (640, 160)) -> Image.Image:
+    """A small scan holding one line of text with `code` in it (OCR reads it in well under
+    a second)."""
+    sheet = Sheet(*size)
+    sheet.write(24, 50, f"Reference {code}", size=44)
+    return sheet.image()
+
+
+def code_pdf(path: Path, code: str, pages: int = 1) -> Path:
+    """A born-digital memo that names `code` (the pdf-text parser reads it without OCR)."""
+    body = (
+        f"Memo {code}. The committee reviewed supplier contracts, warehouse inventory and the "
+        "audit deadline; figures were agreed after the quarterly budget review."
+    )
+    return text_pdf([pdf_paragraph(72, 90, body, 450) for _ in range(pages)], path)
+
+
+def encrypted_pdf(path: Path, code: str, password: str) -> Path:
+    source = code_pdf(path.with_suffix(".plain"), code)
+    pdf = pymupdf.open(source)
+    pdf.save(
+        path, encryption=pymupdf.PDF_ENCRYPT_AES_256, user_pw=password, owner_pw=password + "!"
+    )
+    pdf.close()
+    source.unlink()
+    return path
+
+
+def empty_pdf(path: Path) -> Path:
+    """A well-formed PDF whose page tree is empty (PyMuPDF refuses to write one)."""
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [] /Count 0 >>",
+    ]
+    out = bytearray(b"%PDF-1.7\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1,
+        xref,
+    )
+    path.write_bytes(bytes(out))
+    return path
+
+
+def png_header(path: Path, width: int, height: int) -> Path:
+    """A PNG whose header claims `width`×`height` pixels, with almost no data behind it."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    data = zlib.compress(b"\x00" * 64)
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data)
+    path.write_bytes(png + chunk(b"IEND", b""))
+    return path
+
+
+def tiff_with_broken_frame(path: Path, codes: list[str], broken: int) -> Path:
+    """A multi-page TIFF (one frame per code) whose frame `broken` (0-based) points its
+    image data past the end of the file."""
+    frames = [scan_image(code).convert("L") for code in codes]
+    frames[0].save(path, format="TIFF", save_all=True, append_images=frames[1:])
+    with Image.open(path) as tiff:
+        tiff.seek(broken)
+        offsets_tag = 273  # StripOffsets
+        offsets = tiff.tag_v2[offsets_tag]
+        first = offsets[0] if isinstance(offsets, tuple) else offsets
+    raw = bytearray(path.read_bytes())
+    # The strip offset is stored as a little-endian long somewhere in the frame's IFD: find
+    # that IFD entry (tag 273) and point it beyond the end of the file.
+    needle = struct.pack("<I", first)
+    entry = struct.pack("<H", offsets_tag)
+    at = 0
+    while True:
+        at = raw.index(entry, at)
+        value = at + 8  # tag (2), type (2), count (4), then the value or its offset
+        if raw[value : value + 4] == needle:
+            raw[value : value + 4] = struct.pack("<I", len(raw) + 10_000_000)
+            break
+        at += 2
+    path.write_bytes(bytes(raw))
+    return path
+
+
+def random_bytes(rng: random.Random, size: int) -> bytes:
+    """Bytes that no sniffer mistakes for a document."""
+    data = bytearray(rng.randbytes(size))
+    data[:4] = b"\x00JNK"
+    return bytes(data)
+
+
+def write_bytes_name(folder: Path, name: bytes, data: bytes) -> Path:
+    """Write a file whose name is raw bytes (not necessarily UTF-8)."""
+    path = os.path.join(os.fsencode(folder), name)
+    with open(path, "wb") as handle:
+        handle.write(data)
+    return Path(os.fsdecode(path))
+
+
+def malformed_corpus(folder: Path, seed: int = 9, pdf_password: str = "s3cret") -> list[BadInput]:
+    """Write the malformed-input corpus of issue 9 into `folder` (plus good files beside it)
+    and say what ingesting each must give. Everything is generated here; nothing is copied.
+
+    The unreadable file is made with mode 000: a test running as root must also drop the
+    capability to bypass permissions (see tests/corpus.py) for it to be unreadable.
+    """
+    rng = random.Random(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    cases: list[BadInput] = []
+
+    def add(path: Path, expect: str, *says: str, code: str | None = None) -> None:
+        name = os.fsencode(path.name).decode("utf-8", errors="backslashreplace")
+        cases.append(BadInput(name, path, expect, tuple(says), code))
+
+    # good files, which must be indexed whatever their neighbours are
+    for code in ("goodalpha", "goodbravo"):
+        add(code_pdf(folder / f"{code}.pdf", code), "indexed", code=code)
+    add(encrypted_pdf(folder / "locked.pdf", "lockedmemo", pdf_password), "EncryptedFile",
+        "encrypted", "--pdf-password")  # fmt: skip
+
+    empty = folder / "empty.pdf"
+    empty.write_bytes(b"")
+    add(empty, "CorruptFile", "empty (0 bytes)")
+    for suffix in ("pdf", "png", "jpg"):
+        path = folder / f"noise.{suffix}"
+        path.write_bytes(random_bytes(rng, 4096))
+        add(path, "UnsupportedFile", "not a supported document type")
+
+    whole = code_pdf(folder / "whole.tmp", "truncatedmemo").read_bytes()
+    (folder / "whole.tmp").unlink()
+    cut = folder / "truncated.pdf"
+    cut.write_bytes(whole[: len(whole) // 3])
+    add(cut, "CorruptFile", "truncated.pdf")
+    buffer = io.BytesIO()
+    scan_image("truncjpeg").save(buffer, format="JPEG", quality=90)
+    (folder / "truncated.jpg").write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    add(folder / "truncated.jpg", "CorruptFile", "cannot be decoded")
+    buffer = io.BytesIO()
+    scan_image("truncpng").save(buffer, format="PNG")
+    (folder / "truncated.png").write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    add(folder / "truncated.png", "CorruptFile", "cannot be decoded")
+
+    add(empty_pdf(folder / "nopages.pdf"), "CorruptFile", "no pages")
+    add(png_header(folder / "giant.png", 100_000, 100_000), "LimitExceeded",
+        "100000×100000", "SCANRAG_MAX_PIXELS")  # fmt: skip
+
+    deep = scan_image("sixteenbit").convert("L")
+    deep16 = Image.fromarray((np.asarray(deep, dtype=np.uint16) * 257).astype(np.uint16))
+    deep16.save(folder / "gray16.png")
+    add(folder / "gray16.png", "indexed", code="sixteenbit")
+    scan_image("cmykscan").convert("CMYK").save(folder / "cmyk.jpg", format="JPEG", quality=92)
+    add(folder / "cmyk.jpg", "indexed", code="cmykscan")
+    add(tiff_with_broken_frame(folder / "frames.tif", ["frameone", "frametwo"], 1),
+        "partial", "page 2", code="frameone")  # fmt: skip
+
+    big = pymupdf.open()
+    for _ in range(2000):
+        big.new_page(width=200, height=200)
+    big.save(folder / "thousands.pdf")
+    big.close()
+    add(folder / "thousands.pdf", "LimitExceeded", "2000 pages", "SCANRAG_MAX_PAGES")
+
+    sub = folder / "nested"
+    sub.mkdir()
+    os.symlink("..", sub / "loop")  # a folder that contains itself
+    os.symlink("selfloop.pdf", folder / "selfloop.pdf")  # a link to itself
+    add(folder / "selfloop.pdf", "CorruptFile", "link")
+    unreadable = code_pdf(folder / "unreadable.pdf", "unreadablememo")
+    unreadable.chmod(0)
+    add(unreadable, "CorruptFile", "cannot read", "permission")
+
+    pdf = code_pdf(folder / "odd.tmp", "oddname")  # MuPDF cannot write to a non-UTF-8 name
+    add(write_bytes_name(folder, b"odd\xff-name.pdf", pdf.read_bytes()), "indexed", code="oddname")
+    pdf.unlink()
+    add(write_bytes_name(folder, b"bad\xfe.pdf", b"%PDF-1.4\n1 0 obj garbage\n%%EOF\n"),
+        "CorruptFile", "PDF")  # fmt: skip
+    (folder / "notes.txt").write_text("not a scan\n")
+    add(folder / "notes.txt", "skipped")
+    return cases
+
+
+def _png_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()

@@ -6,21 +6,21 @@ uvicorn --factory scanrag.api.app:create_app      # or: scanrag serve
 from __future__ import annotations
 
 import logging
-import time
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
 from ..config import Settings
 from ..errors import ScanragError
 from ..retrieval.index import Index
 from .deps import AppState, require_api_key
+from .guard import Guard, access_log, configure_access_log
 from .jobs import JobManager
 from .metrics import Metrics
-from .routes import documents, images, jobs, query, system, web
+from .routes import documents, images, ingest, jobs, query, system, web
 
 log = logging.getLogger("scanrag.api")
 
@@ -33,7 +33,11 @@ integers 0–1000 (x scaled by the page width, y by the page height), the GLM-OC
 convention. Region ids read `{doc_id}:p{page}:r{index}`.
 
 **Auth.** When the server has `SCANRAG_API_KEY`, send it as `Authorization: Bearer <key>` or
-`X-API-Key: <key>` on every route but `/healthz`.
+`X-API-Key: <key>` on every route but `/healthz`, the web page and these docs.
+
+**Limits.** A JSON body is at most 1 MB; an upload at most `SCANRAG_MAX_UPLOAD_FILES` files of
+`SCANRAG_MAX_UPLOAD_MB` each (413 before the body is read); pages and pixels are checked per
+file (`SCANRAG_MAX_PAGES`, `SCANRAG_MAX_PIXELS`). Every response carries `X-Request-ID`.
 """
 
 
@@ -42,6 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        handler = configure_access_log(settings)
         index = Index(settings)
         metrics = Metrics()
         manager = JobManager(index, on_report=metrics.record_ingest)
@@ -51,10 +56,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             manager.close()
             index.close()
+            if handler is not None:
+                access_log.removeHandler(handler)
+                handler.close()
 
     app = FastAPI(title="scanrag", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     secured = [Depends(require_api_key)]
-    for module in (documents, jobs, images, query):
+    for module in (documents, ingest, jobs, images, query):
         app.include_router(module.router, dependencies=secured)
     app.include_router(system.router)
     app.include_router(web.router)  # the page at / (static, no data: no key needed)
@@ -67,29 +75,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(Exception)
     async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
         request_id = getattr(request.state, "request_id", "")
+        log.exception(
+            "unhandled error on %s %s (request id %s)", request.method, request.url.path, request_id
+        )
         return JSONResponse(
             {
                 "detail": f"internal error (request id {request_id}); see the server log",
                 "type": "InternalError",
             },
             status_code=500,
+            headers={"X-Request-ID": request_id},
         )
 
-    @app.middleware("http")
-    async def observe(request: Request, call_next):  # Starlette middleware signature
-        request.state.request_id = request.headers.get("x-request-id") or uuid.uuid4().hex[:16]
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        state: AppState | None = getattr(request.app.state, "scanrag", None)
-        if state is not None:
-            elapsed = time.perf_counter() - started
-            state.metrics.requests.labels(request.method, path, str(response.status_code)).inc()
-            state.metrics.latency.labels(request.method, path).observe(elapsed)
-        response.headers["X-Request-ID"] = request.state.request_id
-        return response
-
+    # Outermost first: CORS answers preflights (which carry no key), then the guard checks the
+    # key and the body size before anything reads the body.
+    app.add_middleware(Guard, settings=settings)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type", "X-Request-ID"],
+            expose_headers=["X-Request-ID"],
+            allow_credentials=False,  # the key travels in a header, never in a cookie
+            max_age=600,
+        )
     return app

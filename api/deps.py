@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass
 
 from fastapi import Depends, HTTPException, Request
@@ -10,6 +9,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from ..config import Settings
 from ..retrieval.index import Index
+from .guard import KEY_HINT, key_matches
 from .jobs import JobManager
 from .metrics import Metrics
 
@@ -40,10 +40,7 @@ def require_api_key(
     if not expected:
         return
     given = header or (bearer.credentials if bearer else "")
-    if not hmac.compare_digest(given.encode(), expected.encode()):
+    if not key_matches(given, expected):  # the Guard middleware checked it already
         raise HTTPException(
-            status_code=401,
-            detail="missing or wrong API key: send 'Authorization: Bearer <key>' "
-            "or 'X-API-Key: <key>'",
-            headers={"WWW-Authenticate": "Bearer"},
+            status_code=401, detail=KEY_HINT, headers={"WWW-Authenticate": "Bearer"}
         )

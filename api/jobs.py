@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ..ingest.loaders import show
 from ..retrieval.index import FileError, Index, IngestEvent, IngestReport
 from .schemas import JobStatus
 
@@ -33,12 +34,18 @@ class JobManager:
         self.on_report = on_report
         self._jobs: dict[str, JobStatus] = {}
         self._done: dict[str, threading.Event] = {}
-        self._queue: queue.Queue[tuple[str, list[Path]] | None] = queue.Queue()
+        self._queue: queue.Queue[tuple[str, list[Path], list[Path] | None] | None] = queue.Queue()
         self._lock = threading.Lock()
         self._worker = threading.Thread(target=self._run, name="scanrag-ingest", daemon=True)
         self._worker.start()
 
-    def submit(self, paths: list[Path], rejected: list[FileError] | None = None) -> JobStatus:
+    def submit(
+        self,
+        paths: list[Path],
+        rejected: list[FileError] | None = None,
+        within: list[Path] | None = None,
+    ) -> JobStatus:
+        """Queue an ingest of `paths` (with `within`: no link out of those folders followed)."""
         job = JobStatus(
             id=uuid.uuid4().hex[:12],
             status="queued",
@@ -57,7 +64,7 @@ class JobManager:
                     self._jobs.pop(old.id, None)
                     self._done.pop(old.id, None)
         if paths:
-            self._queue.put((job.id, paths))
+            self._queue.put((job.id, paths, within))
         else:
             self._finish(job, None)
         return job.model_copy()
@@ -90,15 +97,18 @@ class JobManager:
 
     def _run(self) -> None:
         while (item := self._queue.get()) is not None:
-            job_id, paths = item
+            job_id, paths, within = item
             job = self._jobs[job_id]
             with self._lock:
                 job.status = "running"
 
-            def on_progress(event: IngestEvent, job: JobStatus = job) -> None:
+            base = job.files_total - len(paths)  # files rejected at upload
+
+            def on_progress(event: IngestEvent, job: JobStatus = job, base: int = base) -> None:
                 with self._lock:
                     if event.kind == "file":
-                        job.current_file = event.path.name
+                        job.files_total = base + event.files_total  # a folder's files
+                        job.current_file = show(event.path.name)
                         job.current_pages_done = job.current_pages_total = 0
                     elif event.kind == "page":
                         job.current_pages_done = event.pages_done
@@ -108,7 +118,7 @@ class JobManager:
                         job.files_done += 1
 
             try:
-                report = self.index.ingest(paths, on_progress=on_progress)
+                report = self.index.ingest(paths, on_progress=on_progress, within=within)
             except Exception as exc:  # the worker must survive any job
                 log.exception("ingest job %s failed", job_id)
                 with self._lock:

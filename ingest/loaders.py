@@ -7,10 +7,12 @@ error instead of failing the whole file.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
 import stat
+import threading
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -18,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pymupdf
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
 from ..config import Settings
 from ..errors import CorruptFile, EncryptedFile, LimitExceeded, ScanragError, UnsupportedFile
@@ -37,6 +39,7 @@ BMP_HEADER_SIZES = (12, 16, 40, 52, 56, 64, 108, 124)
 DOCUMENT_SUFFIXES = frozenset(
     {".pdf", ".png", ".jpg", ".jpeg", ".jpe", ".webp", ".bmp", ".dib", ".tif", ".tiff"}
 )
+_PIL_LIMIT = threading.Lock()  # Image.MAX_IMAGE_PIXELS is global: lift it one thread at a time
 
 
 def sniff_mime(head: bytes) -> str | None:
@@ -75,7 +78,9 @@ class Discovery:
 
 
 def discover(
-    paths: list[Path], is_known: Callable[[Path, os.stat_result], bool] | None = None
+    paths: list[Path],
+    is_known: Callable[[Path, os.stat_result], bool] | None = None,
+    within: list[Path] | None = None,
 ) -> Discovery:
     """Walk files and folders: recursive, hidden entries skipped, deterministic order.
 
@@ -83,10 +88,22 @@ def discover(
     document (.pdf, .jpg, ...), that is not a readable document is an error. Symlinked
     folders are followed once (loops are cut).
     Files for which `is_known(path, stat)` is true are listed in `known` without being opened.
+    With `within`, nothing whose real path lies outside those folders is read: a link out of
+    them is an error, not followed.
     """
     found = Discovery()
     seen_dirs: set[tuple[int, int]] = set()
     seen_files: set[Path] = set()
+    fences = [Path(os.path.realpath(root)) for root in within or []]
+
+    def outside(path: Path) -> bool:
+        if within is None:
+            return False
+        real = Path(os.path.realpath(path))
+        if any(real.is_relative_to(fence) for fence in fences):
+            return False
+        found.errors.append((path, outside_message(path)))
+        return True
 
     def add(path: Path, explicit: bool) -> None:
         key = Path(os.path.abspath(path))
@@ -100,7 +117,7 @@ def discover(
             with open(path, "rb") as handle:
                 mime = sniff_mime(handle.read(SNIFF_BYTES))
         except OSError as exc:
-            found.errors.append((path, f"{show(path)}: cannot read the file ({exc.strerror})"))
+            found.errors.append((path, cannot_read_message(path, exc)))
             return
         if mime is not None:
             found.files.append((path, mime))
@@ -114,9 +131,8 @@ def discover(
             info = folder.stat()
             entries = sorted(os.scandir(folder), key=lambda e: os.fsencode(e.name))
         except OSError as exc:
-            found.errors.append(
-                (folder, f"{show(folder)}: cannot open the folder ({exc.strerror})")
-            )
+            message = f"{show(folder)}: cannot open the folder ({exc.strerror})"
+            found.errors.append((folder, f"{message}; check its permissions"))
             return
         if (info.st_dev, info.st_ino) in seen_dirs:
             return
@@ -125,10 +141,12 @@ def discover(
             if entry.name.startswith("."):
                 continue
             path = Path(entry.path)
+            if entry.is_symlink() and outside(path):
+                continue
             try:
                 mode = entry.stat().st_mode  # follows symlinks
-            except OSError:
-                found.errors.append((path, f"{show(path)}: broken link or unreadable entry"))
+            except OSError as exc:
+                found.errors.append((path, broken_entry_message(path, exc)))
                 continue
             if stat.S_ISDIR(mode):
                 walk(path)
@@ -136,6 +154,8 @@ def discover(
                 add(path, explicit=False)
 
     for path in paths:
+        if outside(path):
+            continue
         if path.is_dir():
             walk(path)
         elif path.exists():
@@ -145,18 +165,41 @@ def discover(
     return found
 
 
+def outside_message(path: Path) -> str:
+    return (
+        f"{show(path)}: links outside the allowed folders (SCANRAG_ALLOWED_ROOTS); not "
+        "followed: copy the file into an allowed folder instead"
+    )
+
+
 def unreadable_message(path: Path) -> str:
     """Why a file that should be a document is not one: empty, or not a supported type."""
     try:
         empty = path.stat().st_size == 0
     except OSError:
         empty = False
-    return f"{show(path)}: the file is empty (0 bytes)" if empty else unsupported_message(path)
+    return empty_message(path) if empty else unsupported_message(path)
 
 
-def unsupported_message(path: Path) -> str:
+def empty_message(path: Path | str) -> str:
+    return f"{show(path)}: the file is empty (0 bytes); copy or scan it again"
+
+
+def unsupported_message(path: Path | str) -> str:
     kinds = "PDF, PNG, JPEG, WebP, BMP or TIFF"
-    return f"{show(path)}: not a supported document type (expected {kinds}, judged by content)"
+    return (
+        f"{show(path)}: not a supported document type (expected {kinds}, judged by content); "
+        "convert it to one of these or leave it out"
+    )
+
+
+def cannot_read_message(path: Path, exc: OSError) -> str:
+    return f"{show(path)}: cannot read the file ({exc.strerror}); check its permissions"
+
+
+def broken_entry_message(path: Path, exc: OSError) -> str:
+    what = "a link loop" if exc.errno == errno.ELOOP else "a broken link or unreadable entry"
+    return f"{show(path)}: {what} ({exc.strerror}); fix the link or remove it"
 
 
 # --- pages ------------------------------------------------------------------------------
@@ -208,31 +251,38 @@ class SourceFile:
 
 def open_source(path: Path, settings: Settings) -> SourceFile:
     """Check a file and hash it; raise a `ScanragError` that names the file when it is unusable."""
+    mime, count = check_source(path, settings)
+    return SourceFile(path=path, mime=mime, sha256=file_sha256(path), page_count=count)
+
+
+def check_source(path: Path, settings: Settings) -> tuple[str, int]:
+    """A file's type and page count, from its header only (no decoding, no hashing); raise a
+    `ScanragError` naming the file when it is empty, of another type, broken, encrypted, or
+    over the page or pixel limit."""
     try:
         size = path.stat().st_size
         with open(path, "rb") as handle:
             head = handle.read(SNIFF_BYTES)
     except OSError as exc:
-        raise CorruptFile(f"{show(path)}: cannot read the file ({exc.strerror})") from exc
+        raise CorruptFile(cannot_read_message(path, exc)) from exc
     if size == 0:
-        raise CorruptFile(f"{show(path)}: the file is empty (0 bytes)")
+        raise CorruptFile(empty_message(path))
     mime = sniff_mime(head)
     if mime is None:
         raise UnsupportedFile(unsupported_message(path))
-    sha256 = file_sha256(path)
     if mime == PDF:
         with open_pdf(path, settings) as pdf:
             count = pdf.page_count
     else:
         with open_image(path) as image:
-            count = getattr(image, "n_frames", 1) if mime == "image/tiff" else 1
+            count = _frame_count(path, image) if mime == "image/tiff" else 1
             check_pixels(path, image.size, settings)
     if count > settings.max_pages:
         raise LimitExceeded(
             f"{show(path)}: {count} pages, more than the limit of {settings.max_pages}; "
             "split the file or raise SCANRAG_MAX_PAGES"
         )
-    return SourceFile(path=path, mime=mime, sha256=sha256, page_count=count)
+    return mime, count
 
 
 def file_sha256(path: Path) -> str:
@@ -260,19 +310,32 @@ def open_pdf(path: Path, settings: Settings, data: bytes | None = None) -> pymup
     try:
         if data is not None:
             pdf = pymupdf.open(stream=data, filetype="pdf")
-        else:
+        elif show(path) == str(path):
             pdf = pymupdf.open(path, filetype="pdf")
+        else:  # MuPDF cannot open a file whose name is not UTF-8: hand it the bytes
+            pdf = pymupdf.open(stream=path.read_bytes(), filetype="pdf")
     except Exception as exc:  # PyMuPDF raises several types for broken files
         raise CorruptFile(
             f"{show(path)}: not a readable PDF ({exc}); re-export or re-scan it"
         ) from exc
-    if pdf.needs_pass and not (settings.pdf_password and pdf.authenticate(settings.pdf_password)):
+    try:
+        if pdf.needs_pass and not (
+            settings.pdf_password and pdf.authenticate(settings.pdf_password)
+        ):
+            hint = "the password given is wrong" if settings.pdf_password else "pass --pdf-password"
+            raise EncryptedFile(
+                f"{show(path)}: the PDF is encrypted; {hint} (or SCANRAG_PDF_PASSWORD)"
+            )
+        if pdf.page_count == 0:
+            raise CorruptFile(f"{show(path)}: the PDF has no pages; re-export it")
+    except ScanragError:
         pdf.close()
-        hint = "the password given is wrong" if settings.pdf_password else "pass --pdf-password"
-        raise EncryptedFile(f"{show(path)}: the PDF is encrypted; {hint} (or SCANRAG_PDF_PASSWORD)")
-    if pdf.page_count == 0:
+        raise
+    except Exception as exc:  # a page tree MuPDF cannot count
         pdf.close()
-        raise CorruptFile(f"{show(path)}: the PDF has no pages")
+        raise CorruptFile(
+            f"{show(path)}: not a readable PDF ({exc}); re-export or re-scan it"
+        ) from exc
     return pdf
 
 
@@ -286,7 +349,10 @@ def _pdf_pages(source: SourceFile, settings: Settings, indexes: range) -> Iterat
             except ScanragError as exc:
                 yield _failed_page(number, settings.dpi, str(exc))
             except Exception as exc:
-                message = f"{show(source.path)}: page {number} cannot be read ({exc})"
+                message = (
+                    f"{show(source.path)}: page {number} cannot be read ({exc}); "
+                    "re-export or re-scan it"
+                )
                 yield _failed_page(number, settings.dpi, message)
     finally:
         pdf.close()
@@ -334,17 +400,34 @@ def _text_layer(page: pymupdf.Page, to_pixels: pymupdf.Matrix) -> list[Line]:
 
 
 def open_image(path: Path, data: bytes | None = None) -> Image.Image:
-    """Open an image lazily (header only); decoding errors surface later, per page."""
+    """Open an image lazily (header only); decoding errors surface later, per page.
+
+    Pillow's own decompression-bomb limit is lifted while the header is read: the caller
+    checks the size against `max_pixels` (`check_pixels`), which may be set higher or lower.
+    """
     try:
-        with warnings.catch_warnings():
+        with _PIL_LIMIT, warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            return Image.open(io.BytesIO(data) if data is not None else path)
-    except Image.DecompressionBombError as exc:
-        raise LimitExceeded(
-            f"{show(path)}: the image is too large to decode safely ({exc}); downscale it"
+            saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+            try:
+                return Image.open(io.BytesIO(data) if data is not None else path)
+            finally:
+                Image.MAX_IMAGE_PIXELS = saved
+    except Exception as exc:  # Pillow's decoders raise many types for broken files
+        raise CorruptFile(
+            f"{show(path)}: the image cannot be decoded ({exc}); re-export or re-scan it"
         ) from exc
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise CorruptFile(f"{show(path)}: the image cannot be decoded ({exc})") from exc
+
+
+def _frame_count(path: Path, image: Image.Image) -> int:
+    """Pages of a TIFF; counting walks every frame header, which can be broken too."""
+    try:
+        return image.n_frames
+    except Exception as exc:
+        raise CorruptFile(
+            f"{show(path)}: the TIFF's page list cannot be read ({type(exc).__name__}: {exc}); "
+            "re-export or re-scan it"
+        ) from exc
 
 
 def check_pixels(path: Path, size: tuple[int, int], settings: Settings) -> None:
@@ -370,9 +453,12 @@ def _image_pages(source: SourceFile, settings: Settings, indexes: range) -> Iter
             except ScanragError as exc:
                 yield _failed_page(number, settings.dpi, str(exc))
                 continue
-            except (OSError, ValueError, EOFError, SyntaxError) as exc:
+            except Exception as exc:  # any decoder failure: this page is unreadable
                 what = "the image" if source.page_count == 1 else f"page {number}"
-                message = f"{show(source.path)}: {what} cannot be decoded ({exc})"
+                message = (
+                    f"{show(source.path)}: {what} cannot be decoded ({exc}); "
+                    "re-export or re-scan it"
+                )
                 yield _failed_page(number, settings.dpi, message)
                 continue
             dpi = _image_dpi(image, settings.dpi)

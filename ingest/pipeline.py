@@ -80,7 +80,7 @@ def parse_file(
         check_some_page_parsed(path, parsed)
     return Document(
         id=doc_id,
-        source=str(path),
+        source=show(path),  # printable: a non-UTF-8 name cannot go into JSON as it is
         sha256=source.sha256,
         mime=source.mime,
         pages=parsed,

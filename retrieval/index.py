@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from PIL import Image
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from ..config import Settings
-from ..errors import ConfigError, ScanragError
+from ..errors import ConfigError, ScanragError, printable
 from ..fsutil import atomic_write
 from ..ingest import parallel
 from ..ingest.loaders import SourceFile, discover, open_source, show
@@ -55,6 +55,7 @@ from .answer import Answer, Answerer, make_answerer
 from .chunking import Chunk, chunk_document
 from .embedding import DenseEncoder, SparseEncoder
 from .manifest import FileRecord, Manifest
+from .pii import MaskingAnswerer, mask_hit
 from .results import SearchHit
 from .store import ClientStore, EdgeStore, SearchFilters, SearchMode, Store, StorePoint
 
@@ -64,8 +65,15 @@ INDEX_VERSION = 2  # bump when chunking, the payload layout or the sparse encodi
 
 
 class FileError(BaseModel):
+    """One file that failed: its path and a one-line message (what is wrong, what to do)."""
+
     path: str
     error: str
+
+    @field_validator("path", "error")
+    @classmethod
+    def _printable(cls, value: str) -> str:
+        return printable(value)  # a non-UTF-8 name must not break JSON output
 
 
 class IngestReport(BaseModel):
@@ -79,6 +87,9 @@ class IngestReport(BaseModel):
     parse_seconds: float = Field(0.0, description="Time spent parsing (OCR) in this run.")
     seconds: float = 0.0
     errors: list[FileError] = Field(default_factory=list)
+    warnings: list[FileError] = Field(
+        default_factory=list, description="Files indexed without some pages, and why."
+    )
     documents: list[dict[str, Any]] = Field(default_factory=list)
 
 
@@ -183,10 +194,14 @@ class Index:
     # --- ingest -------------------------------------------------------------------------
 
     def ingest(
-        self, paths: list[Path] | list[str], on_progress: OnProgress | None = None
+        self,
+        paths: list[Path] | list[str],
+        on_progress: OnProgress | None = None,
+        within: list[Path] | None = None,
     ) -> IngestReport:
         """Bring the index in line with files and folders: add new files, re-index changed
-        ones, drop files gone from the folders given. Failures are per file.
+        ones, drop files gone from the folders given. Failures are per file. With `within`,
+        links that lead outside those folders are not followed (each is a failure).
 
         Files that need parsing go to `settings.workers` processes or to Ray
         (`settings.ray_address`); this process decides what to parse, stores what comes back
@@ -210,12 +225,16 @@ class Index:
                 and row.index_fp == index_fp
             )
 
-        found = discover(roots, is_known=unchanged)
+        found = discover(roots, is_known=unchanged, within=within)
         report.unchanged = len(found.known)
         report.skipped = len(found.skipped)
         for path, message in found.errors:
             report.failed += 1
             report.errors.append(FileError(path=show(path), error=message))
+            row = self.manifest.get(Path(os.path.abspath(path)))
+            if row is not None and row.error != message:  # an indexed file now unreadable:
+                row.error = message  # its old version stays searchable, the row says why
+                self.manifest.put(row)
 
         seen = [p for p, _ in found.files] + found.known + [p for p, _ in found.errors]
         present = {Path(os.path.abspath(p)) for p in seen}
@@ -393,11 +412,12 @@ class Index:
         ]
 
     def display_source(self, path: Path) -> str:
-        """How citations name a file: relative to the data dir for uploads, else as ingested."""
-        return (
+        """How citations name a file: relative to the data dir for uploads, else as ingested
+        (non-UTF-8 bytes of a name spelled \\xNN: payloads are JSON)."""
+        return show(
             path.relative_to(self.data_dir.absolute()).as_posix()
             if path.is_relative_to(self.data_dir.absolute())
-            else str(path)
+            else path
         )
 
     def _remove_missing(self, roots: list[Path], present: set[Path]) -> int:
@@ -437,7 +457,8 @@ class Index:
             self.store.delete_doc(doc_id)
             return
         keep = next((row for row in others if row.status == "done"), others[0]).path
-        self.store.set_payload(doc_id, {"source": str(keep), "source_name": keep.name})
+        source = self.display_source(keep)
+        self.store.set_payload(doc_id, {"source": source, "source_name": Path(source).name})
 
     # --- read ---------------------------------------------------------------------------
 
@@ -455,7 +476,10 @@ class Index:
         dense = self.dense.encode([query])[0] if mode in ("hybrid", "dense") else None
         sparse = self.sparse.encode_query(query) if mode in ("hybrid", "sparse") else None
         hits = self.store.search(dense, sparse, top_k, filters, fusion=self.settings.fusion)
-        return [SearchHit.from_payload(hit.payload, hit.score) for hit in hits]
+        found = [SearchHit.from_payload(hit.payload, hit.score) for hit in hits]
+        if self.settings.mask_pii:  # then answers, citations and extracted values are too
+            found = [mask_hit(hit) for hit in found]
+        return found
 
     def documents(self) -> list[DocumentInfo]:
         """Every document, with the files that hold it, its status and last error."""
@@ -520,6 +544,8 @@ class Index:
     def answerer(self) -> Answerer:
         if self._answerer is None:
             self._answerer = make_answerer(self.settings, crop=self.region_image)
+            if self.settings.mask_pii:  # an LLM may still write a number from the question
+                self._answerer = MaskingAnswerer(self._answerer)
         return self._answerer
 
     def region_image(self, region_id: str, pad: int = 0) -> Image.Image | None:
@@ -746,6 +772,7 @@ class _Run:
             self.report.added += 1
         else:
             self.report.updated += 1
+        self.report.warnings += [FileError(path=show(job.path), error=w) for w in doc.warnings]
         self._done(job)
 
     def _fail(self, job: _FileJob, message: str) -> None:

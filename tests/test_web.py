@@ -290,7 +290,9 @@ def test_unsupported_file_and_failed_ingest_read_as_messages(page, tmp_path):
         expect(job).to_have_class("job failed", timeout=INDEXING_MS)
         expect(job.locator(".job-status")).to_have_text("Failed: nothing was indexed")
         expect(job.locator(".errors li")).to_contain_text("broken.pdf: not a readable PDF")
-        expect(page.locator("#docs tbody tr")).to_contain_text("failed")
+        # refused at upload (HTTP 422): never stored, so not listed among the documents
+        expect(job.locator(".errors li")).to_contain_text("(HTTP 422)")
+        expect(page.locator("#docs-empty")).to_be_visible()
         page.screenshot(path=tmp_path / "web-errors.png", full_page=True)
 
 

@@ -7,15 +7,25 @@ import os
 import re
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from fastapi import APIRouter, Depends, File, HTTPException, Query, Response, UploadFile, status
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from ...ingest.loaders import SNIFF_BYTES, sniff_mime, unsupported_message
+from ...errors import CorruptFile, LimitExceeded, ScanragError, UnsupportedFile
+from ...ingest.loaders import (
+    SNIFF_BYTES,
+    check_source,
+    empty_message,
+    show,
+    sniff_mime,
+    unsupported_message,
+)
 from ...ingest.markdown import document_markdown
 from ...ingest.model import Document
 from ...retrieval.index import DocumentInfo, FileError
+from ...retrieval.pii import mask_document
 from ..deps import AppState, get_state
 from ..schemas import DocumentDetail, PageInfo, UploadResponse
 
@@ -31,7 +41,7 @@ def safe_name(name: str | None) -> str:
     return base[:200]
 
 
-def _receive(upload: UploadFile, state: AppState) -> tuple[Path | None, FileError | None]:
+def _receive(upload: UploadFile, state: AppState) -> tuple[Path | None, Rejected | None]:
     """Stream an upload to disk under the size limit; check its type by content."""
     limit = state.settings.max_upload_mb * (1 << 20)
     name = safe_name(upload.filename)
@@ -58,14 +68,41 @@ def _receive(upload: UploadFile, state: AppState) -> tuple[Path | None, FileErro
             handle.write(block)
     if size == 0:
         tmp.unlink(missing_ok=True)
-        return None, FileError(path=name, error=f"{name}: the file is empty (0 bytes)")
+        return None, Rejected(name, UnsupportedFile(empty_message(name)))  # not a document
     if sniff_mime(head) is None:
         tmp.unlink(missing_ok=True)
-        return None, FileError(path=name, error=unsupported_message(Path(name)))
+        return None, Rejected(name, UnsupportedFile(unsupported_message(name)))
+    try:  # header only: page count, pixel size, password; decoding is the job's work
+        check_source(tmp, state.settings)
+    except ScanragError as exc:
+        tmp.unlink(missing_ok=True)
+        return None, Rejected(name, type(exc)(str(exc).replace(show(tmp), name)))
     target = state.index.data_dir / "uploads" / digest.hexdigest()[:16] / name
     target.parent.mkdir(parents=True, exist_ok=True)
     os.replace(tmp, target)
     return target, None
+
+
+@dataclass
+class Rejected:
+    """An uploaded file refused before any job: why, and with which HTTP status."""
+
+    name: str
+    error: ScanragError
+
+    def as_file_error(self) -> FileError:
+        return FileError(path=self.name, error=str(self.error))
+
+
+def rejection_status(rejected: list[Rejected]) -> int:
+    """When no file of an upload is accepted: 413 if one is over a limit, 422 if one is
+    broken, 415 when none is a document at all (empty, or another type)."""
+    kinds = {type(item.error) for item in rejected}
+    if any(issubclass(kind, LimitExceeded) for kind in kinds):
+        return 413
+    if any(issubclass(kind, CorruptFile) for kind in kinds):
+        return 422
+    return 415
 
 
 @router.post(
@@ -73,8 +110,9 @@ def _receive(upload: UploadFile, state: AppState) -> tuple[Path | None, FileErro
     status_code=status.HTTP_202_ACCEPTED,
     response_model=UploadResponse,
     responses={
-        413: {"description": "A file is over the size limit"},
-        415: {"description": "No supported file"},
+        413: {"description": "No file accepted: one is over the size, page or pixel limit"},
+        415: {"description": "No file accepted: none is a supported document type"},
+        422: {"description": "No file accepted: one is broken, encrypted or has no pages"},
     },
 )
 def upload_documents(
@@ -82,19 +120,29 @@ def upload_documents(
     wait: bool = Query(False, description="Answer only when the files are indexed."),
     state: AppState = Depends(get_state),
 ) -> JSONResponse:
-    """Upload one or more files; they are indexed by a background job."""
+    """Upload one or more files; they are indexed by a background job.
+
+    Each file is checked at once by its header (type, size, page count, pixel size, PDF
+    password): a file that fails is listed in `rejected` and never stored. A file whose pages
+    turn out not to decode fails in the job (`GET /v1/jobs/{id}` lists it in `errors`).
+    """
+    if len(files) > state.settings.max_upload_files:
+        raise HTTPException(
+            413,
+            f"{len(files)} files in one upload, more than {state.settings.max_upload_files}; "
+            "send them in several requests or raise SCANRAG_MAX_UPLOAD_FILES",
+        )
     accepted: list[Path] = []
-    rejected: list[FileError] = []
+    refused: list[Rejected] = []
     for upload in files:
         path, error = _receive(upload, state)
         if path is not None:
             accepted.append(path)
         if error is not None:
-            rejected.append(error)
+            refused.append(error)
+    rejected = [item.as_file_error() for item in refused]
     if not accepted:
-        raise HTTPException(
-            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, "; ".join(e.error for e in rejected)
-        )
+        raise HTTPException(rejection_status(refused), " | ".join(e.error for e in rejected))
     job = state.jobs.submit(accepted, rejected)
     body = UploadResponse(
         job_id=job.id,
@@ -161,7 +209,7 @@ def _document(doc_id: str, state: AppState) -> Document:
     doc = state.index.document(doc_id)
     if doc is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no parsed document {doc_id!r}")
-    return doc
+    return mask_document(doc) if state.settings.mask_pii else doc
 
 
 @router.get("/{doc_id}/markdown", response_class=PlainTextResponse)

@@ -112,7 +112,7 @@ async function upload(files) {
     for (const rejected of body.rejected) job.error(fileError(rejected.error, rejected.path));
     await followJob(body.job_id, job);
   } catch (err) {
-    job.finish("Failed", true, err.message);
+    job.finish("Failed: nothing was indexed", true, err.message);
     showMessage(err.message);
   }
 }

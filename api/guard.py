@@ -1,0 +1,161 @@
+"""What every request meets before any route reads its body: a request id, the API key, the
+size limits, and one line in the access log.
+
+A pure ASGI middleware, so that a request without the key, or with a body over the limit, is
+answered before the body is received (a route's dependencies run only after FastAPI has read
+and parsed the whole body, multipart uploads included).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import re
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from ..config import Settings
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+access_log = logging.getLogger("scanrag.access")
+access_log.propagate = False  # its own stream, never mixed into the error log ("scanrag")
+
+#: Routes anyone may call: liveness, the static web page, the API's own documentation.
+PUBLIC = re.compile(r"^/(healthz|static/[\w.-]+|docs|docs/oauth2-redirect|redoc|openapi\.json)?$")
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+JSON_BODY_LIMIT = 1 << 20  # queries, searches, extract and ingest requests are small
+UPLOAD_OVERHEAD = 1 << 20  # multipart headers and boundaries
+KEY_HINT = "missing or wrong API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
+
+
+def key_matches(given: str | None, expected: str) -> bool:
+    """Constant-time comparison; hashing first hides the key's length too."""
+    digest = hashlib.sha256((given or "").encode("utf-8", "surrogateescape")).digest()
+    return hmac.compare_digest(digest, hashlib.sha256(expected.encode()).digest())
+
+
+def presented_key(headers: dict[str, str]) -> str | None:
+    if "x-api-key" in headers:
+        return headers["x-api-key"]
+    scheme, _, credentials = headers.get("authorization", "").partition(" ")
+    return credentials.strip() if scheme.lower() == "bearer" else None
+
+
+def body_limit(settings: Settings, method: str, path: str) -> int:
+    if method == "POST" and path == "/v1/documents":
+        per_file = settings.max_upload_mb << 20
+        return per_file * settings.max_upload_files + UPLOAD_OVERHEAD
+    return JSON_BODY_LIMIT
+
+
+def safe_path(raw: bytes) -> str:
+    """The request path as sent (still percent-encoded), so a log line stays one line."""
+    return raw.decode("latin-1").encode("unicode_escape").decode("ascii")[:2000]
+
+
+class Guard:
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        given = headers.get("x-request-id", "")
+        request_id = given if REQUEST_ID.match(given) else uuid.uuid4().hex[:16]
+        scope.setdefault("state", {})["request_id"] = request_id
+        status = 500  # unless a response starts
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [
+                    *[(k, v) for k, v in message["headers"] if k.lower() != b"x-request-id"],
+                    (b"x-request-id", request_id.encode()),
+                ]
+            await send(message)
+
+        try:
+            refusal = self.refuse(scope, headers)
+            if refusal is not None:
+                code, detail, extra = refusal
+                await self.answer(send_with_id, code, detail, extra)
+            else:
+                await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            raw = scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape")
+            method = scope["method"]
+            access_log.info(
+                "%s %s %s %d %.1fms", request_id, method, safe_path(raw), status, elapsed * 1000
+            )
+            state = getattr(getattr(scope.get("app"), "state", None), "scanrag", None)
+            if state is not None:  # per route template, so ids do not explode the label set
+                route = getattr(scope.get("route"), "path", "unmatched")
+                state.metrics.requests.labels(method, route, str(status)).inc()
+                state.metrics.latency.labels(method, route).observe(elapsed)
+
+    def refuse(
+        self, scope: Scope, headers: dict[str, str]
+    ) -> tuple[int, str, list[tuple[bytes, bytes]]] | None:
+        path, method = scope["path"], scope["method"]
+        expected = self.settings.api_key
+        needs_key = expected and method != "OPTIONS" and not PUBLIC.match(path)
+        if needs_key and not key_matches(presented_key(headers), expected):
+            return 401, KEY_HINT, [(b"www-authenticate", b"Bearer")]
+        limit = body_limit(self.settings, method, path)
+        length = headers.get("content-length")
+        if method in ("POST", "PUT", "PATCH"):
+            if length is None and headers.get("transfer-encoding"):
+                return 411, "send the body with a Content-Length header", []
+            if length is not None and (not length.isdigit() or int(length) > limit):
+                return 413, too_large(limit, path, self.settings), []
+        return None
+
+    @staticmethod
+    async def answer(send: Send, code: int, detail: str, extra: list) -> None:
+        body = json.dumps({"detail": detail, "type": "RequestRefused"}).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+        await send({"type": "http.response.start", "status": code, "headers": headers + extra})
+        await send({"type": "http.response.body", "body": body})
+
+
+def too_large(limit: int, path: str, settings: Settings) -> str:
+    if path == "/v1/documents":
+        return (
+            f"the upload is larger than {limit >> 20} MB in all ({settings.max_upload_files} "
+            f"files of at most {settings.max_upload_mb} MB: SCANRAG_MAX_UPLOAD_FILES, "
+            "SCANRAG_MAX_UPLOAD_MB)"
+        )
+    return f"the request body is larger than {limit >> 10} KB"
+
+
+def configure_access_log(settings: Settings) -> logging.Handler | None:
+    """Attach the access log's handler (stderr or a file); the caller removes it again."""
+    target = settings.access_log.strip()
+    if target.lower() == "off":
+        return None
+    handler: logging.Handler = (
+        logging.StreamHandler(sys.stderr)
+        if target.lower() == "stderr"
+        else logging.FileHandler(target, encoding="utf-8")
+    )
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    access_log.addHandler(handler)
+    access_log.setLevel(logging.INFO)
+    return handler
