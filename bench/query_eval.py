@@ -27,14 +27,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from common import describe, finish, machine
 from fastapi.testclient import TestClient
 from scanrag import Settings
 from scanrag.api.app import create_app
@@ -87,6 +86,7 @@ def ingest(set_dir: Path, data_dir: Path, settings: Settings) -> dict[str, Any]:
 
 
 def run(set_dir: Path, data_dir: Path, top_k: int, rounds: int) -> dict[str, Any]:
+    info = machine()
     truth = load_truth(set_dir)
     questions = load_questions(set_dir)
     settings = Settings(data_dir=data_dir, answerer="extractive")
@@ -157,12 +157,8 @@ def run(set_dir: Path, data_dir: Path, top_k: int, rounds: int) -> dict[str, Any
             "contains": overall["contains"] >= TARGETS["contains"],
             "p95_ms": overall["p95_ms"] <= TARGETS["p95_ms"],
         },
-        "machine": {
-            "cpus": os.cpu_count(),
-            "load_average_1m_at_end": round(os.getloadavg()[0], 2),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
+        "command": "python bench/query_eval.py " + " ".join(sys.argv[1:]),
+        "machine": finish(info),
         "misses": [row for row in rows if not (row["cite"] and row["contains"])],
     }
 
@@ -187,9 +183,9 @@ def table(result: dict[str, Any]) -> str:
     out.append(
         f"targets: cite ≥ {targets['cite']:.2f} {'ok' if met['cite'] else 'MISSED'}, "
         f"contains ≥ {targets['contains']:.2f} {'ok' if met['contains'] else 'MISSED'}, "
-        f"p95 ≤ {targets['p95_ms']:.0f} ms {'ok' if met['p95_ms'] else 'MISSED'} "
-        f"({result['machine']['cpus']} cpus, load {result['machine']['load_average_1m_at_end']})"
+        f"p95 ≤ {targets['p95_ms']:.0f} ms {'ok' if met['p95_ms'] else 'MISSED'}"
     )
+    out.append(describe(result["machine"]))
     for row in result["misses"]:
         flags = ",".join(k for k in ("cite", "contains") if not row[k]) + " missed"
         out.append(f"  {flags}: {row['question']} gold={row['gold']!r} got={row['answer']!r}")

@@ -1,8 +1,11 @@
-"""Search latency and upsert throughput of the vector stores at 10k and 100k chunks.
+"""Search latency and upsert throughput of the vector stores at 10k, 100k (and 1M) chunks.
 
-    python bench/search_speed.py [--sizes 10000 100000] [--queries 200]
-                                 [--client-max 10000] [--out bench/results/search_speed.json]
-    python bench/search_speed.py --sizes 10000 100000 1000000     # also 1M (needs ~10 GB RAM)
+    python bench/search_speed.py [--sizes 10000 100000] [--queries 200] [--client-queries 50]
+                                 [--client-max 10000] [--no-plain]
+                                 [--out bench/results/search_speed.json]
+                                 [--plot docs/search_speed.png]
+    python bench/search_speed.py --sizes 1000000 --no-plain --out bench/results/search_speed_1m.json
+    python bench/search_speed.py --plot-only          # re-draw the plot from the JSON
 
 Chunks are synthetic but shaped like real ones: 60–200 words drawn with a Zipf law from a
 20k-word vocabulary (business words plus made-up words), numbers, amounts and dates, and one
@@ -17,11 +20,17 @@ being uniform noise.
 For each size, the same points go to:
 
   edge     EdgeStore (Qdrant Edge, the default store) in a temp dir, upserted in batches of
-           1000; latency is measured before `optimize()` (one plain segment, brute force: what
-           an index has right after `scanrag ingest`, which does not optimise) and after it
-           (HNSW for the dense vectors); the optimise time is reported.
-  client   ClientStore(path=":memory:"), qdrant-client's local mode, for comparison. It scans
-           in Python, so sizes above --client-max are skipped (the output says so).
+           1000, then measured in two states:
+             hnsw   after `optimize()` (HNSW for the dense vectors): the default state, since
+                    `scanrag ingest` calls `Index.optimize()` at its end once 10k points or
+                    more arrived since the last build
+             plain  before it (one plain segment, brute force): an index below 10k chunks,
+                    or points added through the API since the last `scanrag ingest`;
+                    measured first, for comparison (skip it with --no-plain)
+           the optimise time is reported.
+  client   ClientStore(path=":memory:"), qdrant-client's local mode, side by side. It scans
+           every point in Python for each query, so it gets --client-queries questions and
+           sizes above --client-max are skipped (the output says so).
 
 Query latency over --queries generated questions (a tenth in Chinese), after 10 untimed ones.
 For each question the two halves of `Index.search` are timed back to back:
@@ -32,6 +41,10 @@ For each question the two halves of `Index.search` are timed back to back:
   dense / sparse   one precomputed vector alone (edge after optimise only)
 
 Target (issue 3): edge embed + hybrid p95 ≤ 50 ms at 100k chunks on 2 cores.
+
+Time on 2 shared cores: about 12 minutes at the default sizes. 1M chunks is an option, not a
+default: loading is linear (~30 min at ~550 points/s), the HNSW build longer, and it needs
+several GB of RAM (see docs/benchmarks.md for a measured run).
 """
 
 from __future__ import annotations
@@ -40,24 +53,22 @@ import argparse
 import gc
 import json
 import os
-import platform
 import random
 import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timezone
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from common import DOCS, RESULTS, describe, finish, machine, pyplot, write_json
 from scanrag.evaluate import percentile
 from scanrag.retrieval.embedding import DenseEncoder, SparseEncoder, SparseVec
 from scanrag.retrieval.store import ClientStore, EdgeStore, Store, StorePoint
 
-HERE = Path(__file__).resolve().parent
 DIM = 384
 BATCH = 1000
 CENTRES = 256
@@ -274,15 +285,71 @@ def measure(
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
-    parser.add_argument("--queries", type=int, default=200)
-    parser.add_argument("--client-max", type=int, default=10_000)
-    parser.add_argument("--out", type=Path, default=HERE / "results" / "search_speed.json")
-    args = parser.parse_args()
-    started_all = time.perf_counter()
+def dir_size_mb(path: Path) -> float:
+    return round(sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20, 1)
 
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as statm:
+        return round(int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
+
+
+def measure_edge(
+    args: argparse.Namespace,
+    size: int,
+    corpus: Corpus,
+    centres: np.ndarray,
+    questions: list[str],
+    q_dense: np.ndarray,
+    q_sparse: list[SparseVec],
+    encoder: DenseEncoder,
+) -> list[dict[str, Any]]:
+    """Load `size` points into a fresh EdgeStore; measure it plain (unless --no-plain), then
+    optimised (HNSW)."""
+    results: list[dict[str, Any]] = []
+    size_started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="scanrag-speed-") as tmp:
+        print(f"edge   {size:>9,} points: loading ...", flush=True)
+        edge = EdgeStore(Path(tmp) / "qdrant", DIM)
+        loaded = load(edge, corpus, size, centres)
+        print(
+            f"edge   {size:>9,} points: loaded in {loaded['upsert_s']:.0f}s "
+            f"({loaded['points_per_s']:,} points/s), RSS {rss_mb():.0f} MB",
+            flush=True,
+        )
+        if not args.no_plain:
+            plain = measure(edge, questions, q_dense, q_sparse, encoder, one_vector=False)
+            results += [
+                {"store": "edge", "points": size, "index": "plain", "query": kind, **figures}
+                for kind, figures in plain.items()
+            ]
+        print(f"edge   {size:>9,} points: optimize() ...", flush=True)
+        started = time.perf_counter()
+        edge.optimize()
+        loaded["optimize_s"] = round(time.perf_counter() - started, 2)
+        print(
+            f"edge   {size:>9,} points: optimised in {loaded['optimize_s']:.0f}s, "
+            f"RSS {rss_mb():.0f} MB",
+            flush=True,
+        )
+        hnsw = measure(edge, questions, q_dense, q_sparse, encoder, one_vector=True)
+        results += [
+            {"store": "edge", "points": size, "index": "hnsw", "query": kind, **figures}
+            for kind, figures in hnsw.items()
+        ]
+        loaded["disk_mb"] = dir_size_mb(Path(tmp) / "qdrant")
+        loaded["process_rss_mb"] = rss_mb()
+        loaded["wall_s"] = round(time.perf_counter() - size_started, 1)
+        results.append({"store": "edge", "points": size, "load": loaded})
+        edge.close()
+        del edge
+        gc.collect()
+    return results
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    info = machine()
+    started_all = time.perf_counter()
     corpus = Corpus()
     encoder = DenseEncoder()
     print(f"embedding {CENTRES} centre texts and {args.queries} questions with MiniLM ...")
@@ -290,74 +357,40 @@ def main() -> None:
     questions = corpus.questions(args.queries)
     q_dense = encoder.encode(questions)
     q_sparse = [SparseEncoder().encode_query(q) for q in questions]
+    client_questions = questions[: args.client_queries]
     import torch
 
     results: list[dict[str, Any]] = []
     skipped: list[str] = []
     for size in args.sizes:
-        with tempfile.TemporaryDirectory(prefix="scanrag-speed-") as tmp:
-            print(f"edge   {size:>9,} points: loading ...", flush=True)
-            edge = EdgeStore(Path(tmp) / "qdrant", DIM)
-            loaded = load(edge, corpus, size, centres)
-            plain = measure(edge, questions, q_dense, q_sparse, encoder, one_vector=False)
-            results += [
-                {"store": "edge", "points": size, "index": "plain", "query": kind, **figures}
-                for kind, figures in plain.items()
-            ]
-            print(f"edge   {size:>9,} points: optimize() ...", flush=True)
-            started = time.perf_counter()
-            edge.optimize()
-            loaded["optimize_s"] = round(time.perf_counter() - started, 2)
-            hnsw = measure(edge, questions, q_dense, q_sparse, encoder, one_vector=True)
-            results += [
-                {"store": "edge", "points": size, "index": "hnsw", "query": kind, **figures}
-                for kind, figures in hnsw.items()
-            ]
-            results.append({"store": "edge", "points": size, "load": loaded})
-            edge.close()
-            del edge
-            gc.collect()
+        if "edge" in args.stores:
+            results += measure_edge(
+                args, size, corpus, centres, questions, q_dense, q_sparse, encoder
+            )
+        if "client" not in args.stores:
+            continue
         if size > args.client_max:
             skipped.append(
                 f"client local mode skipped at {size:,} points (--client-max {args.client_max:,}):"
                 " it scans every point in Python for each query"
             )
             continue
+        size_started = time.perf_counter()
         print(f"client {size:>9,} points: loading ...", flush=True)
         client = ClientStore(DIM, path=":memory:")
         loaded = load(client, corpus, size, centres)
-        figures = measure(client, questions, q_dense, q_sparse, encoder, one_vector=False)
+        figures = measure(client, client_questions, q_dense, q_sparse, encoder, one_vector=False)
         results += [
             {"store": "client", "points": size, "index": "local", "query": kind, **f}
             for kind, f in figures.items()
         ]
+        loaded["process_rss_mb"] = rss_mb()
+        loaded["wall_s"] = round(time.perf_counter() - size_started, 1)
         results.append({"store": "client", "points": size, "load": loaded})
         client.close()
         del client
         gc.collect()
 
-    print()
-    print(f"upsert (batches of {BATCH}) and optimize")
-    print(f"{'store':<7} {'points':>9} {'upsert s':>9} {'points/s':>9} {'optimize s':>11}")
-    for row in results:
-        if "load" in row:
-            load_ = row["load"]
-            optimize = f"{load_['optimize_s']:>11.1f}" if "optimize_s" in load_ else f"{'-':>11}"
-            print(
-                f"{row['store']:<7} {row['points']:>9,} {load_['upsert_s']:>9.1f} "
-                f"{load_['points_per_s']:>9,} {optimize}"
-            )
-    print()
-    print(f"query latency, top {TOP_K}, {args.queries} queries (ms)")
-    print(f"{'store':<7} {'points':>9} {'index':<6} {'query':<15} {'p50':>7} {'p95':>7} {'p99':>7}")
-    for row in results:
-        if "query" in row:
-            print(
-                f"{row['store']:<7} {row['points']:>9,} {row['index']:<6} {row['query']:<15} "
-                f"{row['p50_ms']:>7.1f} {row['p95_ms']:>7.1f} {row['p99_ms']:>7.1f}"
-            )
-    for line in skipped:
-        print(line)
     verdicts = [
         f"edge embed + hybrid at {row['points']:,} ({row['index']}): p95 {row['p95_ms']:.1f} ms "
         f"{'meets' if row['p95_ms'] <= TARGET_P95_MS else 'MISSES'} the target "
@@ -367,20 +400,13 @@ def main() -> None:
         and row.get("query") == "embed + hybrid"
         and row["points"] == max(args.sizes)
     ]
-    for line in verdicts:
-        print(line)
-    total = time.perf_counter() - started_all
-    print(f"total {total:.0f}s")
-
-    result = {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "load_avg_at_end": [round(x, 2) for x in os.getloadavg()],
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "torch_threads": torch.get_num_threads(),
-        },
+    info = finish(info)
+    info["torch_threads"] = torch.get_num_threads()
+    return {
+        "benchmark": "search_speed",
+        "command": "python bench/search_speed.py " + " ".join(args.argv),
+        "date": info["date"],
+        "machine": info,
         "versions": {
             "qdrant-edge-py": version("qdrant-edge-py"),
             "qdrant-client": version("qdrant-client"),
@@ -392,16 +418,173 @@ def main() -> None:
             "batch": BATCH,
             "top_k": TOP_K,
             "queries": args.queries,
+            "client_queries": args.client_queries,
             "client_max": args.client_max,
         },
         "target": {"edge_embed_hybrid_p95_ms_at_100k": TARGET_P95_MS},
         "results": results,
         "notes": skipped + verdicts,
-        "total_s": round(total),
+        "total_s": round(time.perf_counter() - started_all),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {args.out}")
+
+
+def table(result: dict[str, Any]) -> str:
+    rows = result["results"]
+    out = [
+        f"search speed: synthetic chunks, top {TOP_K}; {describe(result['machine'])}",
+        "",
+        f"upsert (batches of {BATCH}), optimize, memory",
+        f"{'store':<7} {'points':>9} {'upsert s':>9} {'points/s':>9} {'optimize s':>11}"
+        f" {'disk MB':>8} {'RSS MB':>7} {'wall s':>7}",
+    ]
+    for row in rows:
+        if "load" in row:
+            load_ = row["load"]
+            optimize = f"{load_['optimize_s']:>11.1f}" if "optimize_s" in load_ else f"{'-':>11}"
+            disk = f"{load_['disk_mb']:>8.0f}" if "disk_mb" in load_ else f"{'-':>8}"
+            out.append(
+                f"{row['store']:<7} {row['points']:>9,} {load_['upsert_s']:>9.1f} "
+                f"{load_['points_per_s']:>9,} {optimize} {disk} "
+                f"{load_.get('process_rss_mb', 0):>7.0f} {load_.get('wall_s', 0):>7.0f}"
+            )
+    order = {"hnsw": 0, "plain": 1, "local": 2}
+    queries = sorted(
+        (row for row in rows if "query" in row),
+        key=lambda row: (row["points"], row["store"] != "edge", order[row["index"]]),
+    )
+    out += [
+        "",
+        "query latency (ms); edge hnsw is the default state after `scanrag ingest`",
+        f"{'store':<7} {'points':>9} {'index':<6} {'query':<15} {'n':>4} "
+        f"{'p50':>8} {'p95':>8} {'p99':>8}",
+    ]
+    for row in queries:
+        out.append(
+            f"{row['store']:<7} {row['points']:>9,} {row['index']:<6} {row['query']:<15} "
+            f"{row['queries']:>4} {row['p50_ms']:>8.1f} {row['p95_ms']:>8.1f} {row['p99_ms']:>8.1f}"
+        )
+    out += result["notes"]
+    out.append(f"run time {result['total_s']} s")
+    return "\n".join(out)
+
+
+def others(args: argparse.Namespace) -> list[dict[str, Any]]:
+    return [
+        json.loads(path.read_text())
+        for path in args.also
+        if path.exists() and path.resolve() != args.out.resolve()
+    ]
+
+
+def plot(result: dict[str, Any], path: Path, extra: list[dict[str, Any]] = ()) -> None:
+    """p50/p95/p99 against the number of chunks, both stores, for Index.search and the
+    store's search alone; rows of `extra` results (other sizes or stores) join in."""
+    plt = pyplot()
+    rows = list(result["results"])
+    for other in extra:
+        seen = {(r.get("store"), r["points"], r.get("index"), r.get("query")) for r in rows}
+        rows += [
+            r
+            for r in other["results"]
+            if (r.get("store"), r["points"], r.get("index"), r.get("query")) not in seen
+        ]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    series = (
+        ("edge", "hnsw", "#1f77b4"),
+        ("edge", "plain", "#ff7f0e"),
+        ("client", "local", "#d62728"),
+    )
+    marks = (("p50_ms", "o", "-"), ("p95_ms", "s", "--"), ("p99_ms", "^", ":"))
+    for axis, kind in zip(axes, ("embed + hybrid", "hybrid"), strict=True):
+        for store, index, colour in series:
+            rows = sorted(
+                (
+                    r
+                    for r in result["results"]
+                    if r.get("store") == store
+                    and r.get("index") == index
+                    and r.get("query") == kind
+                ),
+                key=lambda r: r["points"],
+            )
+            if not rows:
+                continue
+            name = {
+                "hnsw": "Edge, HNSW (default)",
+                "plain": "Edge, plain segment",
+                "local": "qdrant-client local",
+            }[index]
+            for key, marker, line in marks:
+                axis.plot(
+                    [r["points"] for r in rows],
+                    [r[key] for r in rows],
+                    marker=marker,
+                    linestyle=line,
+                    color=colour,
+                    label=f"{name} {key[:3]}",
+                )
+        axis.set_xscale("log")
+        axis.set_yscale("log")
+        axis.set_xlabel("chunks in the collection")
+        axis.grid(alpha=0.3, which="both")
+        axis.set_title(
+            "Index.search: MiniLM + BM25 query, hybrid search"
+            if kind == "embed + hybrid"
+            else "the store's hybrid search alone",
+            fontsize=9,
+        )
+    axes[0].set_ylabel("latency (ms, log scale)")
+    axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    m = result["machine"]
+    load = m.get("load_before", m.get("load_avg_at_end", [0]))[0]
+    after = m.get("load_after", m.get("load_avg_at_end", [0]))[0]
+    fig.suptitle(
+        f"Query latency vs collection size, top {TOP_K}, {m['cpus']} cores, load average "
+        f"{load:.1f} → {after:.1f}",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument(
+        "--client-queries", type=int, default=50, help="questions for qdrant-client local mode"
+    )
+    parser.add_argument("--client-max", type=int, default=10_000)
+    parser.add_argument("--no-plain", action="store_true", help="skip the unoptimised state")
+    parser.add_argument(
+        "--stores", nargs="+", choices=["edge", "client"], default=["edge", "client"]
+    )
+    parser.add_argument("--out", type=Path, default=RESULTS / "search_speed.json")
+    parser.add_argument("--plot", type=Path, default=DOCS / "search_speed.png")
+    parser.add_argument("--plot-only", action="store_true", help="re-draw the plot from --out")
+    parser.add_argument(
+        "--also",
+        type=Path,
+        nargs="*",
+        default=[RESULTS / "search_speed_1m.json", RESULTS / "search_speed_client_100k.json"],
+        help="other result files whose rows join the plot, when they exist",
+    )
+    args = parser.parse_args(argv)
+    args.argv = sys.argv[1:] if argv is None else argv
+    if args.plot_only:
+        plot(json.loads(args.out.read_text()), args.plot, others(args))
+        return 0
+    if args.queries < 10 or args.client_queries < 1:
+        parser.error("--queries must be at least 10 and --client-queries at least 1")
+    result = run(args)
+    print()
+    print(table(result))
+    write_json(args.out, result)
+    plot(result, args.plot, others(args))
+    print(f"wrote {args.out} and {args.plot}")
+    return 0
 
 
 if __name__ == "__main__":
