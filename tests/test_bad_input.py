@@ -273,9 +273,10 @@ def test_cli_prints_a_summary_line_and_one_error_line_per_bad_file(inbox, tmp_pa
 
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [
-        f"error: {inbox / 'empty.pdf'}: the file is empty (0 bytes)",
+        f"error: {inbox / 'empty.pdf'}: the file is empty (0 bytes); copy or scan it again",
         f"error: {inbox / 'notes.txt'}: not a supported document type "
-        "(expected PDF, PNG, JPEG, WebP, BMP or TIFF, judged by content)",
+        "(expected PDF, PNG, JPEG, WebP, BMP or TIFF, judged by content); "
+        "convert it to one of these or leave it out",
     ]
     (line,) = result.stdout.splitlines()
     assert line.startswith("parsed 1 files (1 pages) in ")

@@ -341,7 +341,9 @@ def test_a_file_named_like_a_scan_that_is_not_one_is_a_failure(tmp_path):
     messages = dict((path.name, message) for path, message in found.errors)
     assert [path.name for path, _ in found.files] == ["ok.png"]
     assert found.skipped == []
-    assert messages["empty.pdf"] == f"{tmp_path / 'empty.pdf'}: the file is empty (0 bytes)"
+    assert messages["empty.pdf"] == (
+        f"{tmp_path / 'empty.pdf'}: the file is empty (0 bytes); copy or scan it again"
+    )
     assert messages["garbled.jpg"].startswith(f"{tmp_path / 'garbled.jpg'}: not a supported")
 
 
@@ -354,7 +356,8 @@ def test_an_explicitly_named_unsupported_file_is_a_failure(tmp_path):
         (
             notes,
             f"{notes}: not a supported document type "
-            "(expected PDF, PNG, JPEG, WebP, BMP or TIFF, judged by content)",
+            "(expected PDF, PNG, JPEG, WebP, BMP or TIFF, judged by content); "
+            "convert it to one of these or leave it out",
         ),
         (tmp_path / "missing.pdf", f"{tmp_path / 'missing.pdf'}: no such file or folder"),
     ]
