@@ -24,7 +24,7 @@ order rotating from page to page) while the other two wait, so that a change of 
 machine hits all three alike; "vs raw" is the median over pages of time / raw time.
 
 Born-digital PDF (one document of --text-pages pages, a heading and ~45 lines of 10 pt text a
-page): `scanrag.parse(parser="pdf-text")` (best of 3) and `Index.ingest` with parser="pdf-text"
+page): `scanrag.parse(parser="pdf-text")` (best of 5) and `Index.ingest` with parser="pdf-text"
 into a fresh index (best of 2); each in its own process too.
 """
 
@@ -242,7 +242,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         )
     memory = {mode: {**w.ready, **w.close()} for mode, w in workers.items()}
 
-    for mode, repeats in (("pdf-parse", 3), ("pdf-ingest", 2)):
+    for mode, repeats in (("pdf-parse", 5), ("pdf-ingest", 2)):
         w = Worker(mode, work, log)
         runs[mode] = [w.call("run") for _ in range(repeats)]
         memory[mode] = {**w.ready, **w.close()}

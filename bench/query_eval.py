@@ -89,7 +89,8 @@ def run(set_dir: Path, data_dir: Path, top_k: int, rounds: int) -> dict[str, Any
     info = machine()
     truth = load_truth(set_dir)
     questions = load_questions(set_dir)
-    settings = Settings(data_dir=data_dir, answerer="extractive")
+    # no access log on stderr: the table is the output
+    settings = Settings(data_dir=data_dir, answerer="extractive", access_log="off")
     ingested = ingest(set_dir, data_dir, settings)
     print(f"ingest: {ingested}", file=sys.stderr)
 
