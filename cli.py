@@ -11,6 +11,8 @@ import logging
 import re
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -126,6 +128,22 @@ def fail_unexpected(exc: Exception) -> typer.Exit:
         err=True,
     )
     raise typer.Exit(1)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """One line and an exit status instead of a traceback: 2 for bad settings, 1 otherwise."""
+    try:
+        yield
+    except ConfigError as exc:
+        fail_usage(str(exc))
+    except ScanragError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except typer.Exit:
+        raise
+    except Exception as exc:
+        fail_unexpected(exc)
 
 
 def progress() -> Progress:
@@ -342,34 +360,26 @@ def ingest(
         qdrant_replicas=qdrant_replicas,
         qdrant_write_consistency=qdrant_write_consistency,
     )
-    try:
-        with Index(settings) as index, progress() as bar:
-            files_task = bar.add_task("files", total=None)
-            pages_task = bar.add_task("  pages", total=None, visible=False)
+    with user_errors(), Index(settings) as index, progress() as bar:
+        files_task = bar.add_task("files", total=None)
+        pages_task = bar.add_task("  pages", total=None, visible=False)
 
-            def on_progress(event: IngestEvent) -> None:
-                if event.kind == "file":
-                    bar.update(
-                        files_task,
-                        total=event.files_total,
-                        description=f"indexing {show(event.path.name)}",
-                    )
-                    bar.update(pages_task, completed=0, total=None, visible=True)
-                elif event.kind == "page":
-                    bar.update(pages_task, completed=event.pages_done, total=event.pages_total)
-                else:
-                    bar.update(files_task, completed=event.file_index)
+        def on_progress(event: IngestEvent) -> None:
+            if event.kind == "file":
+                bar.update(
+                    files_task,
+                    total=event.files_total,
+                    description=f"indexing {show(event.path.name)}",
+                )
+                bar.update(pages_task, completed=0, total=None, visible=True)
+            elif event.kind == "page":
+                bar.update(pages_task, completed=event.pages_done, total=event.pages_total)
+            else:
+                bar.update(files_task, completed=event.file_index)
 
-            report = index.ingest(paths, on_progress=on_progress)
-            bar.update(files_task, description="building the search index (HNSW)")
-            index.optimize()
-    except ConfigError as exc:
-        fail_usage(str(exc))
-    except ScanragError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
-    except Exception as exc:
-        fail_unexpected(exc)
+        report = index.ingest(paths, on_progress=on_progress)
+        bar.update(files_task, description="building the search index (HNSW)")
+        index.optimize()
     for item in report.warnings:
         typer.echo(f"warning: {item.error}", err=True)
     for item in report.errors:
@@ -408,16 +418,8 @@ def search(
         fail_usage(f"unknown --mode {mode!r}; use hybrid, dense or sparse")
     settings = make_settings(data_dir=data_dir, qdrant_url=qdrant_url)
     chosen = parse_filters(filters)
-    try:
-        with Index(settings) as index:
-            hits = index.search(query, top_k=top_k, filters=chosen, mode=mode)  # type: ignore[arg-type]
-    except ConfigError as exc:
-        fail_usage(str(exc))
-    except ScanragError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
-    except Exception as exc:
-        fail_unexpected(exc)
+    with user_errors(), Index(settings) as index:
+        hits = index.search(query, top_k=top_k, filters=chosen, mode=mode)  # type: ignore[arg-type]
     if json_out:
         print_json({"query": query, "hits": [hit.model_dump() for hit in hits]})
         return
@@ -460,16 +462,8 @@ def ask(
         llm_url=llm_url,
         llm_model=llm_model,
     )
-    try:
-        with Index(settings) as index:
-            result = index.ask(question, top_k=top_k, filters=parse_filters(filters))
-    except ConfigError as exc:
-        fail_usage(str(exc))
-    except ScanragError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
-    except Exception as exc:
-        fail_unexpected(exc)
+    with user_errors(), Index(settings) as index:
+        result = index.ask(question, top_k=top_k, filters=parse_filters(filters))
     if json_out:
         print_json(result.model_dump(mode="json"))
         return
@@ -534,7 +528,7 @@ def evaluate(
     if not (set_dir / "qa.jsonl").exists() and not list(set_dir.glob("*.gt.json")):
         fail_usage(f"{set_dir} holds no qa.jsonl or *.gt.json: not a labelled set (see README)")
     settings = make_settings(parser=parser)
-    with stderr.status("evaluating") as status:
+    with user_errors(), stderr.status("evaluating") as status:
         report = run_eval(set_dir, settings, k=k, data_dir=data_dir, on_progress=status.update)
     if json_out:
         print_json(report.model_dump())

@@ -43,13 +43,14 @@ import time
 import unicodedata
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from rapidfuzz.distance import Levenshtein
 
 from .config import Settings
+from .errors import ScanragError
 from .ingest.model import BBox, Document
 from .retrieval.answer import Citation
 from .retrieval.results import HitRegion, SearchHit
@@ -190,11 +191,14 @@ def evidence_hit(
     )
 
 
+_Label = TypeVar("_Label", GroundTruth, Question)
+
+
 def load_truth(set_dir: Path) -> dict[str, GroundTruth]:
     """Every `<name>.gt.json` in the set, keyed by the document's file name."""
     out = {}
     for path in sorted(set_dir.glob("*.gt.json")):
-        truth = GroundTruth.model_validate_json(path.read_text(encoding="utf-8"))
+        truth = _read_label(GroundTruth, path.read_bytes(), str(path))
         out[truth.file] = truth
     return out
 
@@ -204,10 +208,20 @@ def load_questions(set_dir: Path) -> list[Question]:
     if not path.exists():
         return []
     return [
-        Question.model_validate_json(line)
-        for line in path.read_text(encoding="utf-8").splitlines()
+        _read_label(Question, line, f"{path} line {number}")
+        for number, line in enumerate(path.read_bytes().splitlines(), start=1)
         if line.strip()
     ]
+
+
+def _read_label(model: type[_Label], raw: bytes, where: str) -> _Label:
+    """One labelled record, or an error naming the file (and line) and the first problem."""
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        field = ".".join(map(str, problem["loc"])) or "record"
+        raise ScanragError(f"{where}: {field}: {problem['msg']}") from None
 
 
 def language(text: str) -> str:

@@ -7,8 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
+
 from scanrag import Settings, testing
 from scanrag.cli import format_eval
+from scanrag.errors import ScanragError
 from scanrag.evaluate import (
     GroundTruth,
     Question,
@@ -157,6 +159,22 @@ def test_labelled_set_loads_truth_and_questions(tmp_path):
     assert truths["invoice.pdf"].dpi == 200
     assert question.evidence_bbox == BBox(1259, 807, 1419, 833)
     assert load_questions(tmp_path / "elsewhere") == []
+
+
+def test_a_bad_label_names_its_file_line_and_field(tmp_path):
+    good = {
+        "file": "a.png",
+        "question": "q",
+        "answer": "a",
+        "page": 1,
+        "evidence_bbox": [0, 0, 1, 9],
+    }
+    (tmp_path / "qa.jsonl").write_text(json.dumps(good) + "\n" + json.dumps(good | {"page": "x"}))
+    with pytest.raises(ScanragError, match=r"qa\.jsonl line 2: page: .*integer"):
+        load_questions(tmp_path)
+    (tmp_path / "a.gt.json").write_text("{not json")
+    with pytest.raises(ScanragError, match=r"a\.gt\.json: .*JSON"):
+        load_truth(tmp_path)
 
 
 def test_language_and_percentile():
