@@ -199,6 +199,7 @@ class Worker:
 
 def generate(work: Path, count: int, text_pages: int) -> dict[str, Any]:
     from parse_speed import born_digital_pages, scanned_sheets
+
     from scanrag import testing
 
     sheets = scanned_sheets(count + 1)

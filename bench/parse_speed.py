@@ -36,8 +36,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import scanrag
 from PIL import Image
+
+import scanrag
 from scanrag import Settings, testing
 from scanrag.ingest.parsers import get_parser
 

@@ -35,6 +35,7 @@ from typing import Any
 
 from common import describe, finish, machine
 from fastapi.testclient import TestClient
+
 from scanrag import Settings
 from scanrag.api.app import create_app
 from scanrag.evaluate import (

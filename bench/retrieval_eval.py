@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from common import describe, finish, machine
+
 from scanrag import Settings
 from scanrag.evaluate import evidence_hit, language, load_questions, load_truth
 from scanrag.ingest.parsers.embedded import quiet_model_logs

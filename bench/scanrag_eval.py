@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from common import RESULTS, describe, finish, machine, write_json
+
 from scanrag.cli import format_eval
 from scanrag.config import Settings
 from scanrag.evaluate import run_eval

@@ -65,6 +65,7 @@ from typing import Any
 
 import numpy as np
 from common import DOCS, RESULTS, describe, finish, machine, pyplot, write_json
+
 from scanrag.evaluate import percentile
 from scanrag.retrieval.embedding import DenseEncoder, SparseEncoder, SparseVec
 from scanrag.retrieval.store import ClientStore, EdgeStore, Store, StorePoint

@@ -18,6 +18,7 @@ from llama_index.core import StorageContext, VectorStoreIndex
 from llama_index.core.llms import MockLLM
 from llama_index.vector_stores.qdrant import QdrantVectorStore
 from qdrant_client import QdrantClient
+
 from scanrag.connectors.llama_index import (
     ScanRAGEmbedding,
     ScanRAGNodeParser,

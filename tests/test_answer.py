@@ -9,6 +9,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fakes import INVOICE, R, hit, invoice_hits
+
 from scanrag.retrieval.answer import (
     NOT_FOUND,
     Citation,

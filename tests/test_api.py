@@ -23,6 +23,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fakes import live_server, sse_events
+
 from scanrag.api.app import create_app
 from scanrag.config import Settings
 from scanrag.ingest.model import BBox

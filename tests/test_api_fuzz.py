@@ -14,6 +14,8 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
+from schemathesis.checks import not_a_server_error
+
 from scanrag.api.app import create_app
 from scanrag.api.routes.ingest import IngestRequest
 from scanrag.api.schemas import ExtractRequest, QueryRequest, SearchRequest
@@ -23,7 +25,6 @@ from scanrag.retrieval.embedding import DenseEncoder
 from scanrag.retrieval.index import Index
 from scanrag.retrieval.store import SearchFilters
 from scanrag.testing import code_pdf
-from schemathesis.checks import not_a_server_error
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 

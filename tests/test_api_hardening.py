@@ -20,6 +20,7 @@ from starlette.routing import Route
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fakes import live_server
+
 from scanrag.api import guard
 from scanrag.api.app import create_app
 from scanrag.config import Settings

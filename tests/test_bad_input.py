@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pymupdf
 import pytest
-import scanrag
 from PIL import Image
+from typer.testing import CliRunner
+
+import scanrag
 from scanrag import (
     CorruptFile,
     Document,
@@ -28,7 +30,6 @@ from scanrag import (
 )
 from scanrag.cli import app
 from scanrag.ingest.pipeline import parse_file
-from typer.testing import CliRunner
 
 
 def png_chunk(kind: bytes, data: bytes) -> bytes:

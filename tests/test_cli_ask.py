@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fakes import AMOUNT, free_port, memo_pdf
+
 from scanrag.api.app import create_app
 from scanrag.config import Settings
 from scanrag.retrieval.index import Index

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from scanrag.errors import ConfigError
 from scanrag.retrieval.embedding import (
     DEFAULT_DENSE_MODEL,

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+
 from scanrag import ConfigError, ModelServerError
 from scanrag.config import Settings
 from scanrag.fakeserver import FakeServer, Reply, Request, decode_data_uri, layout_parsing

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import ImageDraw
+
 from scanrag import ModelServerError
 from scanrag.config import Settings
 from scanrag.fakeserver import (

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
 from scanrag.ingest.model import doc_id_for
 from scanrag.retrieval import index as index_module
 from scanrag.retrieval.chunking import chunk_document

@@ -20,6 +20,7 @@ from fastapi.testclient import TestClient
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from corpus import drop_root_read_override, permissions_apply
+
 from scanrag.api.app import create_app
 from scanrag.config import Settings
 from scanrag.errors import LimitExceeded

@@ -20,6 +20,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+
 from scanrag.ingest.model import Document
 from scanrag.retrieval import index as index_module
 from scanrag.retrieval.chunking import chunk_document

@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 import ray
+from typer.testing import CliRunner
+
 from scanrag.cli import app, optional_ray_address
 from scanrag.ingest import parallel
 from scanrag.ingest.parsers import get_parser
@@ -27,7 +29,6 @@ from scanrag.retrieval.chunking import chunk_document
 from scanrag.retrieval.embedding import DenseEncoder
 from scanrag.retrieval.index import Index, IngestReport
 from scanrag.testing import Sheet, pdf_paragraph, text_pdf
-from typer.testing import CliRunner
 
 CODES = {"memo-alder": "alderwick", "memo-birch": "birchmoor", "memo-cedar": "cedarholt"}
 
@@ -336,6 +337,7 @@ def test_each_worker_gets_its_share_of_the_cores(monkeypatch, tmp_path):
 
 def test_the_ocr_threads_setting_reaches_onnxruntime():
     import numpy as np
+
     from scanrag.config import Settings
 
     parser = get_parser(Settings(parser="embedded", ocr_threads=1))

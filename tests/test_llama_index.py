@@ -21,6 +21,7 @@ from llama_index.core.node_parser import SentenceSplitter
 from llama_index.core.query_engine import RetrieverQueryEngine
 from llama_index.core.schema import Document, MetadataMode
 from llama_index.core.vector_stores.utils import node_to_metadata_dict
+
 from scanrag.connectors import llama_index as connector
 from scanrag.connectors.llama_index import (
     ScanRAGEmbedding,

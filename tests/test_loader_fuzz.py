@@ -15,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
+
 from scanrag.config import Settings
 from scanrag.errors import ScanragError
 from scanrag.ingest.loaders import iter_pages, open_source

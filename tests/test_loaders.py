@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 import pymupdf
 import pytest
-import scanrag
 from PIL import Image, ImageDraw
+
+import scanrag
 from scanrag import Settings, testing
 from scanrag.ingest.loaders import PageImage, discover, iter_pages, open_source, sniff_mime
 from scanrag.ingest.model import BBox

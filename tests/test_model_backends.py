@@ -6,13 +6,14 @@ import json
 import socket
 from pathlib import Path
 
+from typer.testing import CliRunner
+
 from scanrag import testing
 from scanrag.cli import app
 from scanrag.config import Settings
 from scanrag.fakeserver import FakeServer, Reply, Request, chat_completion, chat_image_and_prompt
 from scanrag.ingest.parsers import get_parser
 from scanrag.ingest.pipeline import parse_file
-from typer.testing import CliRunner
 
 
 def closed_port() -> int:

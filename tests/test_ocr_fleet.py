@@ -8,6 +8,7 @@ import socket
 from pathlib import Path
 
 import pytest
+
 from scanrag import ModelServerUnreachable
 from scanrag import modelserver as modelserver_module
 from scanrag.config import Settings

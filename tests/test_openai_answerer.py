@@ -19,6 +19,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fakes import AMOUNT, Reply, fake_openai, free_port, invoice_hits, memo_pdf, sse_events
+
 from scanrag.api.app import create_app
 from scanrag.config import Settings
 from scanrag.errors import ModelServerError

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 import scanrag
 from scanrag import testing
 from scanrag.ingest.blocks import LayoutBox, build_blocks

@@ -7,6 +7,7 @@ import random
 
 import pymupdf
 import pytest
+
 import scanrag
 from scanrag import Settings, testing
 from scanrag.ingest.loaders import PageImage, iter_pages, open_source

@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from scanrag.api.app import create_app
 from scanrag.config import Settings
 from scanrag.retrieval import index as index_module

@@ -13,12 +13,13 @@ from typing import Any
 
 import pytest
 from qdrant_client import QdrantClient, models
+from typer.testing import CliRunner
+
 from scanrag.cli import app
 from scanrag.retrieval import index as index_module
 from scanrag.retrieval.embedding import DenseEncoder
 from scanrag.retrieval.index import Index
 from scanrag.testing import pdf_paragraph, text_pdf
-from typer.testing import CliRunner
 
 
 @pytest.fixture(scope="module")

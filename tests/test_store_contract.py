@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from scanrag.retrieval.embedding import SparseEncoder
 from scanrag.retrieval.store import (
     RRF_K,

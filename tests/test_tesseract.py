@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from scanrag import ConfigError, testing
 from scanrag.config import Settings
 from scanrag.ingest.model import BBox

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from scanrag import ModelServerError
 from scanrag.config import Settings
 from scanrag.fakeserver import FakeServer, Reply, Request, chat_completion, chat_image_and_prompt

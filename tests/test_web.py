@@ -20,6 +20,7 @@ import httpx
 import pytest
 import uvicorn
 from playwright.sync_api import expect, sync_playwright
+
 from scanrag.api.app import create_app
 from scanrag.config import Settings
 from scanrag.testing import invoice, text_pdf
