@@ -15,3 +15,19 @@ def default_settings():
             if name.startswith("SCANRAG_"):
                 patch.delenv(name)
         yield
+
+
+@pytest.fixture(scope="session")
+def encoder():
+    """MiniLM, loaded once for the whole run (loading it is the slow part of a small ingest)."""
+    from scanrag.retrieval.embedding import DenseEncoder
+
+    return DenseEncoder()
+
+
+@pytest.fixture
+def one_model(monkeypatch, encoder):
+    """Every Index the test opens shares the session's MiniLM instead of loading its own."""
+    from scanrag.retrieval import index as index_module
+
+    monkeypatch.setattr(index_module, "DenseEncoder", lambda *args, **kwargs: encoder)

@@ -21,7 +21,6 @@ from scanrag.api.routes.ingest import IngestRequest
 from scanrag.api.schemas import ExtractRequest, QueryRequest, SearchRequest
 from scanrag.config import Settings
 from scanrag.retrieval import index as index_module
-from scanrag.retrieval.embedding import DenseEncoder
 from scanrag.retrieval.index import Index
 from scanrag.retrieval.store import SearchFilters
 from scanrag.testing import code_pdf
@@ -32,10 +31,9 @@ EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "30"))  # per operation; CI: well
 
 
 @pytest.fixture(scope="module")
-def api_schema(tmp_path_factory):
+def api_schema(tmp_path_factory, encoder):
     """The app over an index holding one document, so reads find something to return."""
     base = tmp_path_factory.mktemp("fuzz")
-    encoder = DenseEncoder()
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(index_module, "DenseEncoder", lambda *args, **kwargs: encoder)
         settings_ = Settings(

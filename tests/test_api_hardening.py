@@ -24,8 +24,6 @@ from fakes import live_server
 from scanrag.api import guard
 from scanrag.api.app import create_app
 from scanrag.config import Settings
-from scanrag.retrieval import index as index_module
-from scanrag.retrieval.embedding import DenseEncoder
 from scanrag.testing import code_pdf
 
 KEY = "k3y-for-tests"
@@ -33,14 +31,7 @@ PUBLIC = {"/healthz", "/", "/static/{name}", "/docs", "/docs/oauth2-redirect", "
           "/openapi.json"}  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def encoder():
-    return DenseEncoder()
-
-
-@pytest.fixture(autouse=True)
-def one_model(monkeypatch, encoder):
-    monkeypatch.setattr(index_module, "DenseEncoder", lambda *args, **kwargs: encoder)
+pytestmark = pytest.mark.usefixtures("one_model")
 
 
 def every_route(app) -> list[tuple[str, str]]:

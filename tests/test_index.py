@@ -20,7 +20,6 @@ import pytest
 from scanrag.ingest.model import doc_id_for
 from scanrag.retrieval import index as index_module
 from scanrag.retrieval.chunking import chunk_document
-from scanrag.retrieval.embedding import DenseEncoder
 from scanrag.retrieval.index import Index, IngestReport
 from scanrag.testing import pdf_paragraph, text_pdf
 
@@ -44,15 +43,7 @@ def write_pdf(path: Path, code: str, paragraphs: int = 1, extra: str = "") -> Pa
     return text_pdf([items], path)
 
 
-@pytest.fixture(scope="session")
-def shared_encoder():
-    return DenseEncoder()
-
-
-@pytest.fixture(autouse=True)
-def one_model(monkeypatch, shared_encoder):
-    """Every Index in these tests shares one loaded MiniLM (loading it is the slow part)."""
-    monkeypatch.setattr(index_module, "DenseEncoder", lambda *args, **kwargs: shared_encoder)
+pytestmark = pytest.mark.usefixtures("one_model")
 
 
 def make_folder(docs: Path) -> Path:
@@ -84,13 +75,13 @@ class Workspace:
 
 
 @pytest.fixture(scope="session")
-def pristine(tmp_path_factory, shared_encoder) -> tuple[Path, IngestReport]:
+def pristine(tmp_path_factory, encoder) -> tuple[Path, IngestReport]:
     """The corpus ingested once; tests get a fresh copy at the same paths (the manifest
     records absolute paths, and copying keeps every file's size and mtime)."""
     base = tmp_path_factory.mktemp("index")
     docs = make_folder(base / "work" / "docs")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(index_module, "DenseEncoder", lambda *args, **kwargs: shared_encoder)
+        patch.setattr(index_module, "DenseEncoder", lambda *args, **kwargs: encoder)
         with open_index(base / "work" / "data") as index:
             report = index.ingest([docs])
     shutil.copytree(base / "work", base / "pristine")

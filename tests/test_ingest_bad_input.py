@@ -25,22 +25,13 @@ from scanrag.api.app import create_app
 from scanrag.config import Settings
 from scanrag.errors import LimitExceeded
 from scanrag.ingest.loaders import show
-from scanrag.retrieval import index as index_module
-from scanrag.retrieval.embedding import DenseEncoder
 from scanrag.retrieval.index import Index, IngestReport
 from scanrag.testing import BadInput, code_pdf, malformed_corpus, scan_image
 
 PASSWORD = "s3cret"
 
 
-@pytest.fixture(scope="module")
-def encoder():
-    return DenseEncoder()
-
-
-@pytest.fixture(autouse=True)
-def one_model(monkeypatch, encoder):
-    monkeypatch.setattr(index_module, "DenseEncoder", lambda *args, **kwargs: encoder)
+pytestmark = pytest.mark.usefixtures("one_model")
 
 
 @pytest.fixture(scope="module")

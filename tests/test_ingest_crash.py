@@ -19,12 +19,8 @@ import time
 import uuid
 from pathlib import Path
 
-import pytest
-
 from scanrag.ingest.model import Document
-from scanrag.retrieval import index as index_module
 from scanrag.retrieval.chunking import chunk_document
-from scanrag.retrieval.embedding import DenseEncoder
 from scanrag.retrieval.index import POINT_NAMESPACE, Index
 from scanrag.testing import pdf_paragraph, text_pdf
 
@@ -114,13 +110,6 @@ def change_folder(docs: Path, codes: dict[str, str], trial: int, rng: random.Ran
     return 4
 
 
-@pytest.fixture
-def encoder(monkeypatch):
-    shared = DenseEncoder()
-    monkeypatch.setattr(index_module, "DenseEncoder", lambda *args, **kwargs: shared)
-    return shared
-
-
 def letters(number: int) -> str:
     """A unique lowercase tag per number (0 → "aaa", 27 → "abb"): one search term each."""
     return "".join(chr(97 + number // 26**k % 26) for k in (2, 1, 0))
@@ -132,7 +121,7 @@ def file_sha(path: Path) -> str | None:
     return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
 
 
-def test_a_killed_ingest_is_completed_without_duplicates_or_orphans(tmp_path, encoder):
+def test_a_killed_ingest_is_completed_without_duplicates_or_orphans(tmp_path, one_model):
     rng = random.Random(SEED)
     docs, data = tmp_path / "docs", tmp_path / "data"
     docs.mkdir()

@@ -26,7 +26,6 @@ from scanrag.ingest import parallel
 from scanrag.ingest.parsers import get_parser
 from scanrag.retrieval import index as index_module
 from scanrag.retrieval.chunking import chunk_document
-from scanrag.retrieval.embedding import DenseEncoder
 from scanrag.retrieval.index import Index, IngestReport
 from scanrag.testing import Sheet, pdf_paragraph, text_pdf
 
@@ -77,15 +76,7 @@ class Built:
     report: IngestReport
 
 
-@pytest.fixture(scope="module")
-def encoder() -> DenseEncoder:
-    return DenseEncoder()
-
-
-@pytest.fixture(autouse=True)
-def one_model(monkeypatch, encoder):
-    """Every Index here shares one loaded MiniLM (the indexing process embeds; workers don't)."""
-    monkeypatch.setattr(index_module, "DenseEncoder", lambda *args, **kwargs: encoder)
+pytestmark = pytest.mark.usefixtures("one_model")
 
 
 @pytest.fixture(scope="module")

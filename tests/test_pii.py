@@ -14,8 +14,6 @@ from hypothesis import strategies as st
 
 from scanrag.api.app import create_app
 from scanrag.config import Settings
-from scanrag.retrieval import index as index_module
-from scanrag.retrieval.embedding import DenseEncoder
 from scanrag.retrieval.pii import luhn, mask_pii, valid_resident_id
 from scanrag.testing import text_pdf
 
@@ -93,14 +91,7 @@ def pdf(tmp_path_factory):
     return text_pdf([[(72, 80 + 24 * i, line, 12) for i, line in enumerate(LINES)]], path)
 
 
-@pytest.fixture(scope="module")
-def encoder():
-    return DenseEncoder()
-
-
-@pytest.fixture(autouse=True)
-def one_model(monkeypatch, encoder):
-    monkeypatch.setattr(index_module, "DenseEncoder", lambda *args, **kwargs: encoder)
+pytestmark = pytest.mark.usefixtures("one_model")
 
 
 def everything(client: TestClient, pdf) -> str:
