@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 import time
@@ -104,6 +105,9 @@ def setup_logging(verbose: bool) -> None:
 
     if not verbose:
         quiet_model_logs()
+        # transformers draws a "Loading weights" bar for MiniLM on every command; it reads
+        # this when it is first imported, which the commands do only after this point.
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
 def make_settings(**overrides: Any) -> Settings:
@@ -156,6 +160,13 @@ def progress() -> Progress:
         transient=True,
         disable=not stderr.is_terminal,  # rich draws nothing off a terminal but a blank line
     )
+
+
+def near(source: str) -> str:
+    """A source path relative to the working directory when it lies below it (shorter to read);
+    --json keeps the stored absolute path."""
+    path = Path(source)
+    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else source
 
 
 def print_json(payload: Any) -> None:
@@ -427,7 +438,7 @@ def search(
         typer.echo("no results")
     for rank, hit in enumerate(hits, start=1):
         where = ", ".join(f"p{r.page} {r.label} {list(r.bbox)}" for r in hit.regions[:3])
-        typer.echo(f"{rank}. {hit.source}  score={hit.score:.3f}  [{where}]")
+        typer.echo(f"{rank}. {near(hit.source)}  score={hit.score:.3f}  [{where}]")
         snippet = " ".join(hit.text.split())
         typer.echo(f"   {snippet[:200]}{'…' if len(snippet) > 200 else ''}")
 
@@ -470,9 +481,8 @@ def ask(
     typer.echo(result.answer)
     for citation in result.citations:
         box = ",".join(map(str, citation.bbox))
-        typer.echo(
-            f"  [{citation.n}] {citation.source} page {citation.page} {citation.label} bbox={box}"
-        )
+        where = f"{near(citation.source)} page {citation.page} {citation.label}"
+        typer.echo(f"  [{citation.n}] {where} bbox={box}")
         for line in citation.lines:
             typer.echo(f"      {line.text!r} at {','.join(map(str, line.bbox))}")
 

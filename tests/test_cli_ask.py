@@ -4,6 +4,7 @@ POST /v1/query answers with; errors are one line on stderr."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -22,15 +23,23 @@ from scanrag.retrieval.index import Index
 QUESTION = "What budget was approved for Project Falcon-31?"
 
 
-def scanrag(*args: str) -> subprocess.CompletedProcess:
+def scanrag(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     command = [str(Path(sys.executable).parent / "scanrag"), *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=300)
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=cwd)
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("memos")
-    memo_pdf(folder / "memo.pdf")
+def work(tmp_path_factory) -> Path:
+    """A working directory whose memos/ folder holds the indexed memo."""
+    folder = tmp_path_factory.mktemp("work")
+    (folder / "memos").mkdir()
+    memo_pdf(folder / "memos" / "memo.pdf")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory, work) -> Path:
+    folder = work / "memos"
     data = tmp_path_factory.mktemp("cli-data")
     with Index(Settings(data_dir=data)) as index:
         assert index.ingest([folder]).added == 1
@@ -51,6 +60,17 @@ def test_ask_json_prints_the_same_document_as_the_query_api(data_dir):
     with TestClient(create_app(Settings(data_dir=data_dir))) as client:
         served = client.post("/v1/query", json={"question": QUESTION, "top_k": 3}).json()
     assert printed == served
+
+
+def test_ask_prints_the_answer_and_each_citation_with_its_lines_and_no_noise(data_dir, work):
+    result = scanrag("ask", QUESTION, "--data-dir", str(data_dir), cwd=work)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""  # no model-loading bars or logs
+    answer, first, *lines = result.stdout.splitlines()
+    assert AMOUNT in answer and answer.endswith("[1]")
+    # the source relative to the working directory, then the region and its box
+    assert re.fullmatch(r"  \[1\] memos/memo\.pdf page 1 \w+ bbox=\d+,\d+,\d+,\d+", first)
+    assert any(AMOUNT in line and re.search(r" at \d+,\d+,\d+,\d+$", line) for line in lines)
 
 
 def test_ask_with_an_unreachable_model_fails_with_one_line_naming_the_url(data_dir):
