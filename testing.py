@@ -493,9 +493,3 @@ def malformed_corpus(folder: Path, seed: int = 9, pdf_password: str = "s3cret") 
     (folder / "notes.txt").write_text("not a scan\n")
     add(folder / "notes.txt", "skipped")
     return cases
-
-
-def _png_bytes(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()

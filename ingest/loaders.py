@@ -31,7 +31,6 @@ pymupdf.TOOLS.mupdf_display_warnings(False)
 
 PDF = "application/pdf"
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/bmp", "image/tiff")
-SUPPORTED_TYPES = (PDF, *IMAGE_TYPES)
 SNIFF_BYTES = 1024
 BMP_HEADER_SIZES = (12, 16, 40, 52, 56, 64, 108, 124)
 #: Names that claim a document. Inside a folder, such a file that is not one (a zero-byte or
