@@ -84,3 +84,13 @@ def pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def save_plot(fig: Any, path: Path, title: str, info: dict[str, Any]) -> None:
+    """Title the figure with the machine's cores and load average, write the PNG, close it."""
+    load = f"{info['load_before'][0]:.1f} → {info['load_after'][0]:.1f}"
+    fig.suptitle(f"{title}, {info['cpus']} cores, load average {load}", fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    pyplot().close(fig)

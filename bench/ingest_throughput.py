@@ -43,7 +43,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from common import DOCS, RESULTS, describe, finish, machine, pyplot, write_json
+from common import DOCS, RESULTS, describe, finish, machine, pyplot, save_plot, write_json
 
 SCANNED_MODES = ("raw", "parse", "ingest")
 PDF_MODES = ("pdf-parse", "pdf-ingest")
@@ -364,16 +364,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
     memory.set_xlim(right=max(m["peak_rss_mb"] for m in modes) * 1.15)
     for i, m in enumerate(modes):
         memory.text(m["peak_rss_mb"], i, f" {m['peak_rss_mb']:.0f}", va="center", fontsize=8)
-    machine_ = result["machine"]
-    fig.suptitle(
-        f"Ingest throughput, {machine_['cpus']} cores, load "
-        f"{machine_['load_before'][0]:.1f} → {machine_['load_after'][0]:.1f}",
-        fontsize=10,
-    )
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_plot(fig, path, "Ingest throughput", result["machine"])
 
 
 def main(argv: list[str] | None = None) -> int:

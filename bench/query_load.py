@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import DOCS, RESULTS, describe, finish, machine, pyplot, write_json
+from common import DOCS, RESULTS, describe, finish, machine, pyplot, save_plot, write_json
 
 SCANRAG = Path(sys.executable).parent / "scanrag"
 FIRST = ["Nora", "Tariq", "Ines", "Viktor", "Dana", "Chen", "Rosa", "Amir", "Lena", "Kofi"]
@@ -343,16 +343,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
     rate.set_ylabel("requests per second")
     rate.set_ylim(bottom=0)
     rate.grid(alpha=0.3)
-    m = result["machine"]
-    fig.suptitle(
-        f"scanrag serve under load, {m['cpus']} cores, load average "
-        f"{m['load_before'][0]:.1f} → {m['load_after'][0]:.1f}",
-        fontsize=10,
-    )
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_plot(fig, path, "scanrag serve under load", result["machine"])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -64,7 +64,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import DOCS, RESULTS, describe, finish, machine, pyplot, write_json
+from common import DOCS, RESULTS, describe, finish, machine, pyplot, save_plot, write_json
 
 from scanrag.evaluate import percentile
 from scanrag.retrieval.embedding import DenseEncoder, SparseEncoder, SparseVec
@@ -536,18 +536,7 @@ def plot(result: dict[str, Any], path: Path, extra: list[dict[str, Any]] = ()) -
         )
     axes[0].set_ylabel("latency (ms, log scale)")
     axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    m = result["machine"]
-    load = m.get("load_before", m.get("load_avg_at_end", [0]))[0]
-    after = m.get("load_after", m.get("load_avg_at_end", [0]))[0]
-    fig.suptitle(
-        f"Query latency vs collection size, top {TOP_K}, {m['cpus']} cores, load average "
-        f"{load:.1f} → {after:.1f}",
-        fontsize=10,
-    )
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_plot(fig, path, f"Query latency vs collection size, top {TOP_K}", result["machine"])
 
 
 def main(argv: list[str] | None = None) -> int:
