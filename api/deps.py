@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from ..config import Settings
@@ -12,6 +13,7 @@ from ..retrieval.index import Index
 from .guard import KEY_HINT, key_matches
 from .jobs import JobManager
 from .metrics import Metrics
+from .schemas import JobAccepted
 
 
 @dataclass
@@ -44,3 +46,12 @@ def require_api_key(
         raise HTTPException(
             status_code=401, detail=KEY_HINT, headers={"WWW-Authenticate": "Bearer"}
         )
+
+
+def job_response(body: JobAccepted, state: AppState, wait: bool) -> JSONResponse:
+    """202 with the job to poll; with `?wait=true`, 200 once the job has finished (the body's
+    `job` then holds its final status)."""
+    if not wait:
+        return JSONResponse(body.model_dump(mode="json"), status_code=status.HTTP_202_ACCEPTED)
+    body.job = state.jobs.wait(body.job_id)
+    return JSONResponse(body.model_dump(mode="json"), status_code=status.HTTP_200_OK)

@@ -74,10 +74,10 @@ class JobManager:
             job = self._jobs.get(job_id)
             return job.model_copy(deep=True) if job else None
 
-    def wait(self, job_id: str, timeout: float | None = None) -> JobStatus | None:
+    def wait(self, job_id: str) -> JobStatus | None:
         event = self._done.get(job_id)
         if event is not None:
-            event.wait(timeout)
+            event.wait()
         return self.get(job_id)
 
     def close(self) -> None:

@@ -89,14 +89,14 @@ class JobStatus(BaseModel):
     finished_at: str | None = None
 
 
-class UploadResponse(BaseModel):
+class JobAccepted(BaseModel):
+    """What starting an ingest job answers: the job to poll (or, with ?wait=true, its end)."""
+
     job_id: str
     status_url: str
-    files: list[str]
-    rejected: list[FileError] = Field(default_factory=list)
     job: JobStatus | None = Field(None, description="The finished job when ?wait=true.")
 
 
-class ErrorResponse(BaseModel):
-    detail: str
-    type: str = "error"
+class UploadResponse(JobAccepted):
+    files: list[str]
+    rejected: list[FileError] = Field(default_factory=list)

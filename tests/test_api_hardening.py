@@ -24,6 +24,7 @@ from fakes import live_server
 from scanrag.api import guard
 from scanrag.api.app import create_app
 from scanrag.config import Settings
+from scanrag.retrieval.answer import ExtractiveAnswerer
 from scanrag.testing import code_pdf
 
 KEY = "k3y-for-tests"
@@ -136,6 +137,51 @@ def test_a_request_without_the_key_or_over_the_size_limit_is_answered_before_its
         three = [("files", (f"{i}.png", b"\x89PNG\r\n\x1a\n" + bytes(100))) for i in range(3)]
         response = httpx.post(f"{url}/v1/documents", files=three, headers={"X-API-Key": KEY})
         assert response.status_code == 413 and "3 files in one upload" in response.json()["detail"]
+
+
+def test_a_file_over_the_size_limit_is_rejected_alone_and_the_rest_indexed(tmp_path):
+    settings = Settings(data_dir=tmp_path / "data", max_upload_mb=1)
+    good = code_pdf(tmp_path / "good.pdf", "keptfile").read_bytes()
+    huge = b"%PDF-1.7\n" + bytes(2 * (1 << 20))
+    files = [("files", ("good.pdf", good)), ("files", ("huge.pdf", huge))]
+    with TestClient(create_app(settings)) as client:
+        response = client.post("/v1/documents?wait=true", files=files)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["files"] == ["good.pdf"] and body["job"]["report"]["added"] == 1
+        (rejected,) = body["rejected"]
+        assert rejected["path"] == "huge.pdf" and "upload limit of 1 MB" in rejected["error"]
+    assert not any((tmp_path / "data" / "uploads" / ".incoming").iterdir())
+
+
+def test_deleting_an_uploaded_document_removes_its_file_with_a_relative_data_dir(
+    tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    uploads = tmp_path / "data" / "uploads"
+    with TestClient(create_app(Settings(data_dir=Path("data")))) as client:
+        pdf = code_pdf(tmp_path / "memo.pdf", "deletedfile").read_bytes()
+        response = client.post("/v1/documents?wait=true", files={"files": ("memo.pdf", pdf)})
+        assert response.status_code == 200, response.text
+        (stored,) = uploads.glob("*/memo.pdf")
+        (doc,) = client.get("/v1/documents").json()
+        assert client.delete(f"/v1/documents/{doc['doc_id']}").status_code == 204
+    assert not stored.parent.exists()
+    assert not (tmp_path / "data" / "pages" / doc["doc_id"]).exists()
+
+
+def test_a_stream_that_fails_unexpectedly_ends_with_an_error_event(tmp_path, monkeypatch):
+    def broken(self, question, hits):
+        yield {"answer": "partial"}
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(ExtractiveAnswerer, "stream", broken)  # the default answerer
+    with TestClient(create_app(Settings(data_dir=tmp_path / "data"))) as client:
+        response = client.post("/v1/query", json={"question": "anything", "stream": True})
+    assert response.status_code == 200
+    events = [block.split("\n")[0] for block in response.text.strip().split("\n\n")]
+    assert events == ["event: answer", "event: error"]
+    assert "internal error" in response.text and "boom" not in response.text
 
 
 # --- server-side ingest --------------------------------------------------------------------

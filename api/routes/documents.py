@@ -14,19 +14,12 @@ from fastapi import APIRouter, Depends, File, HTTPException, Query, Response, Up
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from ...errors import CorruptFile, LimitExceeded, ScanragError, UnsupportedFile
-from ...ingest.loaders import (
-    SNIFF_BYTES,
-    check_source,
-    empty_message,
-    show,
-    sniff_mime,
-    unsupported_message,
-)
+from ...ingest.loaders import check_source, empty_message, show
 from ...ingest.markdown import document_markdown
 from ...ingest.model import Document
 from ...retrieval.index import DocumentInfo, FileError
 from ...retrieval.pii import mask_document
-from ..deps import AppState, get_state
+from ..deps import AppState, get_state, job_response
 from ..schemas import DocumentDetail, PageInfo, UploadResponse
 
 router = APIRouter(prefix="/v1/documents", tags=["documents"])
@@ -42,7 +35,8 @@ def safe_name(name: str | None) -> str:
 
 
 def _receive(upload: UploadFile, state: AppState) -> tuple[Path | None, Rejected | None]:
-    """Stream an upload to disk under the size limit; check its type by content."""
+    """Stream an upload to disk under the size limit, then check its header (type, pages,
+    pixels, password); a refused file is deleted and reported, the others are kept."""
     limit = state.settings.max_upload_mb * (1 << 20)
     name = safe_name(upload.filename)
     incoming = state.index.data_dir / "uploads" / ".incoming"
@@ -51,32 +45,28 @@ def _receive(upload: UploadFile, state: AppState) -> tuple[Path | None, Rejected
     size = 0
     with tempfile.NamedTemporaryFile(dir=incoming, delete=False) as handle:
         tmp = Path(handle.name)
-        head = b""
-        while block := upload.file.read(CHUNK):
-            size += len(block)
-            if size > limit:
-                handle.close()
-                tmp.unlink(missing_ok=True)
-                raise HTTPException(
-                    413,  # Content Too Large (the constant was renamed in Starlette)
-                    f"{name}: larger than the upload limit of {state.settings.max_upload_mb} MB "
-                    "(SCANRAG_MAX_UPLOAD_MB)",
-                )
-            if len(head) < SNIFF_BYTES:
-                head += block[: SNIFF_BYTES - len(head)]
-            digest.update(block)
-            handle.write(block)
-    if size == 0:
-        tmp.unlink(missing_ok=True)
-        return None, Rejected(name, UnsupportedFile(empty_message(name)))  # not a document
-    if sniff_mime(head) is None:
-        tmp.unlink(missing_ok=True)
-        return None, Rejected(name, UnsupportedFile(unsupported_message(name)))
-    try:  # header only: page count, pixel size, password; decoding is the job's work
-        check_source(tmp, state.settings)
+    try:
+        with open(tmp, "wb") as handle:
+            while block := upload.file.read(CHUNK):
+                size += len(block)
+                if size > limit:
+                    break
+                digest.update(block)
+                handle.write(block)
+        if size > limit:
+            raise LimitExceeded(
+                f"{name}: larger than the upload limit of {state.settings.max_upload_mb} MB "
+                "(SCANRAG_MAX_UPLOAD_MB)"
+            )
+        if size == 0:  # not a document at all (415), where check_source says "corrupt"
+            raise UnsupportedFile(empty_message(name))
+        check_source(tmp, state.settings)  # header only: decoding is the job's work
     except ScanragError as exc:
         tmp.unlink(missing_ok=True)
         return None, Rejected(name, type(exc)(str(exc).replace(show(tmp), name)))
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     target = state.index.data_dir / "uploads" / digest.hexdigest()[:16] / name
     target.parent.mkdir(parents=True, exist_ok=True)
     os.replace(tmp, target)
@@ -150,11 +140,7 @@ def upload_documents(
         files=[p.name for p in accepted],
         rejected=rejected,
     )
-    code = status.HTTP_202_ACCEPTED
-    if wait:
-        body.job = state.jobs.wait(job.id)
-        code = status.HTTP_200_OK
-    return JSONResponse(body.model_dump(mode="json"), status_code=code)
+    return job_response(body, state, wait)
 
 
 @router.get("", response_model=list[DocumentInfo])
@@ -197,7 +183,7 @@ def delete_document(doc_id: str, state: AppState = Depends(get_state)) -> Respon
     """Remove the document from the index, with its uploaded file and page images."""
     paths = _info(doc_id, state).paths
     state.index.delete(doc_id)
-    uploads = state.index.data_dir / "uploads"
+    uploads = (state.index.data_dir / "uploads").absolute()  # the manifest's paths are absolute
     for path in map(Path, paths):
         if path.is_relative_to(uploads):
             shutil.rmtree(path.parent, ignore_errors=True)

@@ -15,8 +15,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from ...ingest.loaders import show
-from ..deps import AppState, get_state
-from ..schemas import JobStatus
+from ..deps import AppState, get_state, job_response
+from ..schemas import JobAccepted
 
 router = APIRouter(prefix="/v1", tags=["ingest"])
 
@@ -30,11 +30,8 @@ class IngestRequest(BaseModel):
     )
 
 
-class IngestResponse(BaseModel):
-    job_id: str
-    status_url: str
+class IngestResponse(JobAccepted):
     path: str
-    job: JobStatus | None = Field(None, description="The finished job when ?wait=true.")
 
 
 def _inside(path: Path, root: Path) -> bool:
@@ -91,8 +88,4 @@ def ingest_path(
     path = resolve_under_roots(request.path, roots)
     job = state.jobs.submit([path], within=roots)
     body = IngestResponse(job_id=job.id, status_url=f"/v1/jobs/{job.id}", path=show(path))
-    code = status.HTTP_202_ACCEPTED
-    if wait:
-        body.job = state.jobs.wait(job.id)
-        code = status.HTTP_200_OK
-    return JSONResponse(body.model_dump(mode="json"), status_code=code)
+    return job_response(body, state, wait)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 
 from fastapi import APIRouter, Depends, HTTPException, status
@@ -22,6 +23,7 @@ from ..schemas import (
 )
 
 router = APIRouter(prefix="/v1", tags=["query"])
+log = logging.getLogger("scanrag.api")
 
 
 @router.post("/search", response_model=SearchResponse)
@@ -32,12 +34,21 @@ def search(request: SearchRequest, state: AppState = Depends(get_state)) -> Sear
 
 
 def _sse(events: Iterator[dict]) -> Iterator[str]:
+    """Server-sent events; a failure after the 200 was sent ends the stream with an `error`
+    event (the app's error handlers can no longer answer)."""
     try:
         for event in events:
             ((name, data),) = event.items()
-            yield f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+            yield _event(name, data)
     except ScanragError as exc:
-        yield f"event: error\ndata: {json.dumps({'detail': str(exc)}, ensure_ascii=False)}\n\n"
+        yield _event("error", {"detail": str(exc)})
+    except Exception:
+        log.exception("the answer stream failed")
+        yield _event("error", {"detail": "internal error while answering; see the server log"})
+
+
+def _event(name: str, data: object) -> str:
+    return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
 @router.post(
