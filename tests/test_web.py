@@ -305,3 +305,26 @@ def test_server_down_reads_as_a_message(page, tmp_path):
     page.get_by_role("button", name="Ask", exact=True).click()
     assert "Cannot reach the scanrag server" in message(page)
     assert "is it running?" in message(page)
+
+
+def test_losing_the_job_after_an_accepted_upload_says_so_and_still_lists_the_document(
+    page, tmp_path
+):
+    line = (72, 100, "Memo on the harbour crane inspection.", 12)
+    memo = text_pdf([[line]], tmp_path / "memo.pdf")
+    with serving(Settings(data_dir=tmp_path / "data")) as server:
+        page.goto(server.url + "/")
+        page.route("**/v1/jobs/*", lambda route: route.fulfill(status=503, body="down"))
+        page.set_input_files("#files", str(memo))
+        job = page.locator("#jobs .job").first
+        expect(job).to_have_class("job failed", timeout=INDEXING_MS)
+        expect(job.locator(".job-status")).to_have_text(
+            "Uploaded; lost track of indexing (see Documents)"
+        )
+        assert "503" in message(page)
+        # the upload itself was accepted: the document is listed once it is indexed
+        deadline = time.monotonic() + INDEXING_MS / 1000
+        while "memo.pdf" not in page.locator("#docs").inner_text():
+            assert time.monotonic() < deadline, "the uploaded document never appeared"
+            page.get_by_role("button", name="Refresh").click()
+            page.wait_for_timeout(500)

@@ -106,14 +106,23 @@ async function upload(files) {
   const form = new FormData();
   for (const file of files) form.append("files", file, file.name);
   const job = jobItem(files.map((f) => f.name).join(", "));
+  let body;
   try {
-    const body = await json("/v1/documents", { method: "POST", body: form });
-    clearMessage();
-    for (const rejected of body.rejected) job.error(fileError(rejected.error, rejected.path));
-    await followJob(body.job_id, job);
+    body = await json("/v1/documents", { method: "POST", body: form });
   } catch (err) {
     job.finish("Failed: nothing was indexed", true, err.message);
     showMessage(err.message);
+    return;
+  }
+  clearMessage();
+  for (const rejected of body.rejected) job.error(fileError(rejected.error, rejected.path));
+  try {
+    await followJob(body.job_id, job);
+  } catch (err) {
+    // The upload was accepted: the files may well be indexed, only the progress was lost.
+    job.finish("Uploaded; lost track of indexing (see Documents)", true, err.message);
+    showMessage(err.message);
+    reported(refreshDocuments());
   }
 }
 
