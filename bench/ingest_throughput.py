@@ -43,7 +43,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from common import DOCS, RESULTS, describe, finish, machine, pyplot, save_plot, write_json
+from common import (
+    DOCS,
+    RESULTS,
+    describe,
+    finish,
+    machine,
+    pyplot,
+    rss_mb,
+    save_plot,
+    write_json,
+)
 
 SCANNED_MODES = ("raw", "parse", "ingest")
 PDF_MODES = ("pdf-parse", "pdf-ingest")
@@ -57,11 +67,6 @@ LABELS = {
 
 
 # --- the worker processes -----------------------------------------------------------------
-
-
-def rss_mb() -> float:
-    with open("/proc/self/statm") as statm:
-        return round(int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
 
 
 def peak_rss_mb() -> float:

@@ -20,7 +20,6 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,6 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from common import free_port
+
+from scanrag.evaluate import percentile
 
 ROOT = Path(__file__).resolve().parent.parent
 QUESTIONS = [
@@ -56,12 +58,6 @@ class Result:
     ingest: dict = field(default_factory=dict)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def make_corpus(folder: Path, scans: int, memos: int) -> tuple[Path, Path]:
     """`memos` born-digital PDFs (indexed first) and `scans` invoice scans (ingested under load)."""
     from scanrag.testing import code_pdf, invoice
@@ -77,21 +73,12 @@ def make_corpus(folder: Path, scans: int, memos: int) -> tuple[Path, Path]:
     return seed, load
 
 
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
-
-
 def summary(samples: list[Sample]) -> dict:
     ms = [s.seconds * 1000 for s in samples if s.status == 200]
     return {
         "requests": len(samples),
         "errors": sum(s.status != 200 for s in samples),
-        "p50_ms": round(percentile(ms, 50), 1),
-        "p95_ms": round(percentile(ms, 95), 1),
-        "p99_ms": round(percentile(ms, 99), 1),
+        **{f"p{q}_ms": round(percentile(ms, q), 1) if ms else None for q in (50, 95, 99)},
         "max_ms": round(max(ms), 1) if ms else None,
         "mean_ms": round(statistics.fmean(ms), 1) if ms else None,
     }
@@ -181,7 +168,6 @@ def run(
                 samples = asyncio.run(load(url, rate, duration, timeout))
                 elapsed = time.perf_counter() - started
                 after = client.get(job["status_url"]).json()
-                finished = client.get(job["status_url"]).json()
         finally:
             server.terminate()
             try:
@@ -210,7 +196,6 @@ def run(
                 "status_after_load": after["status"],
                 "busy_for_the_whole_load": after["status"] in ("queued", "running"),
             },
-            "final_job_status": finished["status"],
         }
     finally:
         if owned:

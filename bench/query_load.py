@@ -28,7 +28,6 @@ import http.client
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,7 +37,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import DOCS, RESULTS, describe, finish, machine, pyplot, save_plot, write_json
+from common import (
+    DOCS,
+    RESULTS,
+    describe,
+    finish,
+    free_port,
+    machine,
+    pyplot,
+    save_plot,
+    write_json,
+)
+
+from scanrag.evaluate import percentile
 
 SCANRAG = Path(sys.executable).parent / "scanrag"
 FIRST = ["Nora", "Tariq", "Ines", "Viktor", "Dana", "Chen", "Rosa", "Amir", "Lena", "Kofi"]
@@ -110,12 +121,6 @@ def make_documents(folder: Path, count: int, scanned: int) -> list[dict[str, str
     return facts
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def request(conn: http.client.HTTPConnection, path: str, body: dict[str, Any]) -> tuple[int, bool]:
     """(status, whether the answer cites something / the search found something)."""
     conn.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
@@ -168,9 +173,7 @@ def load(port: int, facts: list[dict[str, str]], clients: int, requests: int) ->
         ms = [s[1] * 1000 for s in flat if route in (None, s[0]) and s[2] == 200]
         return {
             "requests": len(ms),
-            "p50_ms": round(float(np.percentile(ms, 50)), 1),
-            "p95_ms": round(float(np.percentile(ms, 95)), 1),
-            "p99_ms": round(float(np.percentile(ms, 99)), 1),
+            **{f"p{q}_ms": round(percentile(ms, q), 1) for q in (50, 95, 99)},
             "mean_ms": round(float(np.mean(ms)), 1),
         }
 

@@ -52,7 +52,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import os
 import random
 import sys
 import tempfile
@@ -64,7 +63,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import DOCS, RESULTS, describe, finish, machine, pyplot, save_plot, write_json
+from common import (
+    DOCS,
+    RESULTS,
+    describe,
+    finish,
+    machine,
+    pyplot,
+    rss_mb,
+    save_plot,
+    write_json,
+)
 
 from scanrag.evaluate import percentile
 from scanrag.retrieval.embedding import DenseEncoder, SparseEncoder, SparseVec
@@ -288,11 +297,6 @@ def measure(
 
 def dir_size_mb(path: Path) -> float:
     return round(sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20, 1)
-
-
-def rss_mb() -> float:
-    with open("/proc/self/statm") as statm:
-        return round(int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
 
 
 def measure_edge(
