@@ -267,8 +267,8 @@ def measure(
     (MiniLM + BM25 terms), then the hybrid search. "embed + hybrid" is their sum per question;
     "hybrid" the search part. With `one_vector`, a second pass times dense and sparse alone."""
     terms = SparseEncoder()
-    for q in range(warmup):
-        store.search(encoder.encode([questions[q]])[0], terms.encode_query(questions[q]), TOP_K)
+    for question in questions[:warmup]:
+        store.search(encoder.encode([question])[0], terms.encode_query(question), TOP_K)
     embed, search, total = [], [], []
     for question in questions:
         t0 = time.perf_counter()
