@@ -10,7 +10,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from ..config import Settings
 from ..retrieval.index import Index
-from .guard import KEY_HINT, key_matches
+from .guard import KEY_HINT, key_matches, presented_key
 from .jobs import JobManager
 from .metrics import Metrics
 from .schemas import JobAccepted
@@ -33,16 +33,17 @@ _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="SCANRAG_
 
 
 def require_api_key(
+    request: Request,
     state: AppState = Depends(get_state),
-    bearer: HTTPAuthorizationCredentials | None = Depends(_bearer),
-    header: str | None = Depends(_header),
+    _bearer_scheme: HTTPAuthorizationCredentials | None = Depends(_bearer),
+    _header_scheme: str | None = Depends(_header),
 ) -> None:
-    """With SCANRAG_API_KEY set, every route but /healthz needs it (constant-time check)."""
+    """With SCANRAG_API_KEY set, every route but /healthz needs it (constant-time check).
+
+    The Guard middleware has refused a wrong key already; this checks again the same way
+    (`presented_key`) and declares both schemes in the OpenAPI document."""
     expected = state.settings.api_key
-    if not expected:
-        return
-    given = header or (bearer.credentials if bearer else "")
-    if not key_matches(given, expected):  # the Guard middleware checked it already
+    if expected and not key_matches(presented_key(dict(request.headers)), expected):
         raise HTTPException(
             status_code=401, detail=KEY_HINT, headers={"WWW-Authenticate": "Bearer"}
         )
