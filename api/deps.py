@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from ..config import Settings
-from ..retrieval.index import Index
+from ..retrieval.index import DocumentInfo, Index
 from .guard import KEY_HINT, key_matches, presented_key
 from .jobs import JobManager
 from .metrics import Metrics
@@ -47,6 +47,14 @@ def require_api_key(
         raise HTTPException(
             status_code=401, detail=KEY_HINT, headers={"WWW-Authenticate": "Bearer"}
         )
+
+
+def document_info(doc_id: str, state: AppState) -> DocumentInfo:
+    """The document's entry in the index, or a 404 naming the id."""
+    info = next((d for d in state.index.documents() if d.doc_id == doc_id), None)
+    if info is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no document {doc_id!r}")
+    return info
 
 
 def job_response(body: JobAccepted, state: AppState, wait: bool) -> JSONResponse:

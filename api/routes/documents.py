@@ -19,7 +19,7 @@ from ...ingest.markdown import document_markdown
 from ...ingest.model import Document
 from ...retrieval.index import DocumentInfo, FileError
 from ...retrieval.pii import mask_document
-from ..deps import AppState, get_state, job_response
+from ..deps import AppState, document_info, get_state, job_response
 from ..schemas import DocumentDetail, PageInfo, UploadResponse
 
 router = APIRouter(prefix="/v1/documents", tags=["documents"])
@@ -148,16 +148,9 @@ def list_documents(state: AppState = Depends(get_state)) -> list[DocumentInfo]:
     return state.index.documents()
 
 
-def _info(doc_id: str, state: AppState) -> DocumentInfo:
-    info = next((d for d in state.index.documents() if d.doc_id == doc_id), None)
-    if info is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no document {doc_id!r}")
-    return info
-
-
 @router.get("/{doc_id}", response_model=DocumentDetail)
 def get_document(doc_id: str, state: AppState = Depends(get_state)) -> DocumentDetail:
-    info = _info(doc_id, state)
+    info = document_info(doc_id, state)
     doc = state.index.document(doc_id)
     detail = DocumentDetail(**info.model_dump())
     if doc is not None:
@@ -181,7 +174,7 @@ def get_document(doc_id: str, state: AppState = Depends(get_state)) -> DocumentD
 @router.delete("/{doc_id}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_document(doc_id: str, state: AppState = Depends(get_state)) -> Response:
     """Remove the document from the index, with its uploaded file and page images."""
-    paths = _info(doc_id, state).paths
+    paths = document_info(doc_id, state).paths
     state.index.delete(doc_id)
     uploads = (state.index.data_dir / "uploads").absolute()  # the manifest's paths are absolute
     for path in map(Path, paths):

@@ -6,12 +6,12 @@ import json
 import logging
 from collections.abc import Iterator
 
-from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi import APIRouter, Depends
 from fastapi.responses import StreamingResponse
 
 from ...errors import ScanragError
 from ...retrieval.answer import extract_value
-from ..deps import AppState, get_state
+from ..deps import AppState, document_info, get_state
 from ..schemas import (
     ExtractedField,
     ExtractRequest,
@@ -75,8 +75,7 @@ def query(
 @router.post("/extract", response_model=ExtractResponse)
 def extract(request: ExtractRequest, state: AppState = Depends(get_state)) -> ExtractResponse:
     """Named fields of one document ("total", "date"...) with the regions they came from."""
-    if not any(d.doc_id == request.doc_id for d in state.index.documents()):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no document {request.doc_id!r}")
+    document_info(request.doc_id, state)  # 404 for an unknown id
     fields = []
     for name in request.fields:
         hits = state.index.search(name, top_k=5, filters={"doc_id": request.doc_id})
