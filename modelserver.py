@@ -58,10 +58,11 @@ def one_line(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def image_data_uri(image: Image.Image, quality: int = 95) -> str:
-    """A JPEG data URI: what GLM-OCR's own SDK sends, and small enough for whole pages."""
+def image_data_uri(image: Image.Image) -> str:
+    """A JPEG data URI (quality 95): what GLM-OCR's own SDK sends, and small enough for whole
+    pages."""
     buffer = io.BytesIO()
-    image.convert("RGB").save(buffer, format="JPEG", quality=quality)
+    image.convert("RGB").save(buffer, format="JPEG", quality=95)
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
@@ -126,10 +127,6 @@ class ModelServer:
     def urls(self) -> list[str]:
         return [backend.url for backend in self._backends]
 
-    def close(self) -> None:
-        for backend in self._backends:
-            backend.client.close()
-
     def error(
         self, problem: str, fix: str, kind: type[ModelServerError] = ModelServerError
     ) -> ModelServerError:
@@ -146,8 +143,9 @@ class ModelServer:
             return self.error(problem, fix, kind)
         return kind(f"{self.endpoint.what}s {self.base_url}: {problem}; {fix}")
 
-    def _pick(self, tried: set[int]) -> _Backend:
-        """The least busy server not tried for this request, preferring ones not resting."""
+    def _pick(self, tried: set[int]) -> tuple[int, _Backend]:
+        """The least busy server not tried for this request, preferring ones not resting,
+        with its position in the fleet."""
         with self._lock:
             now = time.monotonic()
             count = len(self._backends)
@@ -155,10 +153,11 @@ class ModelServer:
             self._turn = (self._turn + 1) % count
             fresh = [i for i in order if i not in tried] or order
             awake = [i for i in fresh if self._backends[i].down_until <= now] or fresh
-            chosen = self._backends[min(awake, key=lambda i: self._backends[i].in_flight)]
+            index = min(awake, key=lambda i: self._backends[i].in_flight)
+            chosen = self._backends[index]
             chosen.in_flight += 1
         self._local.backend = chosen
-        return chosen
+        return index, chosen
 
     def _release(self, backend: _Backend, ok: bool) -> None:
         with self._lock:
@@ -182,8 +181,7 @@ class ModelServer:
         tried: set[int] = set()
         for attempt in range(attempts):
             last = attempt == attempts - 1
-            backend = self._pick(tried)
-            index = self._backends.index(backend)
+            index, backend = self._pick(tried)
             try:
                 response = backend.client.post(backend.url + path, content=body)
             except httpx.TimeoutException as exc:

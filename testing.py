@@ -12,6 +12,7 @@ import os
 import random
 import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -74,13 +75,7 @@ class Sheet:
     ) -> BBox:
         """Draw `text` wrapped to `width` pixels; returns the box around it."""
         face = font(size, cjk=has_cjk(text))
-        lines: list[str] = []
-        for word in text.split():
-            candidate = f"{lines[-1]} {word}" if lines else word
-            if lines and self.draw.textlength(candidate, font=face) <= width:
-                lines[-1] = candidate
-            else:
-                lines.append(word)
+        lines = _wrap(text, lambda line: self.draw.textlength(line, font=face) <= width)
         boxes = [
             self.write(x, y + round(i * size * leading), line, size) for i, line in enumerate(lines)
         ]
@@ -152,17 +147,24 @@ def ink_box(image: Image.Image, within: BBox | None = None, threshold: int = 128
     )
 
 
+def _wrap(text: str, fits: Callable[[str], bool]) -> list[str]:
+    """Greedy word wrap: each line takes words while `fits` says it still fits (a word too
+    long for a line gets a line of its own)."""
+    lines: list[str] = []
+    for word in text.split():
+        candidate = f"{lines[-1]} {word}" if lines else word
+        if lines and fits(candidate):
+            lines[-1] = candidate
+        else:
+            lines.append(word)
+    return lines
+
+
 def pdf_paragraph(
     x: float, y: float, text: str, width: float, size: float = 10, leading: float = 1.4
 ) -> list[tuple[float, float, str, float]]:
     """Items for `text_pdf`: `text` wrapped to `width` points, the first baseline at `y`."""
-    lines: list[str] = []
-    for word in text.split():
-        candidate = f"{lines[-1]} {word}" if lines else word
-        if lines and pymupdf.get_text_length(candidate, "helv", size) <= width:
-            lines[-1] = candidate
-        else:
-            lines.append(word)
+    lines = _wrap(text, lambda line: pymupdf.get_text_length(line, "helv", size) <= width)
     return [(x, y + i * size * leading, line, size) for i, line in enumerate(lines)]
 
 

@@ -10,6 +10,7 @@ their own.
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .layout import (
@@ -21,6 +22,7 @@ from .layout import (
     reading_order,
     rows,
     table_cells,
+    table_text,
 )
 from .model import BBox, Label, Line, union_all
 from .parsers.base import Block
@@ -62,9 +64,10 @@ def build_blocks(
     """Lines + layout boxes → blocks with text and Markdown, in reading order."""
     body = median_height(lines) or 1.0
     figures = [box for box in layout if box.label == "figure"]
-    boxes = _drop_nested(
-        [box for box in layout if box.label != "figure"]
-    )  # smallest first: a line goes to the most specific box that covers it
+    boxes = sorted(  # smallest first: a line goes to the most specific box that covers it
+        drop_nested([box for box in layout if box.label != "figure"], _owns_lines),
+        key=lambda box: box.bbox.area,
+    )
 
     owned: dict[int, list[Line]] = {}
     loose: list[Line] = []
@@ -110,25 +113,29 @@ def build_blocks(
     return [_to_block(item, source, top_title) for item in ordered]
 
 
-def _drop_nested(boxes: list[LayoutBox]) -> list[LayoutBox]:
-    """Boxes smallest first, without those nested in another box that should own their lines.
-
-    CDLA reports a table's header cell as a caption inside the table, and a form's value
-    column as a text box inside the text box of the whole form: the outer box wins when it is
-    a more confident table, or has the same label.
-    """
-    kept = []
-    for box in boxes:
-        swallowed = any(
-            other is not box
-            and other.bbox.area >= box.bbox.area
-            and other.bbox.coverage_of(box.bbox) >= 0.8
-            and ((other.label == "table" and other.score > box.score) or other.label == box.label)
-            for other in boxes
+def drop_nested(
+    boxes: list[LayoutBox], owns: Callable[[LayoutBox, LayoutBox], bool]
+) -> list[LayoutBox]:
+    """`boxes`, in their order, without each one mostly (80%) inside a larger box that
+    `owns(outer, inner)` its content: the outer box reads it, and reading both would repeat
+    it. Between boxes of one size the more confident wins, then the first, so of a box
+    reported twice exactly one stays."""
+    ranks = [(box.bbox.area, box.score, -i) for i, box in enumerate(boxes)]
+    return [
+        box
+        for i, box in enumerate(boxes)
+        if not any(
+            ranks[j] > ranks[i] and other.bbox.coverage_of(box.bbox) >= 0.8 and owns(other, box)
+            for j, other in enumerate(boxes)
         )
-        if not swallowed:
-            kept.append(box)
-    return sorted(kept, key=lambda box: box.bbox.area)
+    ]
+
+
+def _owns_lines(outer: LayoutBox, inner: LayoutBox) -> bool:
+    """CDLA reports a table's header cell as a caption inside the table, and a form's value
+    column as a text box inside the text box of the whole form: the outer box wins when it is
+    a more confident table, or has the same label."""
+    return (outer.label == "table" and outer.score > inner.score) or outer.label == inner.label
 
 
 def _is_heading(lines: list[Line], body: float) -> bool:
@@ -223,7 +230,7 @@ def _to_block(item: _Item, source: str, top_title: float) -> Block:
     markdown = text
     if item.label == "table":
         cells = table_cells(lines)
-        text = "\n".join(" | ".join(cell for cell in row if cell) for row in cells)
+        text = table_text(cells)
         markdown = markdown_table(cells)
     elif item.label == "title":
         level = "#" if median_height(lines) >= 0.9 * top_title else "##"

@@ -187,6 +187,11 @@ def table_cells(lines: Sequence[Line]) -> list[list[str]]:
     return cells
 
 
+def table_text(rows: Sequence[Sequence[str]]) -> str:
+    """Plain text of a table for search: one row a line, its non-empty cells joined by " | "."""
+    return "\n".join(" | ".join(cell for cell in row if cell) for row in rows)
+
+
 def markdown_table(cells: list[list[str]]) -> str:
     """A GitHub-flavoured Markdown table; the first row is the header."""
     if not cells:

@@ -30,7 +30,6 @@ pymupdf.TOOLS.mupdf_display_errors(False)
 pymupdf.TOOLS.mupdf_display_warnings(False)
 
 PDF = "application/pdf"
-IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/bmp", "image/tiff")
 SNIFF_BYTES = 1024
 BMP_HEADER_SIZES = (12, 16, 40, 52, 56, 64, 108, 124)
 #: Names that claim a document. Inside a folder, such a file that is not one (a zero-byte or
@@ -61,6 +60,16 @@ def sniff_mime(head: bytes) -> str | None:
 def show(path: Path | str) -> str:
     """A path printable on any terminal, even when its name is not valid UTF-8."""
     return os.fsencode(path).decode("utf-8", errors="backslashreplace")
+
+
+def failure_message(path: Path | str, exc: BaseException) -> str:
+    """A file's error line: scanrag's own message (it names the file), else the file and what
+    happened, so every path that fails a file reports it the same way."""
+    if isinstance(exc, ScanragError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        return f"{show(path)}: {exc}"
+    return f"{show(path)}: unexpected error ({type(exc).__name__}: {exc})"
 
 
 # --- discovery --------------------------------------------------------------------------

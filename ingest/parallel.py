@@ -31,7 +31,7 @@ from typing import Any, Protocol
 
 from ..config import Settings
 from ..errors import ConfigError, ScanragError
-from .loaders import SourceFile, show
+from .loaders import SourceFile, failure_message, show
 from .model import Document
 from .parsers import Parser, fingerprint, get_parser
 
@@ -119,13 +119,11 @@ def parse_unit(
         result.document = doc.model_dump_json()
     except ConfigError as exc:
         result.error, result.config_error = str(exc), True
-    except ScanragError as exc:
-        result.error = str(exc)
-    except OSError as exc:
-        result.error = f"{show(path)}: {exc}"
+    except (ScanragError, OSError) as exc:
+        result.error = failure_message(path, exc)
     except Exception as exc:
         log.exception("parsing %s failed", show(path))
-        result.error = f"{show(path)}: unexpected error ({type(exc).__name__}: {exc})"
+        result.error = failure_message(path, exc)
     if result.error:
         result.images = {}
     result.seconds = time.perf_counter() - started
@@ -230,7 +228,10 @@ def _init_worker() -> None:
 
 
 class PoolRunner:
-    """`workers` processes on this machine (spawned: the indexing process holds threads)."""
+    """`workers` processes on this machine (spawned: the indexing process holds threads).
+
+    A worker that dies (killed, out of memory) breaks its pool: the units in flight on it
+    come back as their files' errors, and the next unit starts a fresh pool."""
 
     reports_pages = False
 
@@ -239,16 +240,33 @@ class PoolRunner:
         self.slots = workers * 2
         self.parse = parse
         self._pool: ProcessPoolExecutor | None = None
-        self._futures: dict[Future, ParseUnit] = {}
+        # each future's unit and the pool it runs on: a broken future stops only its own pool
+        self._futures: dict[Future, tuple[ParseUnit, ProcessPoolExecutor]] = {}
 
     def submit(self, unit: ParseUnit) -> None:
+        pool = self._current_pool()
+        try:
+            future = pool.submit(self.parse, unit)
+        except BrokenProcessPool:  # a worker died since the last results(): start afresh, once
+            self._drop(pool)
+            pool = self._current_pool()
+            future = pool.submit(self.parse, unit)
+        self._futures[future] = (unit, pool)
+
+    def _current_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
                 self.workers,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_init_worker,
             )
-        self._futures[self._pool.submit(self.parse, unit)] = unit
+        return self._pool
+
+    def _drop(self, pool: ProcessPoolExecutor) -> None:
+        """Stop a broken pool, unless a fresh one has replaced it already."""
+        if pool is self._pool:
+            pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
 
     def results(self, block: bool) -> list[ParseResult]:
         if not self._futures:
@@ -257,17 +275,14 @@ class PoolRunner:
             list(self._futures), timeout=None if block else 0, return_when=FIRST_COMPLETED
         )
         out = []
-        broken = False
         for future in done:
-            unit = self._futures.pop(future)
+            unit, pool = self._futures.pop(future)
             try:
                 out.append(future.result())
             except Exception as exc:  # the worker died (BrokenProcessPool) or pickling failed
-                broken = broken or isinstance(exc, BrokenProcessPool)
+                if isinstance(exc, BrokenProcessPool):
+                    self._drop(pool)
                 out.append(_task_failed(unit, "parse worker", exc))
-        if broken:  # the pool is unusable: the next unit starts a fresh one
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
         return out
 
     @property
@@ -349,13 +364,22 @@ class RayRunner:
         if self.send_files:
             data, uses = self._data.get(unit.path, (None, 0))
             if data is None:
-                raw = unit.path.read_bytes()
+                try:
+                    raw = unit.path.read_bytes()
+                except OSError as exc:  # deleted or unreadable since it was hashed
+                    self._fail(unit, failure_message(unit.path, exc))
+                    return
                 if hashlib.sha256(raw).hexdigest() != unit.source.sha256:
-                    self._pending[self._ray.put(_changed(unit))] = unit
+                    changed = "the file changed while being indexed; run ingest again"
+                    self._fail(unit, f"{show(unit.path)}: {changed}")
                     return
                 data = self._ray.put(raw)
             self._data[unit.path] = (data, uses + 1)
         self._pending[self._task.remote(unit, data, self.parse)] = unit
+
+    def _fail(self, unit: ParseUnit, message: str) -> None:
+        """A unit that fails before it goes out: its result comes back like a task's."""
+        self._pending[self._ray.put(ParseResult(unit.path, unit.pages, error=message))] = unit
 
     def results(self, block: bool) -> list[ParseResult]:
         ray = self._ray
@@ -393,11 +417,3 @@ class RayRunner:
                 self._ray.cancel(ref)
         self._pending = {}
         self._data = {}
-
-
-def _changed(unit: ParseUnit) -> ParseResult:
-    return ParseResult(
-        unit.path,
-        unit.pages,
-        error=f"{show(unit.path)}: the file changed while being indexed; run ingest again",
-    )

@@ -13,7 +13,7 @@ from scanrag import ConfigError, ModelServerError
 from scanrag.config import Settings
 from scanrag.fakeserver import FakeServer, Reply, Request, decode_data_uri, layout_parsing
 from scanrag.ingest.model import BBox
-from scanrag.ingest.parsers import get_parser
+from scanrag.ingest.parsers import get_parser, glm_maas
 from scanrag.ingest.parsers.glm_maas import MaasParser
 from scanrag.ingest.pipeline import parse_file
 from scanrag.testing import Sheet, image_pdf
@@ -143,6 +143,25 @@ def test_a_reply_without_layout_details_is_an_error(tmp_path: Path):
         config = settings(server.url)
         with pytest.raises(ModelServerError, match="layout_details"):
             parse_file(pdf, config, get_parser(config))
+
+
+def test_a_batch_answered_with_a_page_too_few_names_its_pages(tmp_path: Path, monkeypatch):
+    """Pages are joined batch after batch: a short batch must fail, not shift later pages."""
+    monkeypatch.setattr(glm_maas, "MAX_PDF_PAGES", 1)  # two batches of one page
+    pdf, _ = two_page_pdf(tmp_path)
+
+    def handle(request: Request) -> Reply:
+        if request.body["start_page_id"] == 1:
+            return Reply(layout_parsing([], []))  # one page too few
+        return Reply(layout_parsing([PAGE_TWO], [SERVICE_SIZE]))
+
+    with FakeServer(handle) as server:
+        config = settings(server.url)
+        with pytest.raises(ModelServerError) as caught:
+            parse_file(pdf, config, get_parser(config))
+    message = str(caught.value)
+    assert "layout_parsing returned 0 pages for page 1 of a 2-page PDF" in message
+    assert "report.pdf" in message and len(server.requests) == 1
 
 
 def test_maas_needs_an_api_key():

@@ -24,8 +24,14 @@ from scanrag.fakeserver import (
     error_body,
 )
 from scanrag.ingest.blocks import LayoutBox
+from scanrag.ingest.loaders import PageImage
 from scanrag.ingest.model import BBox
-from scanrag.ingest.parsers.glm import CROP_PAD, cut_repetition, read_html_table
+from scanrag.ingest.parsers.glm import (
+    CROP_PAD,
+    cut_repetition,
+    layout_detector,
+    read_html_table,
+)
 from scanrag.ingest.parsers.glm_ocr import GlmOcrParser
 from scanrag.ingest.pipeline import parse_file
 from scanrag.testing import Sheet
@@ -265,6 +271,15 @@ def test_default_layout_crops_are_the_regions_boxes(tmp_path: Path):
         assert region.text == f"region {crop.width}x{crop.height}"
     title = next(r for r in regions if r.label == "title")
     assert title.bbox.coverage_of(testing.invoice().find("INVOICE").bbox) > 0.9
+
+
+def test_the_ocr_threads_setting_reaches_the_rapid_layout_step():
+    """glm-ocr's RapidLayout shares the cores like `embedded`'s (a worker gets its share)."""
+    image = Sheet(400, 300).image()
+    page = PageImage(1, image.width, image.height, 200, lambda: image)
+    detect = layout_detector(Settings(parser="glm-ocr", ocr_threads=1), "glm-ocr")
+    detect(page)
+    assert detect._model.session.session.get_session_options().intra_op_num_threads == 1
 
 
 def test_repetition_detector_keeps_ordinary_repeats():

@@ -1,7 +1,7 @@
 """Ingest in parallel: files parsed by worker processes (`--workers 2`) or as Ray tasks on a
 local Ray instance (`ray.init(num_cpus=2)`) give the index that parsing in-process gives: the
-same Documents, manifest rows, points and page images. A task that raises is that file's
-error while the others land, and a second run parses nothing.
+same Documents, manifest rows, points and page images. A task that raises, or a worker that
+dies, is that file's error while the others land, and a second run parses nothing.
 
 The folder mixes born-digital PDFs (pdf-text, fast), a five-page PDF that goes out in page
 batches, and a small scanned page that the embedded OCR reads inside a worker.
@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+from concurrent.futures import wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,9 @@ import ray
 from typer.testing import CliRunner
 
 from scanrag.cli import app, optional_ray_address
+from scanrag.config import Settings
 from scanrag.ingest import parallel
+from scanrag.ingest.loaders import open_source
 from scanrag.ingest.parsers import get_parser
 from scanrag.retrieval import index as index_module
 from scanrag.retrieval.chunking import chunk_document
@@ -337,3 +340,89 @@ def test_the_ocr_threads_setting_reaches_onnxruntime():
     options = ocr.text_det.session.session.get_session_options()
     assert options.intra_op_num_threads == 1
     assert layout.session.session.get_session_options().intra_op_num_threads == 1
+
+
+class DiesWhenUnpickled:
+    """Put into a unit's settings: the worker that receives the unit exits at once, the way
+    a worker killed by the OOM killer does (nothing is cleaned up, its pool breaks)."""
+
+    def __reduce__(self):
+        return (os._exit, (70,))
+
+
+def memo_unit(path: Path, code: str, die: bool = False) -> parallel.ParseUnit:
+    settings = Settings()
+    parser_fp = parallel.parse_fingerprint(get_parser(settings), settings)
+    values = settings.model_dump()
+    if die:
+        values["die"] = DiesWhenUnpickled()
+    return parallel.ParseUnit(open_source(memo(path, code), settings), values, parser_fp)
+
+
+def test_a_unit_sent_after_a_worker_died_goes_to_a_fresh_pool(tmp_path):
+    runner = parallel.PoolRunner(1, parallel.parse_unit)
+    try:
+        runner.submit(memo_unit(tmp_path / "killed.pdf", "emberfall", die=True))
+        wait(list(runner._futures))  # the pool is broken, and results() has not said so yet
+        runner.submit(memo_unit(tmp_path / "alder.pdf", "alderwick"))  # not BrokenProcessPool
+        results = []
+        while runner.pending:  # the dead pool's future must not stop the fresh pool
+            results += runner.results(block=True)
+    finally:
+        runner.close()
+    killed, parsed = sorted(results, key=lambda result: result.path.name != "killed.pdf")
+    assert killed.error.startswith(f"{tmp_path / 'killed.pdf'}: the parse worker failed (")
+    assert "BrokenProcessPool" in killed.error and killed.document is None
+    assert parsed.error is None and "alderwick" in parsed.document
+
+
+def test_a_worker_that_dies_fails_its_files_and_a_fresh_pool_parses_the_rest(tmp_path, monkeypatch):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    memo(docs / "a-killed.pdf", "emberfall")  # first: it goes out before the others
+    for n in range(7):  # more than the runner's 4 slots: some go out after the death
+        memo(docs / f"memo-{n}.pdf", f"codeword{n}")
+    plan_units = index_module.plan_units
+
+    def kill_a_worker(source, *args):
+        units = plan_units(source, *args)
+        if source.path.name == "a-killed.pdf":
+            for unit in units:
+                unit.settings = {**unit.settings, "die": DiesWhenUnpickled()}
+        return units
+
+    pools: dict[str, int] = {}  # file name → the pool its unit went to
+    submit = parallel.PoolRunner.submit
+
+    def record_pool(runner, unit):
+        submit(runner, unit)
+        pools[unit.path.name] = id(runner._pool)
+
+    monkeypatch.setattr(index_module, "plan_units", kill_a_worker)
+    monkeypatch.setattr(parallel.PoolRunner, "submit", record_pool)
+    with Index(data_dir=tmp_path / "data", workers=2) as index:
+        report = index.ingest([docs])
+    errors = {Path(error.path).name: error.error for error in report.errors}
+    assert "BrokenProcessPool" in errors["a-killed.pdf"]
+    assert errors["a-killed.pdf"].startswith(f"{docs / 'a-killed.pdf'}: the parse worker failed")
+    statuses = {Path(d["path"]).name: d["status"] for d in report.documents}
+    assert len(statuses) == 8 and report.added + report.failed == 8
+    dead = pools["a-killed.pdf"]
+    after = [name for name, pool in pools.items() if pool != dead]
+    assert after, pools  # the files sent after the death went to a fresh pool ...
+    assert all(statuses[name] == "added" for name in after), (statuses, pools)
+    for name, error in errors.items():  # ... and only files in flight on the dead one failed
+        assert pools[name] == dead and "BrokenProcessPool" in error, error
+
+
+def test_a_file_gone_before_it_is_sent_to_ray_is_that_files_error(tmp_path, local_ray):
+    unit = memo_unit(tmp_path / "gone.pdf", "ashgrove")
+    unit.path.unlink()  # deleted after it was hashed
+    runner = parallel.RayRunner("auto", parallel.parse_unit)
+    try:
+        runner.submit(unit)
+        (result,) = runner.results(block=True)
+    finally:
+        runner.close()
+    assert result.path == unit.path and result.document is None
+    assert result.error.startswith(f"{unit.path}: ") and "No such file" in result.error

@@ -12,8 +12,9 @@ import pytest
 
 import scanrag
 from scanrag import testing
-from scanrag.ingest.blocks import LayoutBox, build_blocks
+from scanrag.ingest.blocks import LayoutBox, build_blocks, drop_nested
 from scanrag.ingest.model import BBox, Document, Line, Region
+from scanrag.ingest.parsers.glm import drop_duplicates
 
 #: OCR boxes hold a few pixels of margin around the ink that `Sheet` records.
 OCR_MARGIN = 6
@@ -216,6 +217,25 @@ def test_lines_go_to_the_layout_region_that_covers_them_and_the_rest_form_text()
     assert blocks[1].bbox == BBox(100, 300, 600, 400)  # around its lines, not the layout box
     assert [len(block.lines) for block in blocks] == [1, 4, 1]
     assert blocks[1].confidence == 0.9
+
+
+def test_a_layout_box_reported_twice_keeps_exactly_one():
+    """Of two identical boxes the first owns the lines (dropping both lost the title)."""
+    box = BBox(0, 0, 100, 100)
+    twice = [LayoutBox("text", box, 0.9), LayoutBox("text", box, 0.9)]
+    (kept,) = drop_nested(twice, lambda outer, inner: outer.label == inner.label)
+    assert kept is twice[0]
+    (kept,) = drop_duplicates(twice)  # GLM's region plan: the region is read once, not twice
+    assert kept is twice[0]
+
+    lines = [line("Report", 100, 100, 400, 150), line("Signed by the auditor.", 100, 600, 700, 640)]
+    title = BBox(90, 90, 410, 160)
+    layout = [LayoutBox("title", title, 0.9), LayoutBox("title", title, 0.9)]
+    blocks = build_blocks(lines, layout, 1000, 1400, "embedded")
+    assert [(block.label, block.text) for block in blocks] == [
+        ("title", "Report"),
+        ("text", "Signed by the auditor."),
+    ]
 
 
 def test_a_layout_title_beside_a_value_is_a_key_not_a_heading():

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ..loaders import PageImage, SourceFile
+from ..loaders import PageImage
 from ..model import BBox, Label, Line
 
 
@@ -27,7 +26,11 @@ class Block:
 
 
 class Parser(Protocol):
-    """Anything that turns one page into blocks in reading order."""
+    """Anything that turns one page into blocks in reading order.
+
+    A parser that reads a whole file in one request (Zhipu MaaS) also has
+    `parse_document(source) -> Callable[[PageImage], list[Block]]`; the pipeline prefers it.
+    """
 
     name: str
     version: str
@@ -37,17 +40,6 @@ class Parser(Protocol):
         ...
 
     def parse_page(self, page: PageImage) -> list[Block]: ...
-
-
-class DocumentParser(Parser, Protocol):
-    """A parser that reads a whole file in one request (Zhipu MaaS `layout_parsing`).
-
-    The pipeline prefers `parse_document` when a parser has it: it is called once per file
-    and returns the function that hands out each page's blocks (in that page's pixels).
-    `parse_page` still works alone, for `auto` and for single pages.
-    """
-
-    def parse_document(self, source: SourceFile) -> Callable[[PageImage], list[Block]]: ...
 
 
 def fingerprint(parser: Parser) -> str:

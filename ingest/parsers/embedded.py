@@ -5,8 +5,10 @@ Both wheels ship their ONNX models, so this works with nothing but `pip install`
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+from collections.abc import Iterator
 from importlib.metadata import version
 from typing import Any
 
@@ -42,6 +44,41 @@ def quiet_model_logs() -> None:
             logging.getLogger(name).setLevel(logging.WARNING)
 
 
+@contextlib.contextmanager
+def _loading_quietly() -> Iterator[None]:
+    """Their loggers are created, at INFO, while the models load: silence INFO meanwhile."""
+    quiet_model_logs()
+    logging.disable(logging.INFO)
+    try:
+        yield
+    finally:
+        logging.disable(logging.NOTSET)
+        quiet_model_logs()
+
+
+def load_rapid_layout(min_score: float, threads: int | None) -> Any:
+    """RapidLayout (CDLA) with `threads` onnxruntime threads (None: all cores): several OCR
+    processes on one machine share the cores. -1 (onnxruntime's default) is passed
+    explicitly, as rapid-layout keeps the last value class-wide."""
+    from rapid_layout import RapidLayout
+
+    engine = {"intra_op_num_threads": threads or -1}
+    with _loading_quietly():
+        return RapidLayout(conf_thresh=min_score, engine_cfg=engine)
+
+
+def rapid_layout_boxes(model: Any, bgr: np.ndarray) -> list[LayoutBox]:
+    """RapidLayout's regions on a BGR page, with scanrag labels."""
+    result = model(bgr)
+    if result.boxes is None:
+        return []
+    found = zip(result.boxes, result.class_names, result.scores, strict=True)
+    return [
+        LayoutBox(CDLA_LABELS.get(name, "other"), BBox.enclosing(*box), float(score))
+        for box, name, score in found
+    ]
+
+
 class EmbeddedParser:
     name = "embedded"
 
@@ -59,26 +96,16 @@ class EmbeddedParser:
 
     def _models(self) -> tuple[Any, Any]:
         if self._ocr is None:
-            from rapid_layout import RapidLayout
             from rapidocr import RapidOCR
 
-            quiet_model_logs()
-            logging.disable(logging.INFO)  # their loggers are created, at INFO, while loading
-            # Several OCR processes on one machine share the cores. -1 (onnxruntime's default:
-            # all cores) is passed explicitly, as rapid-layout keeps the last value class-wide.
-            threads = self.threads or -1
             params = {
                 "Global.use_cls": self.use_cls,
                 "Global.log_level": "warning",
-                "EngineConfig.onnxruntime.intra_op_num_threads": threads,
+                "EngineConfig.onnxruntime.intra_op_num_threads": self.threads or -1,
             }
-            engine = {"intra_op_num_threads": threads}
-            try:
+            with _loading_quietly():
                 self._ocr = RapidOCR(params=params)
-                self._layout = RapidLayout(conf_thresh=self.layout_min_score, engine_cfg=engine)
-            finally:
-                logging.disable(logging.NOTSET)
-            quiet_model_logs()
+            self._layout = load_rapid_layout(self.layout_min_score, self.threads)
         return self._ocr, self._layout
 
     def read_lines(self, bgr: np.ndarray) -> list[Line]:
@@ -95,15 +122,7 @@ class EmbeddedParser:
 
     def detect_layout(self, bgr: np.ndarray) -> list[LayoutBox]:
         _, layout = self._models()
-        result = layout(bgr)
-        if result.boxes is None:
-            return []
-        return [
-            LayoutBox(CDLA_LABELS.get(name, "other"), BBox.enclosing(*box), float(score))
-            for box, name, score in zip(
-                result.boxes, result.class_names, result.scores, strict=True
-            )
-        ]
+        return rapid_layout_boxes(layout, bgr)
 
     def parse_page(self, page: PageImage) -> list[Block]:
         bgr = np.ascontiguousarray(np.asarray(page.image)[:, :, ::-1])

@@ -11,21 +11,23 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from typing import Any, Literal
 
+import numpy as np
 from PIL import Image
 
 from ...config import Settings
 from ...errors import ConfigError
-from ..blocks import LayoutBox
-from ..layout import in_rows, reading_order
+from ..blocks import LayoutBox, drop_nested
+from ..layout import in_rows, reading_order, table_text
 from ..loaders import PageImage
-from ..model import BBox, Label, Line
+from ..model import LABELS, BBox, Label, Line
 from .base import Block
+from .embedded import load_rapid_layout, rapid_layout_boxes
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +95,6 @@ CROP_PAD = 4
 
 def map_label(name: str | None) -> Label:
     """Any layout or model label → a scanrag label ("other" when unknown)."""
-    from ..model import LABELS
-
     key = (name or "").strip().lower().replace("-", "_").replace(" ", "_")
     if key in LABELS:
         return key  # type: ignore[return-value]
@@ -192,11 +192,6 @@ def read_html_table(markup: str) -> tuple[list[list[str]], str]:
     return [row for row in reader.rows if any(row)], markup + closing
 
 
-def table_text(rows: Sequence[Sequence[str]]) -> str:
-    """Plain text of a table: one row a line, cells joined by " | " (as `embedded` does)."""
-    return "\n".join(" | ".join(cell for cell in row if cell) for row in rows)
-
-
 _FORMULA_DELIMITERS = re.compile(r"^\s*(\$\$|\\\[|\\\()\s*|\s*(\$\$|\\\]|\\\))\s*$")
 _HEADING = re.compile(r"^\s*#{1,6}\s+")
 _BULLET = re.compile(r"^\s*(?:[-*•·]|\(?\d{1,3}[.)])\s+")
@@ -211,8 +206,6 @@ def content_block(
     *,
     heading: str = "#",
     finish_reason: str | None = None,
-    lines: list[Line] | None = None,
-    confidence: float | None = None,
 ) -> Block | None:
     """A model's reply for one region as a block; None when a non-picture region is empty.
 
@@ -225,8 +218,7 @@ def content_block(
         flags.append("repetition")
     if finish_reason == "length":
         flags.append("truncated")
-    block = Block(label=label, bbox=bbox, source=source, flags=flags, confidence=confidence)
-    block.lines = lines or []
+    block = Block(label=label, bbox=bbox, source=source, flags=flags)
     if not text:
         return block if label == "figure" else None
     if label == "table" or text.lstrip().lower().startswith("<table"):
@@ -279,18 +271,7 @@ Recognize = Callable[[Image.Image, Task], tuple[str, "str | None"]]
 def drop_duplicates(boxes: list[LayoutBox]) -> list[LayoutBox]:
     """Drop a box mostly inside a larger one that will be read too (its text would be read
     twice). Pictures neither swallow nor get swallowed: a caption inside a chart is text."""
-    kept = []
-    readable = [box for box in boxes if box.label != "figure"]
-    for box in boxes:
-        swallowed = box.label != "figure" and any(
-            other is not box
-            and (other.bbox.area, other.score) > (box.bbox.area, box.score)
-            and other.bbox.coverage_of(box.bbox) >= 0.8
-            for other in readable
-        )
-        if not swallowed:
-            kept.append(box)
-    return kept
+    return drop_nested(boxes, lambda outer, inner: "figure" not in (outer.label, inner.label))
 
 
 def order_boxes(boxes: list[LayoutBox], page_width: int) -> list[LayoutBox]:
@@ -402,8 +383,9 @@ class RapidLayoutDetector:
 
     ordered = False
 
-    def __init__(self, min_score: float) -> None:
+    def __init__(self, min_score: float, threads: int | None) -> None:
         self.min_score = min_score
+        self.threads = threads  # not in describe(): it changes speed, not output
         self._model: Any = None
         self._lock = threading.Lock()
 
@@ -413,29 +395,11 @@ class RapidLayoutDetector:
         return {"name": f"rapid-layout-{version('rapid-layout')}", "min_score": self.min_score}
 
     def __call__(self, page: PageImage) -> list[LayoutBox]:
-        import numpy as np
-
-        from .embedded import CDLA_LABELS, quiet_model_logs
-
         bgr = np.ascontiguousarray(np.asarray(page.image)[:, :, ::-1])
         with self._lock:  # one ONNX session per process
             if self._model is None:
-                from rapid_layout import RapidLayout
-
-                logging.disable(logging.INFO)  # it logs the model load at INFO, to stdout
-                try:
-                    self._model = RapidLayout(conf_thresh=self.min_score)
-                finally:
-                    logging.disable(logging.NOTSET)
-                quiet_model_logs()
-            result = self._model(bgr)
-        if result.boxes is None:
-            return []
-        found = zip(result.boxes, result.class_names, result.scores, strict=True)
-        return [
-            LayoutBox(CDLA_LABELS.get(name, "other"), BBox.enclosing(*box), float(score))
-            for box, name, score in found
-        ]
+                self._model = load_rapid_layout(self.min_score, self.threads)
+            return rapid_layout_boxes(self._model, bgr)
 
 
 def layout_detector(settings: Settings, parser: str) -> Any:
@@ -444,7 +408,7 @@ def layout_detector(settings: Settings, parser: str) -> Any:
     if backend == "auto":
         backend = "pp-doclayout" if parser == "transformers" else "rapid"
     if backend == "rapid":
-        return RapidLayoutDetector(settings.layout_min_score)
+        return RapidLayoutDetector(settings.layout_min_score, settings.ocr_threads)
     try:
         from .ppdoclayout import PPDocLayout
     except ImportError as exc:

@@ -70,15 +70,17 @@ class MaasParser:
             reply = self._request(
                 f"data:application/pdf;base64,{data}", start_page_id=start, end_page_id=end
             )
-            pages.extend(self._pages(reply))
-
-        def page_blocks(page: PageImage) -> list[Block]:
-            if page.number > len(pages):
+            batch = self._pages(reply)
+            if len(batch) != end - start + 1:  # joined as they are, later pages would shift
+                asked = f"page {start}" if start == end else f"pages {start} to {end}"
                 raise self.server.error(
-                    f"layout_parsing returned {len(pages)} pages for a "
-                    f"{source.page_count}-page PDF (page {page.number} missing)",
+                    f"layout_parsing returned {len(batch)} pages for {asked} of a "
+                    f"{source.page_count}-page PDF",
                     "check the service's status",
                 )
+            pages.extend(batch)
+
+        def page_blocks(page: PageImage) -> list[Block]:
             regions, size = pages[page.number - 1]
             return self._blocks(regions, size, page)
 
