@@ -52,7 +52,7 @@ from rapidfuzz.distance import Levenshtein
 from .config import Settings
 from .errors import ScanragError
 from .ingest.model import BBox, Document
-from .retrieval.answer import Citation
+from .retrieval.answer import Citation, language
 from .retrieval.results import HitRegion, SearchHit
 
 #: A ground-truth line is found when a parsed line covers at least this share of its box.
@@ -222,11 +222,6 @@ def _read_label(model: type[_Label], raw: bytes, where: str) -> _Label:
         problem = exc.errors()[0]
         field = ".".join(map(str, problem["loc"])) or "record"
         raise ScanragError(f"{where}: {field}: {problem['msg']}") from None
-
-
-def language(text: str) -> str:
-    """'zh' when the text holds CJK characters, else 'en'."""
-    return "zh" if re.search(r"[\u4e00-\u9fff]", text) else "en"
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -21,7 +21,6 @@ filtering; `node.metadata["doc_id"]` on the nodes they return is scanrag's docum
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Iterator, Sequence
@@ -55,7 +54,8 @@ from ..fsutil import atomic_write
 from ..ingest import model as scan
 from ..ingest.loaders import discover, open_source
 from ..ingest.markdown import page_markdown, region_anchor
-from ..ingest.parsers import fingerprint, get_parser
+from ..ingest.parallel import parse_fingerprint
+from ..ingest.parsers import get_parser
 from ..ingest.pipeline import parse_file
 from ..retrieval.chunking import Chunk, chunk_document
 from ..retrieval.embedding import DEFAULT_DENSE_MODEL, DenseEncoder
@@ -180,10 +180,8 @@ class ScanRAGReader(BaseReader):
         """The scanrag Document of a file, from the cache or parsed now, and its cache path."""
         parser = get_parser(self.settings)  # first: an unknown parser name fails every file
         source = open_source(path, self.settings)
-        # the same key as Index.parser_fingerprint: the parser, its settings and the dpi
-        key = json.dumps([fingerprint(parser), self.settings.dpi])
-        parser_fp = hashlib.sha256(key.encode()).hexdigest()[:16]
-        name = f"{source.sha256}-{parser_fp}.json"
+        # Index's cache key too, so either one reads what the other parsed
+        name = f"{source.sha256}-{parse_fingerprint(parser, self.settings)}.json"
         cache = self.cache_dir / name
         for found in (cache, self.settings.data_dir / "cache" / name):  # ours, then Index's
             if found.exists():

@@ -88,6 +88,7 @@ def cite(n: int, hit: SearchHit, region: HitRegion, lines: list[HitLine] | None 
 
 
 def language(text: str) -> str:
+    """'zh' when the text holds CJK characters, else 'en': how answers and scores are split."""
     return "zh" if re.search(r"[\u4e00-\u9fff]", text) else "en"
 
 
@@ -165,6 +166,13 @@ class _Unit:
     hit: SearchHit
     rank: int
     terms: set[str] = field(default_factory=set)
+
+    def citations(self) -> list[Citation]:
+        """One citation per region the unit spans, highlighting only the unit's lines."""
+        return [
+            cite(n, self.hit, region, [line for line in self.lines if line in region.lines])
+            for n, region in enumerate(self.regions, start=1)
+        ]
 
 
 def _units(hit: SearchHit, rank: int) -> list[_Unit]:
@@ -297,10 +305,7 @@ class ExtractiveAnswerer:
         if not scored or scored[0][0] < self.min_score:
             return Answer(answer=NOT_FOUND[language(question)], citations=[])
         _, unit = scored[0]
-        citations = [
-            cite(n, unit.hit, region, [line for line in unit.lines if line in region.lines])
-            for n, region in enumerate(unit.regions, start=1)
-        ]
+        citations = unit.citations()
         markers = "".join(f"[{c.n}]" for c in citations)
         return Answer(answer=f"{unit.text} {markers}", citations=citations)
 
@@ -341,11 +346,7 @@ def extract_value(
             value = " | ".join(cells) or unit.text
         else:
             value = unit.text
-    citations = [
-        cite(n, unit.hit, region, [line for line in unit.lines if line in region.lines])
-        for n, region in enumerate(unit.regions, start=1)
-    ]
-    return value, citations
+    return value, unit.citations()
 
 
 # --- OpenAI-compatible LLM / VLM --------------------------------------------------------

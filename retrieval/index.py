@@ -4,7 +4,8 @@ Layout of the data directory:
 
     manifest.sqlite        every source file: stat, sha256, doc id, status, fingerprints
     cache/<sha>-<fp>.json  parsed Documents, keyed by file hash and parser fingerprint, so that
-                           re-chunking or re-embedding never re-runs OCR
+                           re-chunking or re-embedding never re-runs OCR (a fallback parse,
+                           kept for its pages and crops, is under fallback-<fp>: parsed again)
     pages/<doc>/<fp>/N.jpg the stored page images that citations point at
     qdrant/                the embedded Qdrant Edge engine (unless a server URL is set)
 
@@ -23,9 +24,10 @@ import re
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from PIL import Image
 from pydantic import BaseModel, Field, field_validator
@@ -34,7 +36,7 @@ from ..config import Settings
 from ..errors import ConfigError, ScanragError, printable
 from ..fsutil import atomic_write
 from ..ingest import parallel
-from ..ingest.loaders import SourceFile, discover, open_source, show
+from ..ingest.loaders import SourceFile, discover, failure_message, open_source, show
 from ..ingest.model import MARGINAL_LABELS, Document
 from ..ingest.parallel import (
     InlineRunner,
@@ -62,6 +64,7 @@ from .store import ClientStore, EdgeStore, SearchFilters, SearchMode, Store, Sto
 log = logging.getLogger(__name__)
 POINT_NAMESPACE = uuid.UUID("6f0e7b1c-58a4-4f7e-9d5e-2c1a3b4d5e6f")
 INDEX_VERSION = 2  # bump when chunking, the payload layout or the sparse encoding changes
+_T = TypeVar("_T")
 
 
 class FileError(BaseModel):
@@ -142,11 +145,14 @@ class Index:
         self.close()
 
     def close(self) -> None:
-        self._close_runner()
-        if self._store is not None:
-            self._store.close()
-            self._store = None
-        self.manifest.close()
+        """Release the parse workers, the store and the manifest, each one even when closing
+        another fails (else the store's directory lock or the database stays held)."""
+        store, self._store = self._store, None
+        with ExitStack() as stack:  # callbacks run last in, first out
+            stack.callback(self.manifest.close)
+            if store is not None:
+                stack.callback(store.close)
+            stack.callback(self._close_runner)
 
     @property
     def store(self) -> Store:
@@ -307,8 +313,13 @@ class Index:
             return None
         return self._cached(source.sha256, parser_fp)
 
+    def _cache_path(self, sha256: str, parser_fp: str) -> Path:
+        """Where the Document parsed from some content under a parser fingerprint is kept."""
+        return self.data_dir / "cache" / f"{sha256}-{parser_fp}.json"
+
     def _cached(self, sha256: str, parser_fp: str) -> Document | None:
-        cache = self.data_dir / "cache" / f"{sha256}-{parser_fp}.json"
+        """The cached Document, or None when there is none or it is corrupt (parse again)."""
+        cache = self._cache_path(sha256, parser_fp)
         if cache.exists():
             try:
                 return Document.model_validate_json(cache.read_bytes())
@@ -321,16 +332,16 @@ class Index:
         for page in doc.pages:
             data = images.get(page.number)
             if data is not None and page.image:
-                target = self.data_dir / page.image
-                target.parent.mkdir(parents=True, exist_ok=True)
-                tmp = target.with_suffix(".tmp")
-                tmp.write_bytes(data)
-                os.replace(tmp, target)
+                atomic_write(self.data_dir / page.image, data)
 
     def _cache_parse(self, doc: Document, parser_fp: str) -> None:
-        if not fell_back(doc):  # a fallback parse is retried next time, not cached
-            cache = self.data_dir / "cache" / f"{doc.sha256}-{parser_fp}.json"
-            atomic_write(cache, doc.model_dump_json())
+        """Keep the parse for re-chunking and for `document()`. A fallback parse is kept
+        under the fingerprint its row records, which no run looks up: it is parsed again."""
+        atomic_write(
+            self._cache_path(doc.sha256, recorded_fp(doc, parser_fp)), doc.model_dump_json()
+        )
+        if not fell_back(doc):  # the model read it this time: the fallback parse is stale
+            self._cache_path(doc.sha256, fallback_fp(parser_fp)).unlink(missing_ok=True)
 
     def _index_file(self, job: _FileJob, doc: Document, parser_fp: str, index_fp: str) -> str:
         """Replace the file's points with the Document's, crash-safely: the row is `indexing`
@@ -343,7 +354,7 @@ class Index:
             stat.st_mtime_ns,
             doc.id,
             "indexing",
-            f"fallback-{parser_fp}" if fell_back(doc) else parser_fp,  # retried next run
+            recorded_fp(doc, parser_fp),  # a fallback parse is retried next run
             index_fp,
             len(doc.pages),
             None,
@@ -517,10 +528,9 @@ class Index:
     def document(self, doc_id: str) -> Document | None:
         """The parsed Document (from the cache) of an indexed document id."""
         for row in self.manifest.by_doc(doc_id):
-            if row.sha256 and row.parser_fp:
-                cache = self.data_dir / "cache" / f"{row.sha256}-{row.parser_fp}.json"
-                if cache.exists():
-                    return Document.model_validate_json(cache.read_bytes())
+            doc = self._cached(row.sha256, row.parser_fp) if row.sha256 and row.parser_fp else None
+            if doc is not None:
+                return doc
         return None
 
     def page_image(self, doc: Document, number: int) -> Path | None:
@@ -576,10 +586,18 @@ class Index:
         return True
 
     def delete(self, doc_id: str) -> bool:
-        """Remove a document and forget its files (a later ingest of the folder re-adds them)."""
+        """Remove a document and forget its files (a later ingest of the folder re-adds them).
+
+        The rows leave `done` before any point goes: a run killed before the rows are removed
+        leaves `indexing` rows, which the next ingest re-indexes (or drops, for files gone),
+        never `done` rows whose points are missing."""
         rows = self.manifest.by_doc(doc_id)
         if not rows:
             return False
+        for row in rows:
+            row.status = "indexing"
+            row.error = "interrupted while being deleted: delete it again or ingest its folder"
+            self.manifest.put(row)
         self.store.delete_doc(doc_id)
         for row in rows:
             self.manifest.remove(row.path)
@@ -668,16 +686,10 @@ class _Run:
             return
         job = _FileJob(path, number, self.index.manifest.get(path), stat)
         self._event("file", job)
-        try:
-            doc = self.index._start_file(job, self.parser_fp, self.index_fp)
-        except ConfigError:
-            raise
-        except (ScanragError, OSError) as exc:
-            self._fail(job, _message(path, exc))
-            return
-        except Exception as exc:
-            log.exception("ingest failed for %s", show(path))
-            self._fail(job, _message(path, exc))
+        ok, doc = self._guard(
+            job, lambda: self.index._start_file(job, self.parser_fp, self.index_fp)
+        )
+        if not ok:
             return
         if job.status == "unchanged":
             self.report.unchanged += 1
@@ -757,23 +769,34 @@ class _Run:
             self._dispatch(followers[0])
 
     def _index(self, job: _FileJob, doc: Document) -> None:
-        try:
-            job.status = self.index._index_file(job, doc, self.parser_fp, self.index_fp)
-        except ConfigError:
-            raise
-        except (ScanragError, OSError) as exc:
-            self._fail(job, _message(job.path, exc))
+        ok, status = self._guard(
+            job, lambda: self.index._index_file(job, doc, self.parser_fp, self.index_fp)
+        )
+        if not ok:
             return
-        except Exception as exc:
-            log.exception("ingest failed for %s", show(job.path))
-            self._fail(job, _message(job.path, exc))
-            return
+        job.status = status
         if job.status == "added":
             self.report.added += 1
         else:
             self.report.updated += 1
         self.report.warnings += [FileError(path=show(job.path), error=w) for w in doc.warnings]
         self._done(job)
+
+    def _guard(self, job: _FileJob, step: Callable[[], _T]) -> tuple[bool, _T | None]:
+        """Run one step for a file: (True, its result), or (False, None) once the file is
+        failed. A file's own error fails it alone, so does a bug (logged with its traceback);
+        a configuration error stops the run, since every file would fail the same way."""
+        try:
+            return True, step()
+        except ConfigError:
+            raise
+        except (ScanragError, OSError) as exc:
+            message = failure_message(job.path, exc)
+        except Exception as exc:
+            log.exception("ingest failed for %s", show(job.path))
+            message = failure_message(job.path, exc)
+        self._fail(job, message)
+        return False, None
 
     def _fail(self, job: _FileJob, message: str) -> None:
         self.index._record_failure(
@@ -790,18 +813,20 @@ class _Run:
         self._event("done", job, status=job.status)
 
 
-def _message(path: Path, exc: Exception) -> str:
-    """A file's error line: scanrag's own message, else the file and what happened."""
-    if isinstance(exc, ScanragError):
-        return str(exc)
-    if isinstance(exc, OSError):
-        return f"{show(path)}: {exc}"
-    return f"{show(path)}: unexpected error ({type(exc).__name__}: {exc})"
-
-
 def fell_back(doc: Document) -> bool:
     """True when some page was parsed by the fallback parser (the model server failed)."""
     return any("fallback" in region.flags for region in doc.regions())
+
+
+def fallback_fp(parser_fp: str) -> str:
+    """The parser fingerprint a fallback parse is recorded and cached under: no run looks
+    it up, so the next one tries the model backend again."""
+    return f"fallback-{parser_fp}"
+
+
+def recorded_fp(doc: Document, parser_fp: str) -> str:
+    """The parser fingerprint a Document's row and cache entry carry."""
+    return fallback_fp(parser_fp) if fell_back(doc) else parser_fp
 
 
 def parse_region_id(region_id: str) -> tuple[str, int, int]:

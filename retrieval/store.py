@@ -12,6 +12,7 @@ results with reciprocal-rank fusion in one query. They pass one shared contract 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from dataclasses import dataclass
@@ -117,6 +118,7 @@ class EdgeStore:
             vectors={"dense": qe.EdgeVectorParams(size=dimension, distance=qe.Distance.Cosine)},
             sparse_vectors={"sparse": qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
         )
+        self._shard: Any = None
         try:
             if (path / "edge_config.json").exists():
                 self._shard = qe.EdgeShard.load(str(path), config)
@@ -132,6 +134,9 @@ class EdgeStore:
                         qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Integer)
                     )
         except Exception as exc:
+            if self._shard is not None:  # else its directory lock lives on with the error
+                with contextlib.suppress(Exception):  # the open's error is the one to report
+                    self._shard.close()
             message = str(exc)
             if "WouldBlock" in message:
                 raise StoreError(
@@ -297,6 +302,7 @@ class ClientStore:
         if write_ordering:
             self._writes["ordering"] = models.WriteOrdering(write_ordering)
         where = url or path or ":memory:"
+        self._client: Any = None
         try:
             if url:
                 self._client = QdrantClient(url=url, api_key=api_key, timeout=int(timeout))
@@ -309,9 +315,12 @@ class ClientStore:
             else:
                 self._check_dimension(dimension)
                 self._check_layout(shards, replicas, write_consistency)
-        except ScanragError:
-            raise
         except Exception as exc:
+            if self._client is not None:  # local mode locks its folder until closed
+                with contextlib.suppress(Exception):  # the open's error is the one to report
+                    self._client.close()
+            if isinstance(exc, ScanragError):
+                raise
             raise StoreError(
                 f"cannot reach Qdrant at {where}: {exc}; check SCANRAG_QDRANT_URL"
             ) from exc

@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -297,6 +298,58 @@ def test_documents_document_and_delete(indexed):
         # the file is still in the folder: the next ingest adds it back
         assert index.ingest([folder]).added == 1
         assert index.store.count(doc_id) == expected_chunks(index, doc_id)
+
+
+def test_a_delete_killed_after_the_points_went_is_finished_by_the_next_ingest(indexed, monkeypatch):
+    """Killed between dropping the points and removing the rows, a delete must not leave
+    `done` rows whose points are gone: the next ingest would skip the file for good."""
+    folder, data_dir = indexed.docs, indexed.data
+    doc_id = doc_of(folder / "charlie.pdf")
+    with open_index(data_dir) as index:
+
+        def killed(path: Path) -> None:
+            raise KeyboardInterrupt  # the process dies before any row is removed
+
+        monkeypatch.setattr(index.manifest, "remove", killed)
+        with pytest.raises(KeyboardInterrupt):
+            index.delete(doc_id)
+        assert index.store.count(doc_id) == 0
+        assert [row.status for row in index.manifest.by_doc(doc_id)] == ["indexing"]
+    with open_index(data_dir) as index:
+        report = index.ingest([folder])
+        assert (report.updated, report.unchanged, report.failed) == (1, 3, 0)
+        assert index.store.count(doc_id) == expected_chunks(index, doc_id)
+        assert all(info.status == "done" and not info.error for info in index.documents())
+        assert sources(index, f"project {CODES['charlie']}")[0] == "charlie.pdf"
+
+
+def test_a_corrupt_cache_entry_is_no_document_rather_than_an_error(indexed):
+    """`document()` reads the cache as ingest does: a corrupt entry is logged and ignored,
+    never a validation error (an HTTP 500 for the pages and crops of the document)."""
+    doc_id = doc_of(indexed.docs / "bravo.pdf")
+    with open_index(indexed.data) as index:
+        (row,) = index.manifest.by_doc(doc_id)
+        cache = indexed.data / "cache" / f"{row.sha256}-{row.parser_fp}.json"
+        assert index.document(doc_id) is not None
+        cache.write_text('{"id": "truncated')
+        assert index.document(doc_id) is None
+        assert index.region_image(f"{doc_id}:p1:r0") is None
+
+
+def test_closing_releases_the_manifest_even_when_the_store_fails_to_close(data_dir, monkeypatch):
+    index = open_index(data_dir)
+    store = index.store
+
+    def broken() -> None:
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(store, "close", broken)
+    with pytest.raises(OSError, match="disk gone"):
+        index.close()
+    with pytest.raises(sqlite3.ProgrammingError):  # closed database
+        index.manifest.meta("anything")
+    monkeypatch.undo()
+    store.close()
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:

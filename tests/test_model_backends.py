@@ -154,3 +154,39 @@ def test_a_whole_document_request_that_fails_leaves_every_page_to_the_fallback(t
     assert {r.source for r in doc.regions()} == {"embedded"}
     (warning,) = doc.warnings
     assert "pages 1, 2 parsed with embedded" in warning and "HTTP 429" in warning
+
+
+def test_a_fallback_parse_has_its_pages_and_crops_and_is_parsed_again_next_run(
+    tmp_path: Path, one_model
+):
+    """The row of a fallback parse names its own cache entry: the document, its page image
+    and its crops are served, yet the next run does not take it for the model's parse."""
+    from scanrag.retrieval.index import Index
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    scan(docs)
+    options = {
+        "data_dir": tmp_path / "data",
+        "parser": "glm-ocr",
+        "ocr_url": f"http://127.0.0.1:{closed_port()}/v1",
+        "ocr_retries": 0,
+        "fallback": True,
+        "workers": 1,
+    }
+    with Index(**options) as index:
+        first = index.ingest([docs])
+        assert (first.added, first.failed, len(first.warnings)) == (1, 0, 1)
+        (info,) = index.documents()
+        doc = index.document(info.doc_id)
+        assert doc is not None and {r.source for r in doc.regions()} == {"embedded"}
+        assert index.page_image(doc, 1) is not None
+        region = next(r for r in doc.regions() if "Ines Alvarez" in r.text)
+        assert index.region_image(region.id) is not None
+        parser_fp = index.parser_fingerprint(index._parser())
+        assert index._cached(doc.sha256, parser_fp) is None  # not the model's parse
+
+    with Index(**options) as index:
+        second = index.ingest([docs])  # the model server is tried again
+        assert (second.updated, second.unchanged, len(second.warnings)) == (1, 0, 1)
+        assert index.document(info.doc_id) is not None

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from scanrag.errors import ConfigError
 from scanrag.retrieval.embedding import SparseEncoder
 from scanrag.retrieval.store import (
     RRF_K,
@@ -18,6 +19,7 @@ from scanrag.retrieval.store import (
     EdgeStore,
     SearchFilters,
     Store,
+    StoreError,
     StorePoint,
 )
 
@@ -229,3 +231,27 @@ def test_points_survive_closing_and_reopening(tmp_path, kind):
         assert chunks(store.search(unit(0), None, 5, SearchFilters(source="invoice.pdf"))) == [0, 1]
     finally:
         store.close()
+
+
+def test_a_new_edge_shard_whose_payload_indexes_fail_is_closed(tmp_path, monkeypatch):
+    """Else its directory lock lives as long as the error's traceback (which holds the half
+    opened store), and every open meanwhile says the index is in use."""
+
+    def broken(self: EdgeStore, operation: object) -> None:
+        raise RuntimeError("no space left on device")
+
+    monkeypatch.setattr(EdgeStore, "_update", broken)
+    with pytest.raises(StoreError, match="no space left on device") as failed:
+        EdgeStore(tmp_path / "qdrant", DIM)
+    monkeypatch.undo()
+    EdgeStore(tmp_path / "qdrant", DIM).close()
+    assert failed.traceback  # kept until here
+
+
+def test_a_local_collection_of_another_size_is_refused_and_the_client_closed(tmp_path):
+    """qdrant-client's local mode locks its folder too: a refused open must release it."""
+    ClientStore(DIM, path=str(tmp_path / "local")).close()
+    with pytest.raises(ConfigError, match="dim") as refused:
+        ClientStore(DIM * 2, path=str(tmp_path / "local"))
+    ClientStore(DIM, path=str(tmp_path / "local")).close()
+    assert refused.traceback  # kept until here
