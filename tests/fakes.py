@@ -362,3 +362,12 @@ def sse_events(lines: Iterator[str]) -> list[tuple[str, Any]]:
     if data:
         events.append((name, json.loads("\n".join(data))))
     return events
+
+
+def streamed_query(client: Any, body: dict[str, Any]) -> list[tuple[str, Any]]:
+    """POST /v1/query with stream=true (httpx or TestClient): its events, once the answer is
+    checked to be a 200 event stream."""
+    with client.stream("POST", "/v1/query", json={**body, "stream": True}) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        return sse_events(response.iter_lines())

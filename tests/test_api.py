@@ -22,7 +22,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fakes import live_server, sse_events
+from fakes import live_server, streamed_query
 
 from scanrag.api.app import create_app
 from scanrag.config import Settings
@@ -336,12 +336,7 @@ def test_an_unrelated_question_is_not_answered(api, upload):
 
 
 def test_the_streamed_answer_is_citations_then_tokens_then_done(api, total_answer):
-    with api.stream(
-        "POST", "/v1/query", json={"question": TOTAL_QUESTION, "top_k": 5, "stream": True}
-    ) as response:
-        assert response.status_code == 200
-        assert response.headers["content-type"].startswith("text/event-stream")
-        events = sse_events(response.iter_lines())
+    events = streamed_query(api, {"question": TOTAL_QUESTION, "top_k": 5})
 
     names = [name for name, _ in events]
     assert names[0] == "citations" and names[-1] == "done"

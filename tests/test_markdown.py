@@ -48,17 +48,16 @@ def test_anchor_format_is_exactly_as_documented():
     )
 
 
+def a4_page(*regions: Region) -> Page:
+    """Page 1 of an A4 scan at 200 dpi holding these regions."""
+    return Page(number=1, width=1654, height=2339, dpi=200, regions=list(regions))
+
+
 def test_document_renders_page_header_then_each_region_behind_its_anchor():
     table_md = "| Item | Qty |\n| --- | --- |\n| Drill bit 6mm | 25 |"
-    page = Page(
-        number=1,
-        width=1654,
-        height=2339,
-        dpi=200,
-        regions=[
-            region(0, "title", BBox(143, 159, 631, 217), "INVOICE INV-1001", "# INVOICE INV-1001"),
-            region(1, "table", BBox(143, 595, 1331, 817), "Item | Qty", table_md),
-        ],
+    page = a4_page(
+        region(0, "title", BBox(143, 159, 631, 217), "INVOICE INV-1001", "# INVOICE INV-1001"),
+        region(1, "table", BBox(143, 595, 1331, 817), "Item | Qty", table_md),
     )
     assert document_markdown(document(page)) == (
         "<!-- page 1 width=1654 height=2339 -->\n"
@@ -74,33 +73,21 @@ def test_document_renders_page_header_then_each_region_behind_its_anchor():
 
 
 def test_without_anchors_only_the_content_remains():
-    page = Page(
-        number=1,
-        width=1654,
-        height=2339,
-        dpi=200,
-        regions=[
-            region(0, "title", BBox(143, 159, 631, 217), "Report", "# Report"),
-            region(1, "figure", BBox(143, 300, 631, 600), ""),
-            region(2, "text", BBox(143, 700, 631, 740), "Body text."),
-        ],
+    page = a4_page(
+        region(0, "title", BBox(143, 159, 631, 217), "Report", "# Report"),
+        region(1, "figure", BBox(143, 300, 631, 600), ""),
+        region(2, "text", BBox(143, 700, 631, 740), "Body text."),
     )
     assert document_markdown(document(page), anchors=False) == "# Report\n\nBody text.\n"
 
 
 def test_region_without_text_keeps_its_anchor():
-    page = Page(
-        number=1,
-        width=1654,
-        height=2339,
-        dpi=200,
-        regions=[region(0, "figure", BBox(100, 100, 500, 400), "")],
-    )
+    page = a4_page(region(0, "figure", BBox(100, 100, 500, 400), ""))
     assert document_markdown(document(page)).splitlines()[-1] == region_anchor(page.regions[0])
 
 
 def test_failed_page_is_a_comment_with_its_error_and_cannot_break_the_comment():
-    good = Page(number=1, width=1654, height=2339, dpi=200)
+    good = a4_page()
     bad = Page(
         number=2,
         width=0,

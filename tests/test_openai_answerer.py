@@ -18,7 +18,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fakes import AMOUNT, Reply, fake_openai, free_port, invoice_hits, memo_pdf, sse_events
+from fakes import AMOUNT, Reply, fake_openai, free_port, invoice_hits, memo_pdf, streamed_query
 
 from scanrag.api.app import create_app
 from scanrag.config import Settings
@@ -271,12 +271,7 @@ def test_query_through_the_api_sends_crops_and_resolves_the_citation(client, fre
 
 
 def test_streamed_query_through_the_api(client, fresh):
-    with client.stream(
-        "POST", "/v1/query", json={"question": MEMO_QUESTION, "top_k": 3, "stream": True}
-    ) as response:
-        assert response.status_code == 200
-        assert response.headers["content-type"].startswith("text/event-stream")
-        events = sse_events(response.iter_lines())
+    events = streamed_query(client, {"question": MEMO_QUESTION, "top_k": 3})
 
     names = [name for name, _ in events]
     assert names[0] == "citations" and names[-1] == "done"
@@ -299,9 +294,6 @@ def test_a_failing_model_is_a_502_json_error_and_an_error_event(client, fresh):
     assert fresh.url in query.json()["detail"] and "503" in query.json()["detail"]
     assert len(fresh.requests) == 2  # llm_retries=1
 
-    with client.stream(
-        "POST", "/v1/query", json={"question": MEMO_QUESTION, "stream": True}
-    ) as response:
-        events = sse_events(response.iter_lines())
+    events = streamed_query(client, {"question": MEMO_QUESTION})
     assert [name for name, _ in events] == ["citations", "error"]
     assert fresh.url in events[1][1]["detail"]
