@@ -51,7 +51,7 @@ def require_api_key(
 
 def document_info(doc_id: str, state: AppState) -> DocumentInfo:
     """The document's entry in the index, or a 404 naming the id."""
-    info = next((d for d in state.index.documents() if d.doc_id == doc_id), None)
+    info = state.index.document_info(doc_id)
     if info is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no document {doc_id!r}")
     return info

@@ -511,19 +511,12 @@ class Index:
                         updated_at=row.updated_at,
                     )
                 )
-        out = [
-            DocumentInfo(
-                doc_id=doc_id,
-                source=show(rows[0].path),
-                paths=[show(row.path) for row in rows],
-                pages=rows[0].pages,
-                status="done" if all(row.status == "done" for row in rows) else rows[0].status,
-                error=next((row.error for row in rows if row.error), None),
-                updated_at=max(row.updated_at for row in rows),
-            )
-            for doc_id, rows in grouped.items()
-        ]
-        return out + failures
+        return [_document_info(doc_id, rows) for doc_id, rows in grouped.items()] + failures
+
+    def document_info(self, doc_id: str) -> DocumentInfo | None:
+        """One document's entry, read from its own manifest rows (not the whole manifest)."""
+        rows = self.manifest.by_doc(doc_id)
+        return _document_info(doc_id, rows) if rows else None
 
     def document(self, doc_id: str) -> Document | None:
         """The parsed Document (from the cache) of an indexed document id."""
@@ -602,6 +595,19 @@ class Index:
         for row in rows:
             self.manifest.remove(row.path)
         return True
+
+
+def _document_info(doc_id: str, rows: list[FileRecord]) -> DocumentInfo:
+    """A document held by one or more identical files (the manifest rows sharing its id)."""
+    return DocumentInfo(
+        doc_id=doc_id,
+        source=show(rows[0].path),
+        paths=[show(row.path) for row in rows],
+        pages=rows[0].pages,
+        status="done" if all(row.status == "done" for row in rows) else rows[0].status,
+        error=next((row.error for row in rows if row.error), None),
+        updated_at=max(row.updated_at for row in rows),
+    )
 
 
 @dataclass

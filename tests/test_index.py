@@ -285,6 +285,8 @@ def test_documents_document_and_delete(indexed):
         assert set(infos) == {doc_of(folder / f"{name}.pdf") for name in CODES}
         assert infos[doc_id].paths == [str(charlie)] and infos[doc_id].pages == 1
         assert infos[doc_id].status == "done"
+        assert all(index.document_info(key) == info for key, info in infos.items())
+        assert index.document_info("0" * 16) is None
         doc = index.document(doc_id)
         assert doc is not None and doc.id == doc_id and doc.source == str(charlie)
         assert index.page_image(doc, 1).exists()
