@@ -179,12 +179,18 @@ def test_a_killed_server_loses_no_accepted_upload_and_indexes_each_once(
         uploader = Uploader(server.url, folder, number, batches)
         number += sum(batches)
         uploader.start()
-        # kill once k batches were acknowledged (k random), after a random delay: the moment
-        # falls while files stream in, while jobs are queued, or while one is being indexed
-        k = rng.randint(0, len(batches))
-        while len(uploader.acknowledged) < k and uploader.is_alive():
-            time.sleep(0.01)
-        time.sleep(rng.uniform(0.0, 1.0) if rng.random() < 0.5 else rng.uniform(2.0, 8.0))
+        # Kill at a random moment: half the trials once k batches were acknowledged (while
+        # files stream in and jobs queue up), the others once this server has indexed j files
+        # (while jobs are being indexed); then after a short random delay.
+        if rng.random() < 0.5:
+            k = rng.randint(0, len(batches))
+            while len(uploader.acknowledged) < k and uploader.is_alive():
+                time.sleep(0.01)
+        else:
+            j, deadline = rng.randint(1, 4), time.monotonic() + 120
+            while done_rows(data) - indexed_before < j and time.monotonic() < deadline:
+                time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 0.5))
         last = trial == TRIALS
         seconds = server.stop(signal.SIGTERM if last else signal.SIGKILL)
         uploader.join(timeout=120)
