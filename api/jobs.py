@@ -46,6 +46,10 @@ CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (finished, seq);
 """
 
 
+#: A job to run: its id, the paths to ingest, the folders reads must stay in.
+Work = tuple[str, list[Path], list[Path] | None]
+
+
 class Stopping(BaseException):
     """Raised inside a running ingest when the server shuts down: a BaseException, so that
     no per-file handler mistakes it for a file's failure. The job stays unfinished."""
@@ -133,8 +137,7 @@ class JobManager:
         self.on_report = on_report
         self.store = JobStore(index.data_dir / "jobs.sqlite")
         self._active: dict[str, JobStatus] = {}  # queued and running jobs, with live progress
-        self._queue: queue.Queue[tuple[str, list[Path], list[Path] | None] | None]
-        self._queue = queue.Queue()
+        self._queue: queue.Queue[Work | None] = queue.Queue()  # None: stop
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         for job, paths, within in self.store.unfinished():
@@ -154,8 +157,9 @@ class JobManager:
         rejected: list[FileError] | None = None,
         within: list[Path] | None = None,
     ) -> JobStatus:
-        """Record, then queue, an ingest of `paths` (with `within`: nothing outside those
-        folders is read). When this returns, the job survives a crash of the server."""
+        """Record, then queue, an ingest of `paths` (at least one; with `within`: nothing
+        outside those folders is read). When this returns, the job survives a crash of the
+        server."""
         job = JobStatus(
             id=uuid.uuid4().hex[:12],
             status="queued",
@@ -164,15 +168,10 @@ class JobManager:
             errors=list(rejected or []),
             created_at=_now(),
         )
-        if not paths:
-            self._finish(job, None)
         self.store.add(job, paths, within)
-        if paths:
-            with self._lock:
-                self._active[job.id] = job
-            self._queue.put((job.id, paths, within))
-        else:
-            self.store.prune(MAX_KEPT_JOBS)
+        with self._lock:
+            self._active[job.id] = job
+        self._queue.put((job.id, paths, within))
         return job.model_copy(deep=True)
 
     def get(self, job_id: str) -> JobStatus | None:
@@ -205,8 +204,7 @@ class JobManager:
         self._queue.put(None)
         self._worker.join(timeout=timeout)
         if self._worker.is_alive():
-            log.warning("the ingest did not stop within %.0f s; its job resumes at the next start",
-                        timeout)  # fmt: skip
+            log.warning("the ingest did not stop in %.0f s; its job resumes at next start", timeout)
             return False
         self.store.close()
         return True
@@ -254,7 +252,7 @@ class JobManager:
             self.store.prune(MAX_KEPT_JOBS)
 
     def _ingest(self, job: JobStatus, paths: list[Path], within: list[Path] | None) -> IngestReport:
-        base = job.files_total - len(paths)  # files rejected at upload
+        base = len(job.errors)  # the files rejected at upload (the only errors before the end)
         with self._lock:  # a resumed job counts again from the start
             job.files_done, job.pages_done = base, 0
 

@@ -30,10 +30,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fakes import live_server
 
 from scanrag.api.app import create_app
+from scanrag.api.jobs import JobStore
+from scanrag.api.schemas import JobStatus
 from scanrag.config import Settings
 from scanrag.errors import LimitExceeded
 from scanrag.retrieval import index as index_module
-from scanrag.retrieval.index import Index, read_page_image
+from scanrag.retrieval.index import FileError, Index, read_page_image
 from scanrag.testing import code_pdf, pdf_paragraph, text_pdf
 
 pytestmark = pytest.mark.usefixtures("one_model")
@@ -75,6 +77,33 @@ def gate(monkeypatch) -> threading.Event:
     monkeypatch.setattr(Index, "ingest", held)
     yield event
     event.set()
+
+
+# --- 1. jobs outlive the server (with a real SIGKILL: tests/test_api_restart.py) ------------
+
+
+def test_a_folder_job_left_running_is_resumed_with_fresh_counts(tmp_path, rooted):
+    allowed = rooted["allowed"]
+    settings = settings_for(tmp_path, allowed_roots=[allowed])
+    Index(settings).close()  # the data dir a previous server used
+    store = JobStore(Path(settings.data_dir) / "jobs.sqlite")
+    rejected = FileError(path="notes.txt", error="notes.txt: not a supported document type")
+    left = JobStatus(
+        id="0123456789ab",
+        status="running",
+        files_total=3,
+        files_done=2,
+        pages_done=1,
+        errors=[rejected],
+        created_at="2026-01-01T00:00:00+00:00",
+    )
+    store.add(left, [allowed], [allowed])
+    store.close()
+    with TestClient(create_app(settings)) as client:
+        job = poll(client, "0123456789ab")
+    assert job["status"] == "done" and job["resumed"] == 1
+    assert (job["files_total"], job["files_done"]) == (3, 3)  # a.pdf, b.pdf and the rejected
+    assert job["report"]["added"] == 2 and job["errors"] == [rejected.model_dump()]
 
 
 # --- 2. ?wait=true: bounded, no thread held, ends with its client ---------------------------
