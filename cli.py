@@ -495,19 +495,24 @@ def serve(
     qdrant_url: QdrantUrlOption = None,
     verbose: VerboseOption = False,
 ) -> None:
-    """Run the HTTP API (OpenAPI docs at /docs)."""
+    """Run the HTTP API (OpenAPI docs at /docs). Without SCANRAG_API_KEY, keep the default
+    --host 127.0.0.1 unless the network is trusted."""
     import uvicorn
 
     from .api.app import create_app
 
     setup_logging(verbose)
     settings = make_settings(data_dir=data_dir, qdrant_url=qdrant_url)
+    if host not in ("0.0.0.0", "::", "") and host not in settings.allowed_hosts:
+        # the name it listens on is one it answers to
+        settings = settings.model_copy(update={"allowed_hosts": [*settings.allowed_hosts, host]})
     uvicorn.run(
         create_app(settings),
         host=host,
         port=port,
         log_level="debug" if verbose else "info",
         access_log=False,  # scanrag logs its own access lines (SCANRAG_ACCESS_LOG)
+        timeout_graceful_shutdown=settings.shutdown_timeout,  # then the running ingest stops
     )
 
 

@@ -235,6 +235,36 @@ class Settings(BaseSettings):
         description="Mask Chinese resident ID numbers, bank card numbers and phone numbers "
         "in answers, citations, search results and extracted values.",
     )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Without an API key, host names the API answers to besides localhost and "
+        'IP addresses (JSON list; ["*"] = any): a guard against DNS rebinding.',
+    )
+    wait_timeout: float = Field(
+        60, gt=0, le=3600, description="Longest a ?wait=true request waits (then 202 + the job)."
+    )
+    shutdown_timeout: float = Field(
+        10,
+        gt=0,
+        le=600,
+        description="Seconds `serve` gives open requests, then the running ingest, to stop; "
+        "an unfinished job resumes at the next start.",
+    )
+    image_max_pixels: int = Field(
+        16_000_000,
+        ge=1_000_000,
+        description="Most pixels one API image operation (highlighted page, crop) decodes: "
+        "larger pages are read at 1/2, 1/4 or 1/8 scale.",
+    )
+
+    @field_validator("api_key")
+    @classmethod
+    def _ascii_key(cls, value: str | None) -> str | None:
+        """HTTP headers carry bytes, and browsers send only Latin-1: a key with other
+        characters could never be presented."""
+        if value and not (value.isascii() and value.isprintable() and value == value.strip()):
+            raise ValueError("the API key must be printable ASCII, without spaces around it")
+        return value
 
     @field_validator("ocr_url", mode="before")
     @classmethod

@@ -6,6 +6,10 @@ the API returns it as one JSON error. Tracebacks only go to the log.
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from pydantic import AfterValidator
+
 
 def printable(text: str) -> str:
     """`text` with undecodable file-name bytes (surrogate escapes) spelled out as \\xNN, so
@@ -15,6 +19,21 @@ def printable(text: str) -> str:
     except UnicodeEncodeError:  # lone surrogates that are not escaped bytes
         return text.encode("utf-8", "backslashreplace").decode("utf-8")
     return raw.decode("utf-8", "backslashreplace")
+
+
+def unicode_text(value: str) -> str:
+    """A pydantic validator for text from outside: JSON can spell lone surrogates
+    (\\ud800), which are no Unicode text and which nothing downstream can encode."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        message = "the text holds a lone surrogate (\\ud800-\\udfff); send valid Unicode"
+        raise ValueError(message) from None
+    return value
+
+
+#: A `str` field of a request: valid Unicode only.
+Text = Annotated[str, AfterValidator(unicode_text)]
 
 
 class ScanragError(Exception):

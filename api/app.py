@@ -10,17 +10,20 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
 from ..config import Settings
-from ..errors import ScanragError
+from ..errors import ScanragError, printable
 from ..retrieval.index import Index
 from .deps import AppState, require_api_key
 from .guard import Guard, access_log, configure_access_log
 from .jobs import JobManager
 from .metrics import Metrics
+from .paths import HidePaths
 from .routes import documents, images, ingest, jobs, query, system, web
+from .uploads import clear_incoming
 
 log = logging.getLogger("scanrag.api")
 
@@ -35,10 +38,26 @@ convention. Region ids read `{doc_id}:p{page}:r{index}`.
 **Auth.** When the server has `SCANRAG_API_KEY`, send it as `Authorization: Bearer <key>` or
 `X-API-Key: <key>` on every route but `/healthz`, the web page and these docs.
 
+**Without a key** the server answers only requests whose `Host` is localhost, an IP address
+or in `SCANRAG_ALLOWED_HOSTS` (400 otherwise), and refuses writes from another origin (403).
+
 **Limits.** A JSON body is at most 1 MB; an upload at most `SCANRAG_MAX_UPLOAD_FILES` files of
-`SCANRAG_MAX_UPLOAD_MB` each (413 before the body is read); pages and pixels are checked per
-file (`SCANRAG_MAX_PAGES`, `SCANRAG_MAX_PIXELS`). Every response carries `X-Request-ID`.
+`SCANRAG_MAX_UPLOAD_MB` each (413 from `Content-Length` before the body is read, and as soon
+as one file's bytes pass the limit); pages and pixels are checked per file
+(`SCANRAG_MAX_PAGES`, `SCANRAG_MAX_PIXELS`); highlighted pages and crops decode at most
+`SCANRAG_IMAGE_MAX_PIXELS`. `?wait=true` waits at most `SCANRAG_WAIT_TIMEOUT` seconds (then
+202 with the job). Every response carries `X-Request-ID`; `/v1` answers are `no-store`.
+
+**Jobs** are recorded before their 202 and survive a restart of the server (`resumed` counts
+how often one was picked up again).
 """
+
+NO_KEY_WARNING = (
+    "no API key (SCANRAG_API_KEY): anyone who can reach this server can read, upload and "
+    "delete documents. It answers only to localhost, IP addresses and SCANRAG_ALLOWED_HOSTS, "
+    "and refuses writes from other web origins; listen on 127.0.0.1 unless the network is "
+    "trusted"
+)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -47,20 +66,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         handler = configure_access_log(settings)
+        if not settings.api_key:
+            log.warning(NO_KEY_WARNING)
         index = Index(settings)
+        clear_incoming(index.data_dir / "uploads")
         metrics = Metrics()
         manager = JobManager(index, on_report=metrics.record_ingest)
         app.state.scanrag = AppState(settings=settings, index=index, jobs=manager, metrics=metrics)
         try:
             yield
         finally:
-            manager.close()
-            index.close()
+            if manager.close(settings.shutdown_timeout):  # else the worker still uses the index
+                index.close()
             if handler is not None:
                 access_log.removeHandler(handler)
                 handler.close()
 
-    app = FastAPI(title="scanrag", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(
+        title="scanrag",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,  # served by routes/web.py from installed files, not from a CDN
+        redoc_url=None,
+    )
     secured = [Depends(require_api_key)]
     for module in (documents, ingest, jobs, images, query):
         app.include_router(module.router, dependencies=secured)
@@ -72,6 +101,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse(
             {"detail": str(exc), "type": type(exc).__name__}, status_code=exc.http_status
         )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        """FastAPI's 422 without the `input` echoed back: a NaN, an infinity or a lone
+        surrogate sent in would make the answer itself unencodable (a 500)."""
+        detail = [
+            {
+                "type": error["type"],
+                "loc": [printable(str(part)) for part in error["loc"]],
+                "msg": printable(str(error["msg"])),
+            }
+            for error in exc.errors()
+        ]
+        return JSONResponse({"detail": detail}, status_code=422)
 
     @app.exception_handler(Exception)
     async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
@@ -89,7 +132,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
 
     # Outermost first: CORS answers preflights (which carry no key), then the guard checks the
-    # key and the body size before anything reads the body.
+    # key and the body size before anything reads the body; answers leave without the
+    # server's own paths.
+    app.add_middleware(HidePaths, settings=settings)
     app.add_middleware(Guard, settings=settings)
     if settings.cors_origins:
         app.add_middleware(

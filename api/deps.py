@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Path, Request, status
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
@@ -14,6 +15,11 @@ from .guard import KEY_HINT, key_matches, presented_key
 from .jobs import JobManager
 from .metrics import Metrics
 from .schemas import JobAccepted
+
+#: Path parameters, bounded like every other field of a request.
+DocId = Annotated[str, Path(max_length=64, description="A document id (16 hex digits).")]
+RegionId = Annotated[str, Path(max_length=128, description="{doc_id}:p{page}:r{index}")]
+JobId = Annotated[str, Path(max_length=64)]
 
 
 @dataclass
@@ -57,10 +63,17 @@ def document_info(doc_id: str, state: AppState) -> DocumentInfo:
     return info
 
 
-def job_response(body: JobAccepted, state: AppState, wait: bool) -> JSONResponse:
-    """202 with the job to poll; with `?wait=true`, 200 once the job has finished (the body's
-    `job` then holds its final status)."""
+async def job_response(
+    body: JobAccepted, state: AppState, wait: bool, request: Request
+) -> JSONResponse:
+    """202 with the job to poll. With `?wait=true`, 200 once the job has finished (the body's
+    `job` then holds its final status), or 202 with the job as it is when SCANRAG_WAIT_TIMEOUT
+    runs out. The wait holds no thread and ends when the client goes away."""
     if not wait:
         return JSONResponse(body.model_dump(mode="json"), status_code=status.HTTP_202_ACCEPTED)
-    body.job = state.jobs.wait(body.job_id)
-    return JSONResponse(body.model_dump(mode="json"), status_code=status.HTTP_200_OK)
+    body.job = await state.jobs.wait(
+        body.job_id, state.settings.wait_timeout, request.is_disconnected
+    )
+    finished = body.job is not None and body.job.finished_at is not None
+    code = status.HTTP_200_OK if finished else status.HTTP_202_ACCEPTED
+    return JSONResponse(body.model_dump(mode="json"), status_code=code)

@@ -1,5 +1,7 @@
 """What every request meets before any route reads its body: a request id, the API key, the
-size limits, and one line in the access log.
+size limits, and one line in the access log. Without an API key, also: the `Host` must name
+this server (against DNS rebinding) and writes must come from its own origin (against
+cross-site forms). Every /v1 answer says `Cache-Control: no-store`.
 
 A pure ASGI middleware, so that a request without the key, or with a body over the limit, is
 answered before the body is received (a route's dependencies run only after FastAPI has read
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
 import re
@@ -18,8 +21,10 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..config import Settings
+from ..errors import printable
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -31,7 +36,10 @@ access_log = logging.getLogger("scanrag.access")
 access_log.propagate = False  # its own stream, never mixed into the error log ("scanrag")
 
 #: Routes anyone may call: liveness, the static web page, the API's own documentation.
-PUBLIC = re.compile(r"^/(healthz|static/[\w.-]+|docs|docs/oauth2-redirect|redoc|openapi\.json)?$")
+PUBLIC = re.compile(
+    r"^/(healthz|static/[\w.-]+|docs|docs/oauth2-redirect|docs/static/[\w.-]+|redoc|openapi\.json)?$"
+)
+WRITES = ("POST", "PUT", "PATCH", "DELETE")
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 JSON_BODY_LIMIT = 1 << 20  # queries, searches, extract and ingest requests are small
 UPLOAD_OVERHEAD = 1 << 20  # multipart headers and boundaries
@@ -79,14 +87,17 @@ class Guard:
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500  # unless a response starts
 
+        private = scope["path"].startswith("/v1/")  # documents' text and images: never cached
+
         async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message.setdefault("headers", [])
+                replaced = {b"x-request-id", b"cache-control"} if private else {b"x-request-id"}
                 message["headers"] = [
-                    *[(k, v) for k, v in message["headers"] if k.lower() != b"x-request-id"],
+                    *[(k, v) for k, v in message.get("headers", []) if k.lower() not in replaced],
                     (b"x-request-id", request_id.encode()),
+                    *([(b"cache-control", b"no-store")] if private else []),
                 ]
             await send(message)
 
@@ -118,6 +129,10 @@ class Guard:
         needs_key = expected and method != "OPTIONS" and not PUBLIC.match(path)
         if needs_key and not key_matches(presented_key(headers), expected):
             return 401, KEY_HINT, [(b"www-authenticate", b"Bearer")]
+        if not expected and path != "/healthz":
+            refusal = self.refuse_keyless(scope, headers)
+            if refusal is not None:
+                return refusal
         limit = body_limit(self.settings, method, path)
         length = headers.get("content-length")
         if method in ("POST", "PUT", "PATCH"):
@@ -127,12 +142,61 @@ class Guard:
                 return 413, too_large(limit, path, self.settings), []
         return None
 
+    def refuse_keyless(
+        self, scope: Scope, headers: dict[str, str]
+    ) -> tuple[int, str, list[tuple[bytes, bytes]]] | None:
+        """With no key, anything that reaches the server may use it; a web page elsewhere
+        must not: not through a DNS name rebound to this server (a foreign `Host`), nor by
+        posting a form or a fetch from its own origin (a foreign `Origin`)."""
+        host = headers.get("host")
+        if host is not None and not host_allowed(host, scope, self.settings.allowed_hosts):
+            return (
+                400,
+                f"this server does not answer to the host {printable(host)[:100]!r}: without an "
+                "API key it answers to localhost, IP addresses and SCANRAG_ALLOWED_HOSTS",
+                [],
+            )
+        origin = headers.get("origin")
+        if (
+            scope["method"] in WRITES
+            and origin is not None
+            and urlsplit(origin).netloc.lower() != (host or "").lower()
+            and origin not in self.settings.cors_origins
+        ):
+            return (
+                403,
+                f"a write from another origin ({printable(origin)[:100]}) without an API key; "
+                "set SCANRAG_API_KEY, or list the origin in SCANRAG_CORS_ORIGINS",
+                [],
+            )
+        return None
+
     @staticmethod
     async def answer(send: Send, code: int, detail: str, extra: list) -> None:
         body = json.dumps({"detail": detail, "type": "RequestRefused"}).encode()
         headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
         await send({"type": "http.response.start", "status": code, "headers": headers + extra})
         await send({"type": "http.response.body", "body": body})
+
+
+def host_allowed(host: str, scope: Scope, allowed: list[str]) -> bool:
+    """True when a `Host` header names this server: localhost, an IP address (a rebound DNS
+    name is never one), the address the request came in on, or a listed name."""
+    name = host.strip().lower()
+    if name.startswith("["):  # [::1]:8000
+        name = name[1 : name.find("]")] if "]" in name else name
+    elif name.count(":") == 1:
+        name = name.partition(":")[0]
+    name = name.rstrip(".")
+    if name == "localhost" or name.endswith(".localhost") or "*" in allowed:
+        return True
+    try:
+        ipaddress.ip_address(name)
+        return True
+    except ValueError:
+        pass
+    server = scope.get("server") or ("", None)
+    return name == str(server[0]).lower() or name in {entry.lower() for entry in allowed}
 
 
 def too_large(limit: int, path: str, settings: Settings) -> str:

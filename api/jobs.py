@@ -1,4 +1,10 @@
-"""Ingest jobs: uploads are indexed one job at a time on a background thread.
+"""Ingest jobs: accepted work is recorded in SQLite before it is acknowledged, indexed one job
+at a time on a background thread, and resumed when the server starts again.
+
+`jobs.sqlite` lives beside the manifest. A job is written (synchronously, fsynced) before
+its 202 is sent, its progress after every file, and its end when it ends; a server killed at
+any moment finds its `queued` and `running` jobs at the next start and runs them again. That
+is safe because an ingest is idempotent: files indexed before the kill are `unchanged`.
 
 Queries never wait for a job: they read the index while it is being written (a document
 becomes visible once all its points are written).
@@ -6,11 +12,16 @@ becomes visible once all its points are written).
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
+import os
 import queue
+import sqlite3
 import threading
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -19,11 +30,103 @@ from ..retrieval.index import FileError, Index, IngestEvent, IngestReport
 from .schemas import JobStatus
 
 log = logging.getLogger(__name__)
-MAX_KEPT_JOBS = 1000
+MAX_KEPT_JOBS = 1000  # finished jobs kept for GET /v1/jobs/{id}; the oldest are forgotten
+POLL_SECONDS = 0.2  # how often a ?wait=true request looks at its job
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,  -- the order jobs were accepted in
+    id TEXT NOT NULL UNIQUE,
+    paths TEXT NOT NULL,        -- JSON list of the paths to ingest
+    within TEXT,                -- JSON list of the folders reads must stay in, or null
+    finished INTEGER NOT NULL,  -- 0 while queued or running
+    status TEXT NOT NULL        -- the JobStatus as JSON
+);
+CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (finished, seq);
+"""
+
+
+#: A job to run: its id, the paths to ingest, the folders reads must stay in.
+Work = tuple[str, list[Path], list[Path] | None]
+
+
+class Stopping(BaseException):
+    """Raised inside a running ingest when the server shuts down: a BaseException, so that
+    no per-file handler mistakes it for a file's failure. The job stays unfinished."""
 
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _paths(values: list[Path]) -> str:
+    # ensure_ascii keeps undecodable name bytes (surrogate escapes) round-tripping
+    return json.dumps([os.fspath(path) for path in values])
+
+
+class JobStore:
+    """The jobs table: one connection shared by the request threads and the worker."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")  # a 202 promises the job survives a crash
+        self._db.executescript(SCHEMA)
+        self._lock = threading.Lock()
+
+    def add(self, job: JobStatus, paths: list[Path], within: list[Path] | None) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO jobs (id, paths, within, finished, status) VALUES (?, ?, ?, ?, ?)",
+                (
+                    job.id,
+                    _paths(paths),
+                    _paths(within) if within is not None else None,
+                    int(job.finished_at is not None),
+                    job.model_dump_json(),
+                ),
+            )
+
+    def save(self, job: JobStatus) -> None:
+        with self._lock:
+            self._db.execute(
+                "UPDATE jobs SET finished = ?, status = ? WHERE id = ?",
+                (int(job.finished_at is not None), job.model_dump_json(), job.id),
+            )
+
+    def get(self, job_id: str) -> JobStatus | None:
+        with self._lock:
+            row = self._db.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return JobStatus.model_validate_json(row[0]) if row else None
+
+    def unfinished(self) -> list[tuple[JobStatus, list[Path], list[Path] | None]]:
+        """Jobs accepted but not finished (a previous server stopped or died), oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT status, paths, within FROM jobs WHERE finished = 0 ORDER BY seq"
+            ).fetchall()
+        return [
+            (
+                JobStatus.model_validate_json(status),
+                [Path(p) for p in json.loads(paths)],
+                [Path(p) for p in json.loads(within)] if within is not None else None,
+            )
+            for status, paths, within in rows
+        ]
+
+    def prune(self, keep: int) -> None:
+        """Forget all but the `keep` newest finished jobs."""
+        with self._lock:
+            self._db.execute(
+                "DELETE FROM jobs WHERE finished = 1 AND seq NOT IN "
+                "(SELECT seq FROM jobs WHERE finished = 1 ORDER BY seq DESC LIMIT ?)",
+                (keep,),
+            )
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
 
 
 class JobManager:
@@ -32,10 +135,19 @@ class JobManager:
     ) -> None:
         self.index = index
         self.on_report = on_report
-        self._jobs: dict[str, JobStatus] = {}
-        self._done: dict[str, threading.Event] = {}
-        self._queue: queue.Queue[tuple[str, list[Path], list[Path] | None] | None] = queue.Queue()
+        self.store = JobStore(index.data_dir / "jobs.sqlite")
+        self._active: dict[str, JobStatus] = {}  # queued and running jobs, with live progress
+        self._queue: queue.Queue[Work | None] = queue.Queue()  # None: stop
         self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        for job, paths, within in self.store.unfinished():
+            job.status, job.current_file = "queued", None
+            job.resumed += 1
+            self.store.save(job)
+            self._active[job.id] = job
+            self._queue.put((job.id, paths, within))
+        if self._active:
+            log.warning("resuming %d unfinished ingest job(s)", len(self._active))
         self._worker = threading.Thread(target=self._run, name="scanrag-ingest", daemon=True)
         self._worker.start()
 
@@ -45,7 +157,9 @@ class JobManager:
         rejected: list[FileError] | None = None,
         within: list[Path] | None = None,
     ) -> JobStatus:
-        """Queue an ingest of `paths` (with `within`: no link out of those folders followed)."""
+        """Record, then queue, an ingest of `paths` (at least one; with `within`: nothing
+        outside those folders is read). When this returns, the job survives a crash of the
+        server."""
         job = JobStatus(
             id=uuid.uuid4().hex[:12],
             status="queued",
@@ -54,35 +168,46 @@ class JobManager:
             errors=list(rejected or []),
             created_at=_now(),
         )
+        self.store.add(job, paths, within)
         with self._lock:
-            self._jobs[job.id] = job
-            self._done[job.id] = threading.Event()
-            if len(self._jobs) > MAX_KEPT_JOBS:  # forget the oldest finished jobs
-                for old in [j for j in self._jobs.values() if j.finished_at][
-                    : len(self._jobs) - MAX_KEPT_JOBS
-                ]:
-                    self._jobs.pop(old.id, None)
-                    self._done.pop(old.id, None)
-        if paths:
-            self._queue.put((job.id, paths, within))
-        else:
-            self._finish(job, None)
-        return job.model_copy()
+            self._active[job.id] = job
+        self._queue.put((job.id, paths, within))
+        return job.model_copy(deep=True)
 
     def get(self, job_id: str) -> JobStatus | None:
         with self._lock:
-            job = self._jobs.get(job_id)
-            return job.model_copy(deep=True) if job else None
+            job = self._active.get(job_id)
+            if job is not None:
+                return job.model_copy(deep=True)
+        return self.store.get(job_id)
 
-    def wait(self, job_id: str) -> JobStatus | None:
-        event = self._done.get(job_id)
-        if event is not None:
-            event.wait()
-        return self.get(job_id)
+    async def wait(
+        self, job_id: str, timeout: float, gone: Callable[[], Awaitable[bool]]
+    ) -> JobStatus | None:
+        """The job once finished, or as it is after `timeout` seconds, when `gone()` says the
+        client has disconnected, or when the server stops. Holds no thread while waiting."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                running = job_id in self._active
+            if not running or time.monotonic() >= deadline or self._stopping.is_set():
+                return self.get(job_id)
+            if await gone():
+                return None
+            await asyncio.sleep(POLL_SECONDS)
 
-    def close(self) -> None:
+    def close(self, timeout: float) -> bool:
+        """Stop within about `timeout` seconds: the running ingest stops at its next file or
+        page and its job stays unfinished, to be resumed at the next start. False when the
+        worker did not stop in time (it is a daemon thread: it ends with the process)."""
+        self._stopping.set()
         self._queue.put(None)
-        self._worker.join(timeout=30)
+        self._worker.join(timeout=timeout)
+        if self._worker.is_alive():
+            log.warning("the ingest did not stop in %.0f s; its job resumes at next start", timeout)
+            return False
+        self.store.close()
+        return True
 
     def _finish(self, job: JobStatus, report: IngestReport | None) -> None:
         with self._lock:
@@ -93,38 +218,59 @@ class JobManager:
             job.status = "done" if indexed or not job.errors else "failed"
             job.current_file = None
             job.finished_at = _now()
-        self._done[job.id].set()
+
+    def _save(self, job: JobStatus) -> None:
+        with self._lock:
+            snapshot = job.model_copy(deep=True)
+        self.store.save(snapshot)
 
     def _run(self) -> None:
-        while (item := self._queue.get()) is not None:
+        while not self._stopping.is_set() and (item := self._queue.get()) is not None:
             job_id, paths, within = item
-            job = self._jobs[job_id]
+            job = self._active[job_id]
             with self._lock:
                 job.status = "running"
-
-            base = job.files_total - len(paths)  # files rejected at upload
-
-            def on_progress(event: IngestEvent, job: JobStatus = job, base: int = base) -> None:
-                with self._lock:
-                    if event.kind == "file":
-                        job.files_total = base + event.files_total  # a folder's files
-                        job.current_file = show(event.path.name)
-                        job.current_pages_done = job.current_pages_total = 0
-                    elif event.kind == "page":
-                        job.current_pages_done = event.pages_done
-                        job.current_pages_total = event.pages_total
-                        job.pages_done += 1
-                    else:
-                        job.files_done += 1
-
+            self._save(job)
             try:
-                report = self.index.ingest(paths, on_progress=on_progress, within=within)
+                report = self._ingest(job, paths, within)
+            except Stopping:
+                with self._lock:
+                    job.status, job.current_file = "queued", None
+                self._save(job)
+                return
             except Exception as exc:  # the worker must survive any job
                 log.exception("ingest job %s failed", job_id)
                 with self._lock:
                     job.errors.append(FileError(path="", error=f"ingest failed: {exc}"))
-                self._finish(job, None)
-                continue
-            if self.on_report:
+                report = None
+            if report is not None and self.on_report:
                 self.on_report(report)
             self._finish(job, report)
+            self._save(job)
+            with self._lock:
+                del self._active[job_id]
+            self.store.prune(MAX_KEPT_JOBS)
+
+    def _ingest(self, job: JobStatus, paths: list[Path], within: list[Path] | None) -> IngestReport:
+        base = len(job.errors)  # the files rejected at upload (the only errors before the end)
+        with self._lock:  # a resumed job counts again from the start
+            job.files_done, job.pages_done = base, 0
+
+        def on_progress(event: IngestEvent) -> None:
+            if self._stopping.is_set():
+                raise Stopping
+            with self._lock:
+                if event.kind == "file":
+                    job.files_total = base + event.files_total  # a folder's files
+                    job.current_file = show(event.path.name)
+                    job.current_pages_done = job.current_pages_total = 0
+                elif event.kind == "page":
+                    job.current_pages_done = event.pages_done
+                    job.current_pages_total = event.pages_total
+                    job.pages_done += 1
+                else:
+                    job.files_done += 1
+            if event.kind == "done":
+                self._save(job)
+
+        return self.index.ingest(paths, on_progress=on_progress, within=within)

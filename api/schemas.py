@@ -6,10 +6,11 @@ Boxes: `bbox` is [x0, y0, x1, y1] in pixels of the stored page image, origin top
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
+from ..errors import Text
 from ..retrieval.answer import Citation
 from ..retrieval.index import DocumentInfo, FileError, IngestReport
 from ..retrieval.results import SearchHit
@@ -17,7 +18,7 @@ from ..retrieval.store import SearchFilters
 
 
 class SearchRequest(BaseModel):
-    query: str = Field(min_length=1, max_length=2000)
+    query: Text = Field(min_length=1, max_length=2000)
     top_k: int = Field(5, ge=1, le=50)
     filters: SearchFilters | None = None
     mode: Literal["hybrid", "dense", "sparse"] | None = None
@@ -29,7 +30,7 @@ class SearchResponse(BaseModel):
 
 
 class QueryRequest(BaseModel):
-    question: str = Field(min_length=1, max_length=2000)
+    question: Text = Field(min_length=1, max_length=2000)
     top_k: int = Field(5, ge=1, le=50)
     filters: SearchFilters | None = None
     stream: bool = Field(
@@ -44,7 +45,9 @@ class QueryResponse(BaseModel):
 
 class ExtractRequest(BaseModel):
     doc_id: str = Field(pattern=r"^[0-9a-f]{16}$")
-    fields: list[str] = Field(min_length=1, max_length=50, description='e.g. ["total", "date"]')
+    fields: list[Annotated[Text, Field(min_length=1, max_length=200)]] = Field(
+        min_length=1, max_length=50, description='e.g. ["total", "date"]'
+    )
 
 
 class ExtractedField(BaseModel):
@@ -87,6 +90,7 @@ class JobStatus(BaseModel):
     report: IngestReport | None = None
     created_at: str
     finished_at: str | None = None
+    resumed: int = Field(0, description="Times the job was resumed after a server restart.")
 
 
 class JobAccepted(BaseModel):
@@ -94,7 +98,11 @@ class JobAccepted(BaseModel):
 
     job_id: str
     status_url: str
-    job: JobStatus | None = Field(None, description="The finished job when ?wait=true.")
+    job: JobStatus | None = Field(
+        None,
+        description="With ?wait=true: the job as it ended (200), or as it was when the wait "
+        "ran out (202, SCANRAG_WAIT_TIMEOUT).",
+    )
 
 
 class UploadResponse(JobAccepted):

@@ -11,12 +11,15 @@ import errno
 import hashlib
 import io
 import os
+import socket
 import stat
 import threading
 import warnings
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pymupdf
@@ -122,10 +125,13 @@ def discover(
             if is_known is not None and is_known(path, path.stat()):
                 found.known.append(path)
                 return
-            with open(path, "rb") as handle:
+            with open_regular(path, within) as handle:
                 mime = sniff_mime(handle.read(SNIFF_BYTES))
         except OSError as exc:
             found.errors.append((path, cannot_read_message(path, exc)))
+            return
+        except ScanragError as exc:  # not a regular file, or a link out of `within`
+            found.errors.append((path, str(exc)))
             return
         if mime is not None:
             found.files.append((path, mime))
@@ -248,29 +254,59 @@ class SourceFile:
     sha256: str
     page_count: int
     data: bytes | None = field(default=None, repr=False)
+    #: (host, device, inode) of the file that was checked and hashed: every later open of
+    #: `path` on that host must find that same file, or it was swapped meanwhile (a link put
+    #: in its place). Another host (a Ray node on a shared file system) cannot tell.
+    identity: tuple[str, int, int] | None = None
+
+    def open(self) -> BinaryIO:
+        """The checked file, opened again (for parsing): refused when `path` now leads to
+        another file than the one checked."""
+        handle = open_regular(self.path)
+        info = os.fstat(handle.fileno())
+        here = (socket.gethostname(), info.st_dev, info.st_ino)
+        if self.identity is not None and self.identity[0] == here[0] and here != self.identity:
+            handle.close()
+            raise CorruptFile(
+                f"{show(self.path)}: the file was replaced while being indexed; ingest it again"
+            )
+        return handle
+
+    def content(self) -> AbstractContextManager[bytes | BinaryIO]:
+        """The bytes when they were sent along, else the file opened again (checked)."""
+        return nullcontext(self.data) if self.data is not None else self.open()
 
     def read_bytes(self) -> bytes:
-        return self.data if self.data is not None else self.path.read_bytes()
+        with self.content() as data:
+            return data if isinstance(data, bytes) else data.read()
 
     @property
     def size(self) -> int:
         return len(self.data) if self.data is not None else self.path.stat().st_size
 
 
-def open_source(path: Path, settings: Settings) -> SourceFile:
-    """Check a file and hash it; raise a `ScanragError` that names the file when it is unusable."""
-    mime, count = check_source(path, settings)
-    return SourceFile(path=path, mime=mime, sha256=file_sha256(path), page_count=count)
+def open_source(path: Path, settings: Settings, within: list[Path] | None = None) -> SourceFile:
+    """Check a file and hash it, from one open of it (see `open_regular`); raise a
+    `ScanragError` that names the file when it is unusable."""
+    with open_regular(path, within) as handle:
+        mime, count = check_source(path, settings, handle)
+        handle.seek(0)
+        info = os.fstat(handle.fileno())
+        sha256 = file_sha256(handle)
+    identity = (socket.gethostname(), info.st_dev, info.st_ino)
+    return SourceFile(path, mime, sha256, count, identity=identity)
 
 
-def check_source(path: Path, settings: Settings) -> tuple[str, int]:
+def check_source(path: Path, settings: Settings, handle: BinaryIO | None = None) -> tuple[str, int]:
     """A file's type and page count, from its header only (no decoding, no hashing); raise a
     `ScanragError` naming the file when it is empty, of another type, broken, encrypted, or
-    over the page or pixel limit."""
+    over the page or pixel limit. Reads `handle` when given, else opens `path`."""
+    if handle is None:
+        with open_regular(path) as opened:
+            return check_source(path, settings, opened)
     try:
-        size = path.stat().st_size
-        with open(path, "rb") as handle:
-            head = handle.read(SNIFF_BYTES)
+        size = os.fstat(handle.fileno()).st_size
+        head = handle.read(SNIFF_BYTES)
     except OSError as exc:
         raise CorruptFile(cannot_read_message(path, exc)) from exc
     if size == 0:
@@ -279,10 +315,11 @@ def check_source(path: Path, settings: Settings) -> tuple[str, int]:
     if mime is None:
         raise UnsupportedFile(unsupported_message(path))
     if mime == PDF:
-        with open_pdf(path, settings) as pdf:
+        with open_pdf(path, settings, handle) as pdf:
             count = pdf.page_count
     else:
-        with open_image(path) as image:
+        handle.seek(0)
+        with open_image(path, handle) as image:
             count = _frame_count(path, image) if mime == "image/tiff" else 1
             check_pixels(path, image.size, settings)
     if count > settings.max_pages:
@@ -293,12 +330,52 @@ def check_source(path: Path, settings: Settings) -> tuple[str, int]:
     return mime, count
 
 
-def file_sha256(path: Path) -> str:
+def file_sha256(handle: BinaryIO) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+    for block in iter(lambda: handle.read(1 << 20), b""):
+        digest.update(block)
     return digest.hexdigest()
+
+
+def open_regular(path: Path, within: list[Path] | None = None) -> BinaryIO:
+    """Open a file for reading and check what was opened, not what a name led to earlier:
+    only a regular file (a FIFO or a device is refused at once instead of blocking), and
+    with `within`, only one whose real path lies below those folders, so that a file swapped
+    for a link after the folder was walked is not read."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise CorruptFile(cannot_read_message(path, exc)) from exc
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise UnsupportedFile(
+                f"{show(path)}: not a regular file (a FIFO, socket or device); leave it out"
+            )
+        if within is not None:
+            real = _opened_path(fd, path, info)
+            if not any(real.is_relative_to(os.path.realpath(root)) for root in within):
+                raise UnsupportedFile(outside_message(path))
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _opened_path(fd: int, path: Path, info: os.stat_result) -> Path:
+    """Where an open file really is: Linux names it in /proc; elsewhere the resolved name must
+    still lead to the same file."""
+    with suppress(OSError):
+        return Path(os.readlink(f"/proc/self/fd/{fd}"))
+    real = Path(os.path.realpath(path))
+    try:
+        again = real.stat()
+    except OSError as exc:
+        raise CorruptFile(cannot_read_message(path, exc)) from exc
+    if (again.st_dev, again.st_ino) != (info.st_dev, info.st_ino):
+        raise CorruptFile(f"{show(path)}: the file changed while being opened; ingest it again")
+    return real
 
 
 def iter_pages(
@@ -314,14 +391,16 @@ def iter_pages(
         yield from _image_pages(source, settings, numbers)
 
 
-def open_pdf(path: Path, settings: Settings, data: bytes | None = None) -> pymupdf.Document:
+def open_pdf(path: Path, settings: Settings, data: bytes | BinaryIO) -> pymupdf.Document:
+    """A PDF from its bytes or an open file (`path` names it in messages)."""
     try:
-        if data is not None:
+        if isinstance(data, bytes):
             pdf = pymupdf.open(stream=data, filetype="pdf")
-        elif show(path) == str(path):
-            pdf = pymupdf.open(path, filetype="pdf")
-        else:  # MuPDF cannot open a file whose name is not UTF-8: hand it the bytes
-            pdf = pymupdf.open(stream=path.read_bytes(), filetype="pdf")
+        elif os.path.exists(f"/proc/self/fd/{data.fileno()}"):  # the open file, read lazily
+            pdf = pymupdf.open(f"/proc/self/fd/{data.fileno()}", filetype="pdf")
+        else:
+            data.seek(0)
+            pdf = pymupdf.open(stream=data.read(), filetype="pdf")
     except Exception as exc:  # PyMuPDF raises several types for broken files
         raise CorruptFile(
             f"{show(path)}: not a readable PDF ({exc}); re-export or re-scan it"
@@ -348,8 +427,7 @@ def open_pdf(path: Path, settings: Settings, data: bytes | None = None) -> pymup
 
 
 def _pdf_pages(source: SourceFile, settings: Settings, indexes: range) -> Iterator[PageImage]:
-    pdf = open_pdf(source.path, settings, source.data)
-    try:
+    with source.content() as data, open_pdf(source.path, settings, data) as pdf:
         for index in indexes:
             number = index + 1
             try:
@@ -362,8 +440,6 @@ def _pdf_pages(source: SourceFile, settings: Settings, indexes: range) -> Iterat
                     "re-export or re-scan it"
                 )
                 yield _failed_page(number, settings.dpi, message)
-    finally:
-        pdf.close()
 
 
 def _pdf_page(pdf: pymupdf.Document, index: int, settings: Settings) -> PageImage:
@@ -407,7 +483,7 @@ def _text_layer(page: pymupdf.Page, to_pixels: pymupdf.Matrix) -> list[Line]:
     return lines
 
 
-def open_image(path: Path, data: bytes | None = None) -> Image.Image:
+def open_image(path: Path, data: bytes | BinaryIO) -> Image.Image:
     """Open an image lazily (header only); decoding errors surface later, per page.
 
     Pillow's own decompression-bomb limit is lifted while the header is read: the caller
@@ -418,7 +494,7 @@ def open_image(path: Path, data: bytes | None = None) -> Image.Image:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
             try:
-                return Image.open(io.BytesIO(data) if data is not None else path)
+                return Image.open(io.BytesIO(data) if isinstance(data, bytes) else data)
             finally:
                 Image.MAX_IMAGE_PIXELS = saved
     except Exception as exc:  # Pillow's decoders raise many types for broken files
@@ -448,8 +524,7 @@ def check_pixels(path: Path, size: tuple[int, int], settings: Settings) -> None:
 
 
 def _image_pages(source: SourceFile, settings: Settings, indexes: range) -> Iterator[PageImage]:
-    image = open_image(source.path, source.data)
-    with image:
+    with source.content() as data, open_image(source.path, data) as image:
         for index in indexes:
             number = index + 1
             try:

@@ -8,6 +8,8 @@ Layout of the data directory:
                            kept for its pages and crops, is under fallback-<fp>: parsed again)
     pages/<doc>/<fp>/N.jpg the stored page images that citations point at
     qdrant/                the embedded Qdrant Edge engine (unless a server URL is set)
+    uploads/<sha[:16]>/    files uploaded through the API (`jobs.sqlite` beside the manifest
+                           holds the API's ingest jobs)
 
 A document's points are replaced in one write after its row is marked `indexing`, and the row
 is marked `done` only after the write returns: a run killed at any point leaves rows that the
@@ -21,10 +23,12 @@ import json
 import logging
 import os
 import re
+import shutil
 import time
 import uuid
+import warnings
 from collections.abc import Callable
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -33,7 +37,7 @@ from PIL import Image
 from pydantic import BaseModel, Field, field_validator
 
 from ..config import Settings
-from ..errors import ConfigError, ScanragError, printable
+from ..errors import ConfigError, LimitExceeded, ScanragError, printable
 from ..fsutil import atomic_write
 from ..ingest import parallel
 from ..ingest.loaders import SourceFile, discover, failure_message, open_source, show
@@ -247,7 +251,7 @@ class Index:
         report.removed = self._remove_missing(roots, present)
         self._finish_interrupted_removals()
 
-        run = _Run(self, parser, parser_fp, index_fp, report, on_progress, len(found.files))
+        run = _Run(self, parser, parser_fp, index_fp, report, on_progress, len(found.files), within)
         try:
             for number, (path, _mime) in enumerate(found.files, start=1):
                 run.start(Path(os.path.abspath(path)), number)
@@ -294,11 +298,13 @@ class Index:
             self._parse_runner.close()
             self._parse_runner = None
 
-    def _start_file(self, job: _FileJob, parser_fp: str, index_fp: str) -> Document | None:
+    def _start_file(
+        self, job: _FileJob, parser_fp: str, index_fp: str, within: list[Path] | None
+    ) -> Document | None:
         """Hash the file and decide: unchanged (touched), cached, or to be parsed (None).
-        Raises what `open_source` raises."""
+        Raises what `open_source` raises (with `within`: for a file now outside them)."""
         row = job.row
-        source = open_source(job.path, self.settings)
+        source = open_source(job.path, self.settings, within)
         job.source = source
         if (
             row
@@ -552,7 +558,8 @@ class Index:
         return self._answerer
 
     def region_image(self, region_id: str, pad: int = 0) -> Image.Image | None:
-        """The crop of a region from its stored page image (None when unknown)."""
+        """The crop of a region from its stored page image (None when unknown), cut from the
+        page as read within `image_max_pixels` (so smaller than the box on a huge page)."""
         doc_id, page_number, _ = parse_region_id(region_id)
         doc = self.document(doc_id)
         region = doc.region(region_id) if doc else None
@@ -561,8 +568,9 @@ class Index:
             return None
         page = doc.page(page_number)
         box = region.bbox.pad(pad).clip(page.width, page.height)
-        with Image.open(path) as image:
-            return image.convert("RGB").crop(tuple(box))
+        image, scale = read_page_image(path, self.settings.image_max_pixels)
+        with image:
+            return image.crop(tuple(round(v / scale) for v in box))
 
     def optimize(self, min_points: int = 10_000) -> bool:
         """Build the HNSW index when at least `min_points` are not yet indexed.
@@ -579,11 +587,16 @@ class Index:
         return True
 
     def delete(self, doc_id: str) -> bool:
-        """Remove a document and forget its files (a later ingest of the folder re-adds them).
+        """Remove a document and everything kept of it: its points, its cached parses, its
+        page images, the uploaded files that held it (under `uploads/` in the data dir; files
+        elsewhere are the user's and stay) and its manifest rows. A later ingest of a folder
+        that holds it adds it again. Other files, queued uploads of the same content under
+        another name included, are left alone.
 
-        The rows leave `done` before any point goes: a run killed before the rows are removed
-        leaves `indexing` rows, which the next ingest re-indexes (or drops, for files gone),
-        never `done` rows whose points are missing."""
+        The rows leave `done` before anything goes and are removed last: a run killed in
+        between leaves `indexing` rows (listed, with an error saying to delete again), which
+        the next delete finishes and the next ingest re-indexes or drops; never `done` rows
+        whose points or files are missing."""
         rows = self.manifest.by_doc(doc_id)
         if not rows:
             return False
@@ -592,9 +605,23 @@ class Index:
             row.error = "interrupted while being deleted: delete it again or ingest its folder"
             self.manifest.put(row)
         self.store.delete_doc(doc_id)
+        self._delete_files(doc_id, rows)
         for row in rows:
             self.manifest.remove(row.path)
         return True
+
+    def _delete_files(self, doc_id: str, rows: list[FileRecord]) -> None:
+        """The files the data dir keeps for a document: parses, page images, uploads."""
+        for sha256 in {row.sha256 for row in rows if row.sha256}:
+            for cache in (self.data_dir / "cache").glob(f"{sha256}-*.json"):
+                cache.unlink(missing_ok=True)
+        shutil.rmtree(self.data_dir / "pages" / doc_id, ignore_errors=True)
+        uploads = (self.data_dir / "uploads").absolute()  # the manifest's paths are absolute
+        for row in rows:
+            if row.path.is_relative_to(uploads) and row.path.parent != uploads:
+                row.path.unlink(missing_ok=True)
+                with suppress(OSError):  # kept while it holds other names
+                    row.path.parent.rmdir()
 
 
 def _document_info(doc_id: str, rows: list[FileRecord]) -> DocumentInfo:
@@ -642,8 +669,10 @@ class _Run:
         report: IngestReport,
         on_progress: OnProgress | None,
         total: int,
+        within: list[Path] | None,
     ) -> None:
         self.index = index
+        self.within = within  # files are opened only below these folders
         self.parser_fp = parser_fp
         self.index_fp = index_fp
         self.report = report
@@ -693,7 +722,7 @@ class _Run:
         job = _FileJob(path, number, self.index.manifest.get(path), stat)
         self._event("file", job)
         ok, doc = self._guard(
-            job, lambda: self.index._start_file(job, self.parser_fp, self.index_fp)
+            job, lambda: self.index._start_file(job, self.parser_fp, self.index_fp, self.within)
         )
         if not ok:
             return
@@ -833,6 +862,32 @@ def fallback_fp(parser_fp: str) -> str:
 def recorded_fp(doc: Document, parser_fp: str) -> str:
     """The parser fingerprint a Document's row and cache entry carry."""
     return fallback_fp(parser_fp) if fell_back(doc) else parser_fp
+
+
+def read_page_image(path: Path, max_pixels: int) -> tuple[Image.Image, float]:
+    """A stored page image in RGB, decoded within `max_pixels`, and how much smaller than the
+    page it is (divide page pixels by it). A larger page is read at 1/2, 1/4 or 1/8 scale by
+    the JPEG decoder itself, so time and memory follow the budget, not the page (a 144 MP page
+    would take 430 MB in RGB, and several times that to draw on). LimitExceeded when even 1/8
+    is over the budget."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the budget decides
+        image = Image.open(path)
+    width, height = image.size
+    reduce = 1
+    while width * height > max_pixels * reduce * reduce and reduce < 8:
+        reduce *= 2
+    if width * height > max_pixels * reduce * reduce or (reduce > 1 and image.format != "JPEG"):
+        image.close()
+        raise LimitExceeded(
+            f"{path.name}: a {width}×{height} page is too large to read within "
+            f"{max_pixels:,} pixels; raise SCANRAG_IMAGE_MAX_PIXELS"
+        )
+    if reduce > 1:
+        image.draft("RGB", (width // reduce, height // reduce))  # picks 1/reduce
+    with image:
+        rgb = image.convert("RGB")
+    return rgb, width / rgb.width
 
 
 def parse_region_id(region_id: str) -> tuple[str, int, int]:

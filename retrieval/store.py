@@ -17,12 +17,12 @@ import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
 import numpy as np
 from pydantic import BaseModel, Field
 
-from ..errors import ConfigError, ScanragError
+from ..errors import ConfigError, ScanragError, Text
 from .embedding import SparseVec
 
 SearchMode = Literal["hybrid", "dense", "sparse"]
@@ -35,15 +35,25 @@ INTEGER_FIELDS = ("pages",)
 RRF_K = 60
 
 
+DocId = Annotated[Text, Field(min_length=1, max_length=64)]
+Label = Annotated[Text, Field(min_length=1, max_length=64)]
+
+
 class SearchFilters(BaseModel):
     """Restrict a search; every field given must match."""
 
-    doc_id: str | list[str] | None = Field(None, description="One document id or several.")
-    source: str | None = Field(None, description="A file's path as ingested, or its file name.")
+    doc_id: DocId | Annotated[list[DocId], Field(min_length=1, max_length=1000)] | None = Field(
+        None, description="One document id or several (an empty list would match nothing)."
+    )
+    source: Annotated[Text, Field(min_length=1, max_length=4096)] | None = Field(
+        None, description="A file's path as ingested, or its file name."
+    )
     page: int | None = Field(None, ge=1, description="One page number.")
     page_from: int | None = Field(None, ge=1, description="First page of a range.")
     page_to: int | None = Field(None, ge=1, description="Last page of a range.")
-    label: str | list[str] | None = Field(None, description="Region label(s), e.g. table.")
+    label: Label | Annotated[list[Label], Field(min_length=1, max_length=20)] | None = Field(
+        None, description="Region label(s), e.g. table."
+    )
 
 
 @dataclass

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
-import os
-import re
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from fastapi import APIRouter, Depends, File, HTTPException, Query, Response, UploadFile, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse
+from starlette.background import BackgroundTask
 
 from ...errors import CorruptFile, LimitExceeded, ScanragError, UnsupportedFile
 from ...ingest.loaders import check_source, empty_message, show
@@ -19,58 +16,36 @@ from ...ingest.markdown import document_markdown
 from ...ingest.model import Document
 from ...retrieval.index import DocumentInfo, FileError
 from ...retrieval.pii import mask_document
-from ..deps import AppState, document_info, get_state, job_response
+from ..deps import AppState, DocId, document_info, get_state, job_response
 from ..schemas import DocumentDetail, PageInfo, UploadResponse
+from ..uploads import UPLOAD_BODY, Incoming, UploadRefused, discard, drain, receive_files, store
 
 router = APIRouter(prefix="/v1/documents", tags=["documents"])
-CHUNK = 1 << 20
 
 
-def safe_name(name: str | None) -> str:
-    """A file name without directories or control characters (never empty)."""
-    base = os.path.basename((name or "").replace("\\", "/"))
-    base = re.sub(r"[\x00-\x1f]", "_", base)
-    base = base.lstrip(".") or "upload"
-    return base[:200]
-
-
-def _receive(upload: UploadFile, state: AppState) -> tuple[Path | None, Rejected | None]:
-    """Stream an upload to disk under the size limit, then check its header (type, pages,
-    pixels, password); a refused file is deleted and reported, the others are kept."""
-    limit = state.settings.max_upload_mb * (1 << 20)
-    name = safe_name(upload.filename)
-    incoming = state.index.data_dir / "uploads" / ".incoming"
-    incoming.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha256()
-    size = 0
-    with tempfile.NamedTemporaryFile(dir=incoming, delete=False) as handle:
-        tmp = Path(handle.name)
+def _check(file: Incoming, state: AppState) -> Rejected | None:
+    """Check a received file by its header (type, pages, pixels, password): decoding is the
+    job's work."""
     try:
-        with open(tmp, "wb") as handle:
-            while block := upload.file.read(CHUNK):
-                size += len(block)
-                if size > limit:
-                    break
-                digest.update(block)
-                handle.write(block)
-        if size > limit:
-            raise LimitExceeded(
-                f"{name}: larger than the upload limit of {state.settings.max_upload_mb} MB "
-                "(SCANRAG_MAX_UPLOAD_MB)"
-            )
-        if size == 0:  # not a document at all (415), where check_source says "corrupt"
-            raise UnsupportedFile(empty_message(name))
-        check_source(tmp, state.settings)  # header only: decoding is the job's work
+        if file.size == 0:  # not a document at all (415), where check_source says "corrupt"
+            raise UnsupportedFile(empty_message(file.name))
+        check_source(file.tmp, state.settings)
     except ScanragError as exc:
-        tmp.unlink(missing_ok=True)
-        return None, Rejected(name, type(exc)(str(exc).replace(show(tmp), name)))
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    target = state.index.data_dir / "uploads" / digest.hexdigest()[:16] / name
-    target.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(tmp, target)
-    return target, None
+        return Rejected(file.name, type(exc)(str(exc).replace(show(file.tmp), file.name)))
+    return None
+
+
+def _accept(files: list[Incoming], state: AppState) -> tuple[list[Path], list[Rejected]]:
+    """Check every file of a request, then store the good ones; whatever happens, no
+    temporary file stays behind."""
+    uploads = state.index.data_dir / "uploads"
+    try:
+        checked = [(file, _check(file, state)) for file in files]
+        refused = [error for _, error in checked if error is not None]
+        accepted = [store(file, uploads) for file, error in checked if error is None]
+    finally:
+        discard(files)
+    return accepted, refused
 
 
 @dataclass
@@ -95,52 +70,71 @@ def rejection_status(rejected: list[Rejected]) -> int:
     return 415
 
 
+def too_large(name: str, state: AppState) -> str:
+    return (
+        f"{name}: larger than the upload limit of {state.settings.max_upload_mb} MB "
+        "(SCANRAG_MAX_UPLOAD_MB); nothing of this upload was stored"
+    )
+
+
 @router.post(
     "",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=UploadResponse,
+    openapi_extra={"requestBody": UPLOAD_BODY},
     responses={
-        413: {"description": "No file accepted: one is over the size, page or pixel limit"},
-        415: {"description": "No file accepted: none is a supported document type"},
-        422: {"description": "No file accepted: one is broken, encrypted or has no pages"},
+        200: {"model": UploadResponse, "description": "With ?wait=true: the job has ended."},
+        400: {"description": "The body is not valid multipart/form-data"},
+        413: {
+            "description": "Refused: a file over the size limit (answered as soon as its bytes "
+            "pass it), too many files, or no file accepted for its size, pages or pixels"
+        },
+        415: {"description": "Not multipart, or no file accepted: none is a supported type"},
+        422: {"description": "No file in the body, or none accepted: broken or encrypted"},
     },
 )
-def upload_documents(
-    files: list[UploadFile] = File(..., description="PDF, PNG, JPEG, WebP, BMP or TIFF files."),
-    wait: bool = Query(False, description="Answer only when the files are indexed."),
+async def upload_documents(
+    request: Request,
+    wait: bool = Query(
+        False, description="Answer when the files are indexed (at most SCANRAG_WAIT_TIMEOUT)."
+    ),
     state: AppState = Depends(get_state),
 ) -> JSONResponse:
-    """Upload one or more files; they are indexed by a background job.
+    """Upload one or more files (multipart field `files`); they are indexed by a background
+    job, recorded before this answers, so that it survives a restart of the server.
 
     Each file is checked at once by its header (type, size, page count, pixel size, PDF
-    password): a file that fails is listed in `rejected` and never stored. A file whose pages
-    turn out not to decode fails in the job (`GET /v1/jobs/{id}` lists it in `errors`).
+    password): a file that fails is listed in `rejected` and never stored. A file over the
+    size limit refuses the whole upload (413) the moment its bytes pass the limit. A file
+    whose pages turn out not to decode fails in the job (`GET /v1/jobs/{id}` lists it).
     """
-    if len(files) > state.settings.max_upload_files:
-        raise HTTPException(
-            413,
-            f"{len(files)} files in one upload, more than {state.settings.max_upload_files}; "
-            "send them in several requests or raise SCANRAG_MAX_UPLOAD_FILES",
+    settings = state.settings
+    try:
+        files = await receive_files(
+            request,
+            state.index.data_dir / "uploads" / ".incoming",
+            settings.max_upload_mb << 20,
+            settings.max_upload_files,
+            lambda name: too_large(name, state),
         )
-    accepted: list[Path] = []
-    refused: list[Rejected] = []
-    for upload in files:
-        path, error = _receive(upload, state)
-        if path is not None:
-            accepted.append(path)
-        if error is not None:
-            refused.append(error)
+    except UploadRefused as exc:
+        return JSONResponse(
+            {"detail": exc.detail, "type": "RequestRefused"},
+            status_code=exc.status,
+            background=BackgroundTask(drain, request),
+        )
+    accepted, refused = await run_in_threadpool(_accept, files, state)
     rejected = [item.as_file_error() for item in refused]
     if not accepted:
         raise HTTPException(rejection_status(refused), " | ".join(e.error for e in rejected))
-    job = state.jobs.submit(accepted, rejected)
+    job = await run_in_threadpool(state.jobs.submit, accepted, rejected)
     body = UploadResponse(
         job_id=job.id,
         status_url=f"/v1/jobs/{job.id}",
         files=[p.name for p in accepted],
         rejected=rejected,
     )
-    return job_response(body, state, wait)
+    return await job_response(body, state, wait, request)
 
 
 @router.get("", response_model=list[DocumentInfo])
@@ -149,7 +143,7 @@ def list_documents(state: AppState = Depends(get_state)) -> list[DocumentInfo]:
 
 
 @router.get("/{doc_id}", response_model=DocumentDetail)
-def get_document(doc_id: str, state: AppState = Depends(get_state)) -> DocumentDetail:
+def get_document(doc_id: DocId, state: AppState = Depends(get_state)) -> DocumentDetail:
     info = document_info(doc_id, state)
     doc = state.index.document(doc_id)
     detail = DocumentDetail(**info.model_dump())
@@ -172,15 +166,11 @@ def get_document(doc_id: str, state: AppState = Depends(get_state)) -> DocumentD
 
 
 @router.delete("/{doc_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_document(doc_id: str, state: AppState = Depends(get_state)) -> Response:
-    """Remove the document from the index, with its uploaded file and page images."""
-    paths = document_info(doc_id, state).paths
+def delete_document(doc_id: DocId, state: AppState = Depends(get_state)) -> Response:
+    """Remove the document: its points, its manifest rows, its cached parse, its page images
+    and its uploaded files (other files queued for indexing are left alone)."""
+    document_info(doc_id, state)  # 404 for an unknown id
     state.index.delete(doc_id)
-    uploads = (state.index.data_dir / "uploads").absolute()  # the manifest's paths are absolute
-    for path in map(Path, paths):
-        if path.is_relative_to(uploads):
-            shutil.rmtree(path.parent, ignore_errors=True)
-    shutil.rmtree(state.index.data_dir / "pages" / doc_id, ignore_errors=True)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -193,7 +183,7 @@ def _document(doc_id: str, state: AppState) -> Document:
 
 @router.get("/{doc_id}/markdown", response_class=PlainTextResponse)
 def document_as_markdown(
-    doc_id: str,
+    doc_id: DocId,
     anchors: bool = Query(True, description="Keep the region anchor comments."),
     state: AppState = Depends(get_state),
 ) -> PlainTextResponse:
@@ -204,6 +194,6 @@ def document_as_markdown(
 
 
 @router.get("/{doc_id}/json")
-def document_as_json(doc_id: str, state: AppState = Depends(get_state)) -> Response:
+def document_as_json(doc_id: DocId, state: AppState = Depends(get_state)) -> Response:
     """The full Document: pages, regions, lines and boxes."""
     return Response(_document(doc_id, state).model_dump_json(), media_type="application/json")

@@ -5,11 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
-from PIL import Image
 
 from ...ingest.model import BBox
-from ...retrieval.index import parse_region_id
-from ..deps import AppState, get_state
+from ...retrieval.index import parse_region_id, read_page_image
+from ..deps import AppState, DocId, RegionId, get_state
 from ..imaging import highlight, jpeg_bytes, parse_boxes
 
 router = APIRouter(tags=["images"])
@@ -18,10 +17,13 @@ JPEG = {200: {"content": {"image/jpeg": {}}, "description": "A JPEG image."}}
 
 @router.get("/v1/documents/{doc_id}/pages/{number}/image", responses=JPEG, response_class=Response)
 def page_image(
-    doc_id: str,
+    doc_id: DocId,
     number: int = PathParam(ge=1),
     highlight_ids: str | None = Query(
-        None, alias="highlight", description="Region ids to outline, comma-separated."
+        None,
+        alias="highlight",
+        description="Region ids to outline, comma-separated.",
+        max_length=4000,
     ),
     boxes: str | None = Query(
         None, description="Pixel boxes to outline: x0,y0,x1,y1;x0,y0,x1,y1", max_length=4000
@@ -48,13 +50,15 @@ def page_image(
             drawn.extend(parse_boxes(boxes))
         except ValueError as exc:
             raise HTTPException(422, f"bad boxes: {exc}") from exc
-    with Image.open(path) as image:
-        return Response(jpeg_bytes(highlight(image, drawn)), media_type="image/jpeg")
+    image, scale = read_page_image(path, state.settings.image_max_pixels)
+    with image:
+        scaled = [BBox(*(round(v / scale) for v in box)) for box in drawn]
+        return Response(jpeg_bytes(highlight(image, scaled)), media_type="image/jpeg")
 
 
 @router.get("/v1/regions/{region_id}/crop", responses=JPEG, response_class=Response)
 def region_crop(
-    region_id: str,
+    region_id: RegionId,
     pad: int = Query(0, ge=0, le=500, description="Pixels of margin around the region."),
     state: AppState = Depends(get_state),
 ) -> Response:

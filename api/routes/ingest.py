@@ -10,10 +10,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from ...errors import Text
 from ...ingest.loaders import show
 from ..deps import AppState, get_state, job_response
 from ..schemas import JobAccepted
@@ -22,7 +24,7 @@ router = APIRouter(prefix="/v1", tags=["ingest"])
 
 
 class IngestRequest(BaseModel):
-    path: str = Field(
+    path: Text = Field(
         min_length=1,
         max_length=4096,
         description="A folder or file below one of the server's allowed roots: absolute, or "
@@ -39,27 +41,35 @@ def _inside(path: Path, root: Path) -> bool:
 
 
 def resolve_under_roots(spelled: str, roots: list[Path]) -> Path:
-    """The path to ingest, or an HTTP error saying why it is refused."""
+    """The path to ingest, or an HTTP error saying why it is refused (naming the path as it
+    was sent, never the roots: their layout is the server's business)."""
     if "\x00" in spelled:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "the path holds a NUL character")
+    shown = repr(spelled if len(spelled) <= 200 else spelled[:200] + "…")
     if ".." in Path(spelled).parts:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, f"{spelled!r}: '..' is not allowed")
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"{shown}: '..' is not allowed")
     bases = [Path(os.path.abspath(root)) for root in roots]
     path = Path(os.path.abspath(bases[0] / spelled))  # an absolute `spelled` stays as it is
     root = next((base for base in bases if _inside(path, base)), None)
     if root is None:
         raise HTTPException(
             status.HTTP_403_FORBIDDEN,
-            f"{show(path)}: outside the allowed roots; ingest only below "
-            + ", ".join(show(base) for base in bases),
+            f"{shown}: outside the allowed roots (SCANRAG_ALLOWED_ROOTS); send a path "
+            "relative to the first root, or an absolute one below a root",
         )
-    if not _inside(Path(os.path.realpath(path)), Path(os.path.realpath(root))):
+    try:
+        if not _inside(Path(os.path.realpath(path)), Path(os.path.realpath(root))):
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"{shown}: a link that leads outside the allowed roots",
+            )
+        exists = path.exists()
+    except OSError as exc:  # a name too long for the file system, a link loop
         raise HTTPException(
-            status.HTTP_403_FORBIDDEN,
-            f"{show(path)}: a link that leads outside the allowed root {show(root)}",
-        )
-    if not path.exists():
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"{show(path)}: no such file or folder")
+            status.HTTP_400_BAD_REQUEST, f"{shown}: not a usable path ({exc.strerror})"
+        ) from exc
+    if not exists:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"{shown}: no such file or folder")
     return path
 
 
@@ -72,9 +82,12 @@ def resolve_under_roots(spelled: str, roots: list[Path]) -> Path:
         404: {"description": "No such file or folder"},
     },
 )
-def ingest_path(
-    request: IngestRequest,
-    wait: bool = Query(False, description="Answer only when the files are indexed."),
+async def ingest_path(
+    body: IngestRequest,
+    request: Request,
+    wait: bool = Query(
+        False, description="Answer when the files are indexed (at most SCANRAG_WAIT_TIMEOUT)."
+    ),
     state: AppState = Depends(get_state),
 ) -> JSONResponse:
     """Index a folder (recursively, only what changed) or a file that the server reads
@@ -85,7 +98,7 @@ def ingest_path(
             status.HTTP_403_FORBIDDEN,
             "server-side ingest is off: set SCANRAG_ALLOWED_ROOTS to the folders it may read",
         )
-    path = resolve_under_roots(request.path, roots)
-    job = state.jobs.submit([path], within=roots)
-    body = IngestResponse(job_id=job.id, status_url=f"/v1/jobs/{job.id}", path=show(path))
-    return job_response(body, state, wait)
+    path = await run_in_threadpool(resolve_under_roots, body.path, roots)
+    job = await run_in_threadpool(state.jobs.submit, [path], None, roots)
+    accepted = IngestResponse(job_id=job.id, status_url=f"/v1/jobs/{job.id}", path=show(path))
+    return await job_response(accepted, state, wait, request)

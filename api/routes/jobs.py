@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, HTTPException, status
 
-from ..deps import AppState, get_state
+from ..deps import AppState, JobId, get_state
 from ..schemas import JobStatus
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 
 @router.get("/{job_id}", response_model=JobStatus)
-def get_job(job_id: str, state: AppState = Depends(get_state)) -> JobStatus:
+def get_job(job_id: JobId, state: AppState = Depends(get_state)) -> JobStatus:
     """Status, files and pages done, and per-file errors of an ingest job."""
     job = state.jobs.get(job_id)
     if job is None:
