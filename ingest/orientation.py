@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 SMALL_SIDE = 600
 #: Classifier windows: this many, 224 pixels square, on the page scaled to SMALL_SIDE.
 WINDOW = 224
-WINDOWS = 4
+WINDOWS = 2
 #: The classifier's classes, in its output order: the page content turned this many degrees
 #: clockwise (so turning it back counter-clockwise stands it upright).
 CLASSES = (0, 90, 180, 270)
