@@ -89,7 +89,15 @@ class Straightener:
         self._reader: Any = None
 
     def config(self) -> dict[str, Any]:
-        return {"version": self.version, "max_skew": MAX_SKEW, "min_skew": MIN_SKEW}
+        """What decides the straightened pages (it goes into the parse fingerprint)."""
+        return {
+            "version": self.version,
+            "windows": WINDOWS,
+            "sure": SURE,
+            "read_side": READ_SIDE,
+            "max_skew": MAX_SKEW,
+            "min_skew": MIN_SKEW,
+        }
 
     # --- finding ------------------------------------------------------------------------
 
@@ -173,15 +181,16 @@ class Straightener:
             if self._reader is None:
                 from rapidocr import RapidOCR
 
-                from .parsers.embedded import _loading_quietly
-
                 params = {
                     "Global.use_cls": False,
                     "Global.log_level": "warning",
                     "EngineConfig.onnxruntime.intra_op_num_threads": self.threads or -1,
                 }
-                with _loading_quietly():
+                logging.disable(logging.INFO)  # it logs each model load at INFO
+                try:
                     self._reader = RapidOCR(params=params)
+                finally:
+                    logging.disable(logging.NOTSET)
             return self._reader
 
     # --- applying -----------------------------------------------------------------------
