@@ -15,9 +15,11 @@ from pathlib import Path
 import pymupdf
 import pytest
 from PIL import Image
+from typer.testing import CliRunner
 
 import scanrag
 from scanrag import Settings, testing
+from scanrag.cli import app
 from scanrag.ingest.markdown import document_markdown
 from scanrag.ingest.model import BBox, Document, Page, PageRotation
 from scanrag.ingest.orientation import Straightener, map_box, skew_matrix, turn_matrix
@@ -189,6 +191,21 @@ def test_straightening_can_be_turned_off(upright_image, folder):
     assert not doc.warnings
     on, off = Settings(), Settings(straighten=False)
     assert parse_fingerprint(get_parser(on), on) != parse_fingerprint(get_parser(off), off)
+
+
+def test_the_cli_warns_of_a_turned_page_and_no_straighten_turns_it_off(upright_image, folder):
+    path = folder / "cli.png"
+    turn(upright_image, 180).save(path)
+    result = CliRunner().invoke(app, ["parse", str(path), "--out", str(folder / "on")])
+    assert result.exit_code == 0
+    assert "page 1 was turned 180° clockwise to read it upright" in result.stderr
+    (on,) = (folder / "on").glob("*.json")
+    assert Document.model_validate_json(on.read_text()).pages[0].rotation.turn == 180
+    off_dir = folder / "off"
+    result = CliRunner().invoke(app, ["parse", str(path), "--out", str(off_dir), "--no-straighten"])
+    assert result.exit_code == 0 and "turned" not in result.stderr
+    (off,) = off_dir.glob("*.json")
+    assert Document.model_validate_json(off.read_text()).pages[0].rotation is None
 
 
 def test_an_upright_page_is_left_as_it_is(upright):
