@@ -62,8 +62,12 @@ MIN_SKEW = 0.4
 MIN_INK = 300
 #: Ink points the profile search uses at most (a deterministic sample).
 MAX_POINTS = 12_000
-#: Side of the full-resolution area read when the cheap signals are not enough.
+#: Reading, when the cheap signals are not enough: the densest area of this side (full
+#: resolution), its longest lines at most, and what a confident read is.
 READ_SIDE = 640
+READ_LINES = 6
+MIN_CHARS = 12
+CONFIDENT = 0.9
 
 _MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 _STD = np.array([0.229, 0.224, 0.225], np.float32)
@@ -94,7 +98,7 @@ class Straightener:
             "version": self.version,
             "windows": WINDOWS,
             "sure": SURE,
-            "read_side": READ_SIDE,
+            "read": [READ_SIDE, READ_LINES, MIN_CHARS, CONFIDENT],
             "max_skew": MAX_SKEW,
             "min_skew": MIN_SKEW,
         }
@@ -136,31 +140,58 @@ class Straightener:
         return np.asarray(probs, dtype=np.float64).mean(axis=0)
 
     def read_best(self, image: Image.Image, ink: np.ndarray, candidates: list[int]) -> int:
-        """The candidate turn under which RapidOCR reads the densest area most confidently."""
+        """The candidate turn under which RapidOCR reads the page's densest text best.
+
+        Lines are found once, on the densest area turned by the first candidate (the
+        classifier's answer); the longest few are read at each candidate turn in order, and
+        the first confident read wins at once (upside-down text reads far less surely,
+        sideways text gives no line running across); else the best score wins."""
         scale = image.width / ink.shape[1]
         side = max(8, round(READ_SIDE / scale))
         (y, x), *_ = dense_windows(ink, side, count=1)
         box = BBox.enclosing(x * scale, y * scale, (x + side) * scale, (y + side) * scale)
         area = np.asarray(image.crop(box.clip(image.width, image.height)).convert("RGB"))
-        scores = {turn: self.reading_score(np.rot90(area, -turn // 90)) for turn in candidates}
+        first = candidates[0]
+        lines = self.line_crops(np.rot90(area, -first // 90))
+        scores: dict[int, float] = {}
+        for turn in candidates:
+            chars, confidence = self.read_lines(
+                [np.rot90(line, (first - turn) // 90) for line in lines]
+            )
+            if chars >= MIN_CHARS and confidence >= CONFIDENT:
+                return turn
+            scores[turn] = chars * max(0.0, confidence - 0.5)
         log.debug("orientation: reading scores %s", scores)
         return max(candidates, key=lambda turn: scores[turn])
 
-    def reading_score(self, rgb: np.ndarray) -> float:
-        """Characters read on lines running across, each weighted by how sure the recogniser
-        is of its line beyond 0.5: turned text is read as short, tall or unsure lines."""
+    def line_crops(self, rgb: np.ndarray) -> list[np.ndarray]:
+        """The longest text lines RapidOCR's detector finds in `rgb`, cut out (at most
+        READ_LINES: reading them all would cost as much as parsing the page)."""
         reader = self._load_reader()
         bgr = np.ascontiguousarray(rgb[:, :, ::-1])
         with self._lock:
-            result = reader(bgr)
-        if result.txts is None:
-            return 0.0
-        score = 0.0
-        for quad, text, confidence in zip(result.boxes, result.txts, result.scores, strict=True):
-            box = BBox.around(quad.tolist())
-            if box.width >= 1.5 * box.height:
-                score += len(text.strip()) * max(0.0, float(confidence) - 0.5)
-        return score
+            found = reader(bgr, use_det=True, use_cls=False, use_rec=False)
+        if found.boxes is None:
+            return []
+        height, width = rgb.shape[:2]
+        boxes = [BBox.around(quad.tolist()).clip(width, height) for quad in found.boxes]
+        boxes.sort(key=lambda box: -max(box.width, box.height))
+        return [rgb[b.y0 : b.y1, b.x0 : b.x1] for b in boxes[:READ_LINES] if b.area]
+
+    def read_lines(self, crops: list[np.ndarray]) -> tuple[int, float]:
+        """(characters read on the crops that run across, their mean confidence)."""
+        reader = self._load_reader()
+        chars, weighted = 0, 0.0
+        for crop in crops:
+            if crop.shape[1] < 1.5 * crop.shape[0]:
+                continue
+            bgr = np.ascontiguousarray(crop[:, :, ::-1])
+            with self._lock:
+                result = reader(bgr, use_det=False, use_cls=False, use_rec=True)
+            for text, score in zip(result.txts or (), result.scores or (), strict=True):
+                chars += len(text.strip())
+                weighted += len(text.strip()) * float(score)
+        return chars, weighted / chars if chars else 0.0
 
     def _load_classifier(self) -> Any:
         with self._lock:
