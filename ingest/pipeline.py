@@ -133,8 +133,17 @@ def _straighten(
     that cannot be decoded fails in the parser, with its own message)."""
     try:
         return straightener.straighten(page)
-    except Exception:
-        log.warning("%s page %d: not straightened", show(path), page.number, exc_info=True)
+    except ScanragError:
+        return page, None
+    except Exception as exc:  # a bug here must not cost the page: it is read as it lies
+        log.debug("straightening %s page %d failed", show(path), page.number, exc_info=True)
+        log.warning(
+            "%s page %d: not straightened (%s: %s)",
+            show(path),
+            page.number,
+            type(exc).__name__,
+            exc,
+        )
         return page, None
 
 

@@ -25,6 +25,7 @@ from scanrag.ingest.model import BBox, Document, Page, PageRotation
 from scanrag.ingest.orientation import Straightener, map_box, skew_matrix, turn_matrix
 from scanrag.ingest.parallel import parse_fingerprint
 from scanrag.ingest.parsers import get_parser
+from scanrag.ingest.pipeline import parse_file
 
 #: Pure quarter turns move pixels exactly: boxes may differ by OCR rounding only.
 TURN_TOLERANCE = 3
@@ -271,3 +272,29 @@ def test_source_box_undoes_a_skew_about_the_centre():
     box = BBox(250, 100, 300, 120)
     back = page.source_box(map_box(forward, box, (400, 400)))
     assert back.x0 <= box.x0 and back.y0 <= box.y0 and back.x1 >= box.x1 and back.y1 >= box.y1
+
+
+class NoText:
+    """A parser that reads nothing: these checks are about the page, not its text."""
+
+    name = "none"
+    version = "1"
+
+    def config(self) -> dict:
+        return {}
+
+    def parse_page(self, page) -> list:
+        return []
+
+
+def test_a_page_that_cannot_be_straightened_is_parsed_as_it_lies(monkeypatch, folder, caplog):
+    def broken(self, image):
+        raise RuntimeError("no luck")
+
+    monkeypatch.setattr(Straightener, "find", broken)
+    path = folder / "plain.png"
+    testing.Sheet(600, 800).image().save(path)
+    doc = parse_file(path, Settings(), NoText())
+    assert doc.pages[0].error is None and doc.pages[0].rotation is None
+    assert "not straightened (RuntimeError: no luck)" in caplog.text
+    assert "Traceback" not in caplog.text
