@@ -89,6 +89,13 @@ DpiOption = Annotated[
 PasswordOption = Annotated[
     str | None, typer.Option("--pdf-password", help="Password for encrypted PDFs.")
 ]
+StraightenOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--straighten/--no-straighten",
+        help="Stand turned (90/180/270°) and skewed scans upright before parsing (default on).",
+    ),
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Log details and tracebacks.")]
 
@@ -189,6 +196,7 @@ def parse(
     ocr_model: OcrModelOption = None,
     ocr_api_key: OcrKeyOption = None,
     fallback: FallbackOption = None,
+    straighten: StraightenOption = None,
     json_out: JsonOption = False,
     verbose: VerboseOption = False,
 ) -> None:
@@ -208,6 +216,7 @@ def parse(
         ocr_model=ocr_model,
         ocr_api_key=ocr_api_key,
         fallback=fallback,
+        straighten=straighten,
     )
     try:
         chosen = get_parser(settings)
@@ -350,6 +359,7 @@ def ingest(
             "--qdrant-write-consistency", min=1, help="Replicas that must confirm each write."
         ),
     ] = None,
+    straighten: StraightenOption = None,
     json_out: JsonOption = False,
     verbose: VerboseOption = False,
 ) -> None:
@@ -370,6 +380,7 @@ def ingest(
         qdrant_shards=qdrant_shards,
         qdrant_replicas=qdrant_replicas,
         qdrant_write_consistency=qdrant_write_consistency,
+        straighten=straighten,
     )
     with user_errors(), Index(settings) as index, progress() as bar:
         files_task = bar.add_task("files", total=None)
@@ -533,6 +544,7 @@ def evaluate(
             "so no parse time is measured.",
         ),
     ] = None,
+    straighten: StraightenOption = None,
     json_out: JsonOption = False,
     verbose: VerboseOption = False,
 ) -> None:
@@ -542,7 +554,7 @@ def evaluate(
     setup_logging(verbose)
     if not (set_dir / "qa.jsonl").exists() and not list(set_dir.glob("*.gt.json")):
         fail_usage(f"{set_dir} holds no qa.jsonl or *.gt.json: not a labelled set (see README)")
-    settings = make_settings(parser=parser)
+    settings = make_settings(parser=parser, straighten=straighten)
     with user_errors(), stderr.status("evaluating") as status:
         report = run_eval(set_dir, settings, k=k, data_dir=data_dir, on_progress=status.update)
     if json_out:

@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     min_text_layer_chars: int = Field(
         20, description="A PDF page needs this many characters of text to skip OCR (auto)."
     )
+    straighten: bool = Field(
+        True,
+        description="Stand scanned pages upright before parsing: quarter turns (0/90/180/270°) "
+        "and skews up to 15°; pages with a PDF text layer are left as they are.",
+    )
     ocr_use_cls: bool = Field(
         False, description="Run RapidOCR's text-angle classifier (it flips upright crops)."
     )

@@ -12,9 +12,11 @@ plus one `qa.jsonl` for the set, one question per line:
     {"file": "invoice.pdf", "question": "What is the total due?", "answer": "$19,020.08",
      "page": 1, "evidence_bbox": [1259, 807, 1419, 833]}
 
-Boxes are page-image pixels at the stated dpi, origin top-left. When scanrag renders a page at
-another size, ground-truth boxes are scaled to it. `file` is the document's file name in the
-set folder; extra keys (such as "key" or "evidence_text") are ignored.
+Boxes are page-image pixels at the stated dpi, origin top-left, on the file as given (a turned
+or skewed scan is labelled as it lies). scanrag's boxes are on the upright page, so they are
+mapped back onto the file (`Page.source_box`) before they are compared; when scanrag renders
+a page at another size, ground-truth boxes are scaled to it. `file` is the document's file
+name in the set folder; extra keys (such as "key" or "evidence_text") are ignored.
 
 What is scored:
 
@@ -51,7 +53,7 @@ from rapidfuzz.distance import Levenshtein
 
 from .config import Settings
 from .errors import ScanragError
-from .ingest.model import BBox, Document
+from .ingest.model import BBox, Document, Page
 from .retrieval.answer import Citation, language
 from .retrieval.results import HitRegion, SearchHit
 
@@ -130,6 +132,13 @@ class LineScore(BaseModel):
         return self.cer_sum / self.lines if self.lines else 0.0
 
 
+def file_size(page: Page) -> tuple[int, int]:
+    """The page's size in pixels as the file gives it (before it was stood upright)."""
+    if page.rotation is None:
+        return page.width, page.height
+    return page.rotation.source_width, page.rotation.source_height
+
+
 def score_lines(truth: GroundTruth, document: Document) -> LineScore:
     """Match each ground-truth line to the parsed line covering most of its box.
 
@@ -139,16 +148,20 @@ def score_lines(truth: GroundTruth, document: Document) -> LineScore:
     cer_sum = 0.0
     for gt_page in truth.pages:
         page = document.page(gt_page.page)
-        parsed = [line for region in page.regions for line in region.lines] if page else []
+        parsed = (
+            [(line.text, page.source_box(line.bbox)) for r in page.regions for line in r.lines]
+            if page
+            else []
+        )
         for gt_line in gt_page.lines:
             lines += 1
             box = gt_line.bbox
             if page:
-                box = scale_box(box, (gt_page.width, gt_page.height), (page.width, page.height))
-            best = max(parsed, key=lambda line: line.bbox.coverage_of(box), default=None)
-            if best is not None and best.bbox.coverage_of(box) >= LINE_COVERAGE:
+                box = scale_box(box, (gt_page.width, gt_page.height), file_size(page))
+            best = max(parsed, key=lambda line: line[1].coverage_of(box), default=None)
+            if best is not None and best[1].coverage_of(box) >= LINE_COVERAGE:
                 found += 1
-                cer_sum += cer(gt_line.text, best.text)
+                cer_sum += cer(gt_line.text, best[0])
             else:
                 cer_sum += 1.0
     return LineScore(lines=lines, found=found, cer_sum=cer_sum)
@@ -161,17 +174,24 @@ def _gt_size(truth: GroundTruth | None, page: int) -> tuple[int, int] | None:
 
 
 def cited_boxes(
-    question: Question, regions: Sequence[HitRegion | Citation], truth: GroundTruth | None
+    question: Question,
+    regions: Sequence[HitRegion | Citation],
+    truth: GroundTruth | None,
+    page: Page | None = None,
 ) -> list[BBox]:
-    """Region and line boxes on the question's page, scaled to ground-truth pixels."""
+    """Region and line boxes on the question's page, mapped onto the file as given (`page`:
+    the parsed page, which knows how it was stood upright) and scaled to ground-truth pixels."""
     size = _gt_size(truth, question.page)
     out: list[BBox] = []
     for region in regions:
         if region.page != question.page:
             continue
         for box in [region.bbox, *(line.bbox for line in region.lines)]:
+            frame = (region.page_width, region.page_height)
+            if page is not None:
+                box, frame = page.source_box(box), file_size(page)
             if size:
-                box = scale_box(box, (region.page_width, region.page_height), size)
+                box = scale_box(box, frame, size)
             out.append(box)
     return out
 
@@ -181,13 +201,14 @@ def evidence_hit(
     source: str,
     regions: Sequence[HitRegion | Citation],
     truth: GroundTruth | None,
+    page: Page | None = None,
 ) -> bool:
     """True when a box from the right file and page covers ≥ 50 % of the evidence box."""
     if Path(source).name != question.file:
         return False
     return any(
         box.coverage_of(question.evidence_bbox) >= LINE_COVERAGE
-        for box in cited_boxes(question, regions, truth)
+        for box in cited_boxes(question, regions, truth, page)
     )
 
 
@@ -282,20 +303,27 @@ class EvalReport(BaseModel):
     query_p95_ms: float
 
 
-def _first_hit_rank(question: Question, hits: list[SearchHit], truth: GroundTruth | None) -> int:
+def _first_hit_rank(
+    question: Question, hits: list[SearchHit], truth: GroundTruth | None, page: Page | None
+) -> int:
     """1-based rank of the first hit whose boxes cover the evidence; 0 when none does."""
     for rank, hit in enumerate(hits, start=1):
-        if evidence_hit(question, hit.source, hit.regions, truth):
+        if evidence_hit(question, hit.source, hit.regions, truth, page):
             return rank
     return 0
 
 
-def _best_iou(question: Question, citations: list[Citation], truth: GroundTruth | None) -> float:
+def _best_iou(
+    question: Question,
+    citations: list[Citation],
+    truth: GroundTruth | None,
+    page: Page | None = None,
+) -> float:
     boxes = [
         box
         for citation in citations
         if Path(citation.source).name == question.file
-        for box in cited_boxes(question, [citation], truth)
+        for box in cited_boxes(question, [citation], truth, page)
     ]
     return max((box.iou(question.evidence_bbox) for box in boxes), default=0.0)
 
@@ -337,17 +365,20 @@ def run_eval(
                 answer = ask.answer(question.question, hits)
                 latencies.append(time.perf_counter() - started)
                 gt = truth.get(question.file)
+                doc = docs.get(question.file)
+                page = doc.page(question.page) if doc else None
                 rows.append(
                     _Asked(
                         lang=language(question.question),
-                        rank=_first_hit_rank(question, hits, gt),
+                        rank=_first_hit_rank(question, hits, gt, page),
                         tied=len(hits) > 1 and math.isclose(hits[0].score, hits[1].score),
                         contains=answer_key(question.answer) in answer_key(answer.answer),
                         not_found=not answer.citations,
                         cited=any(
-                            evidence_hit(question, c.source, [c], gt) for c in answer.citations
+                            evidence_hit(question, c.source, [c], gt, page)
+                            for c in answer.citations
                         ),
-                        iou=_best_iou(question, answer.citations, gt),
+                        iou=_best_iou(question, answer.citations, gt, page),
                     )
                 )
     answers = _answer_scores(rows)

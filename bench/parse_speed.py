@@ -40,9 +40,11 @@ from PIL import Image
 
 import scanrag
 from scanrag import Settings, testing
+from scanrag.ingest.orientation import get_straightener
 from scanrag.ingest.parsers import get_parser
 
 OVERHEAD_TARGET = 0.25
+STRAIGHTEN_TARGET = 0.05  # issue 15: finding turn and skew of upright pages, share of the parse
 PDF_TEXT_TARGET = 30.0
 HERE = Path(__file__).resolve().parent
 
@@ -125,6 +127,10 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     ocr_time, layout_time = Stopwatch(), Stopwatch()
     parser.read_lines = ocr_time.wrap(parser.read_lines)  # type: ignore[method-assign]
     parser.detect_layout = layout_time.wrap(parser.detect_layout)  # type: ignore[method-assign]
+    # finding each page's turn and skew (straighten, on by default; these pages are upright)
+    straightener = get_straightener(settings.ocr_threads)
+    straighten_time = Stopwatch()
+    straightener.find = straighten_time.wrap(straightener.find)  # type: ignore[method-assign]
 
     # Each page goes through the three runs back to back, in a rotating order, so a load
     # change on the machine hits all three alike; the overhead is judged page by page.
@@ -169,6 +175,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     load_after = os.getloadavg()
 
     worst = max(jpeg_total, jpeg_median, pdf_total, pdf_median)
+    straighten_share = straighten_time.seconds / ((per_page["jpeg"] + per_page["pdf"]) * samples)
     return {
         "machine": {
             "cpus": os.cpu_count(),
@@ -196,6 +203,8 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             # inside the embedded runs (JPEG and PDF together)
             "embedded_ocr_s_per_page": round(ocr_time.seconds / (2 * samples), 4),
             "embedded_layout_s_per_page": round(layout_time.seconds / (2 * samples), 4),
+            "embedded_straighten_s_per_page": round(straighten_time.seconds / (2 * samples), 4),
+            "straighten_share": round(straighten_share, 4),
             "overhead_jpeg": round(jpeg_total, 4),
             "overhead_jpeg_median_page": round(jpeg_median, 4),
             "overhead_pdf": round(pdf_total, 4),
@@ -213,6 +222,8 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             "overhead_max": OVERHEAD_TARGET,
             "pdf_text_min_pages_per_s": PDF_TEXT_TARGET,
             "overhead_met": worst <= OVERHEAD_TARGET,
+            "straighten_max_share": STRAIGHTEN_TARGET,
+            "straighten_met": straighten_share <= STRAIGHTEN_TARGET,
             "pdf_text_met": born["pdf-text"] >= PDF_TEXT_TARGET,
         },
     }
@@ -223,7 +234,12 @@ def report(result: dict[str, Any]) -> str:
     setup, machine = result["setup"], result["machine"]
     cpu = s["cpu_s_per_page"]
     embedded = (s["embedded_jpeg_s_per_page"] + s["embedded_pdf_s_per_page"]) / 2
-    rest = embedded - s["embedded_ocr_s_per_page"] - s["embedded_layout_s_per_page"]
+    rest = (
+        embedded
+        - s["embedded_ocr_s_per_page"]
+        - s["embedded_layout_s_per_page"]
+        - s["embedded_straighten_s_per_page"]
+    )
     rows = [
         f"scanrag parse speed: {setup['scanned_pages']} scanned A4 pages at 200 dpi "
         f"x {setup['rounds']} round(s), {machine['cpus']} CPUs, load average "
@@ -241,6 +257,8 @@ def report(result: dict[str, Any]) -> str:
         f"{cpu['pdf']:>12.3f}{s['overhead_pdf_cpu']:>+9.1%}",
         f"{'  inside embedded: RapidOCR':34}{s['embedded_ocr_s_per_page']:>8.3f}",
         f"{'  inside embedded: RapidLayout':34}{s['embedded_layout_s_per_page']:>8.3f}",
+        f"{'  inside embedded: straightening':34}{s['embedded_straighten_s_per_page']:>8.3f}"
+        f"{s['straighten_share']:>9.1%} of the parse",
         f"{'  inside embedded: the rest':34}{rest:>8.3f}",
         "",
         f"{'born-digital PDF, pdf-text':34}{b['pdf_text_pages_per_s']:>8.1f} pages/s",
@@ -248,7 +266,9 @@ def report(result: dict[str, Any]) -> str:
         "",
         f"embedded overhead <= {t['overhead_max']:.0%}: {'met' if t['overhead_met'] else 'MISSED'}"
         f"; pdf-text >= {t['pdf_text_min_pages_per_s']:.0f} pages/s: "
-        f"{'met' if t['pdf_text_met'] else 'MISSED'}",
+        f"{'met' if t['pdf_text_met'] else 'MISSED'}; straightening <= "
+        f"{t['straighten_max_share']:.0%} of the parse: "
+        f"{'met' if t['straighten_met'] else 'MISSED'}",
     ]
     return "\n".join(rows)
 

@@ -6,6 +6,10 @@ document while every paragraph can be traced back to its place on the page image
     <!-- page 1 width=1654 height=2339 -->
     <!-- region 3f9c0a1b2c3d4e5f:p1:r0 label=title bbox=132,157,980,210 norm=80,67,593,90 -->
     # INVOICE No. 2024-0315
+
+A scanned page that was stood upright says how (`Page.rotation`), e.g.
+`<!-- page 2 width=2339 height=1654 turn=90 skew=-2.4 -->`: turned 90° clockwise, then
+rotated 2.4° counter-clockwise; its boxes are on the upright page.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ def page_markdown(page: Page, anchors: bool = True) -> str:
     parts: list[str] = []
     if anchors:
         header = f"page {page.number} width={page.width} height={page.height}"
+        if page.rotation and (page.rotation.turn or page.rotation.skew):
+            header += f" turn={page.rotation.turn} skew={page.rotation.skew:g}"
         if page.error:
             header += f' error="{page.error}"'
         parts.append(_comment(header))

@@ -150,6 +150,29 @@ def union_all(boxes: list[BBox]) -> BBox:
     return out
 
 
+def unrotate(
+    x: float, y: float, degrees: float, size: tuple[int, int], before: tuple[int, int]
+) -> tuple[float, float]:
+    """A point of a frame of `size` made by rotating a frame of size `before` `degrees`
+    clockwise about its centre, back in the frame before."""
+    angle = math.radians(degrees)
+    cos, sin = math.cos(angle), math.sin(angle)
+    dx, dy = x - size[0] / 2, y - size[1] / 2
+    return before[0] / 2 + dx * cos + dy * sin, before[1] / 2 - dx * sin + dy * cos
+
+
+def unturn(x: float, y: float, turn: int, width: int, height: int) -> tuple[float, float]:
+    """A point of a page turned `turn` degrees clockwise, back on the page of `width` ×
+    `height` before the turn."""
+    if turn == 90:
+        return y, height - x
+    if turn == 180:
+        return width - x, height - y
+    if turn == 270:
+        return width - y, x
+    return x, y
+
+
 def doc_id_for(sha256: str) -> str:
     """A document's id: the first 16 hex digits of its file's sha256."""
     return sha256[:16]
@@ -186,6 +209,18 @@ class Region(BaseModel):
     )
 
 
+class PageRotation(BaseModel):
+    """How the stored page image was made from the page as loaded (an image file with its
+    EXIF orientation applied, or a PDF page rendered at `Page.dpi`): turned `turn` degrees
+    clockwise, then rotated `skew` degrees clockwise about its centre, on a frame that grows
+    evenly on both sides only where ink would otherwise fall outside it."""
+
+    turn: Literal[0, 90, 180, 270] = Field(0, description="Quarter turn applied, clockwise.")
+    skew: float = Field(0.0, description="Deskew applied after the turn, degrees clockwise.")
+    source_width: int = Field(description="Width of the page as loaded, in pixels.")
+    source_height: int = Field(description="Height of the page as loaded, in pixels.")
+
+
 class Page(BaseModel):
     number: int = Field(description="1-based page number.")
     width: int = Field(description="Width of the stored page image in pixels.")
@@ -195,8 +230,31 @@ class Page(BaseModel):
     height_pt: float | None = Field(None, description="PDF page height in points (PDFs only).")
     image: str | None = Field(None, description="Path of the stored page image, if stored.")
     text_layer: bool = Field(False, description="True when the text came from the PDF itself.")
+    rotation: PageRotation | None = Field(
+        None,
+        description="How the scanned page was stood upright (turn and skew); null when it was "
+        "not examined (a PDF text layer, or straightening off). Boxes refer to the upright "
+        "image; `Page.source_box` maps them back to the page as loaded.",
+    )
     regions: list[Region] = Field(default_factory=list)
     error: str | None = Field(None, description="Why this page could not be parsed, if it failed.")
+
+    def source_box(self, box: BBox) -> BBox:
+        """`box` (pixels of the stored, upright page image) in pixels of the page as loaded:
+        the image file (EXIF orientation applied), or the PDF page rendered at `dpi` (then
+        `BBox.to_points(rotation.source_width, rotation.source_height, width_pt, height_pt)`
+        gives PDF points). A skewed box comes back as the box around its four corners."""
+        if self.rotation is None:
+            return box
+        turned = self.rotation.turn in (90, 270)
+        width, height = self.rotation.source_width, self.rotation.source_height
+        tw, th = (height, width) if turned else (width, height)  # after the turn
+        corners = [
+            unrotate(x, y, self.rotation.skew, (self.width, self.height), (tw, th))
+            for x, y in ((box.x0, box.y0), (box.x1, box.y0), (box.x0, box.y1), (box.x1, box.y1))
+        ]
+        points = [unturn(x, y, self.rotation.turn, width, height) for x, y in corners]
+        return BBox.around(points).clip(width, height)
 
 
 class ParserInfo(BaseModel):

@@ -69,8 +69,13 @@ class ParseResult:
 
 
 def parse_fingerprint(parser: Parser, settings: Settings) -> str:
-    """What determines a parsed Document: the parser, its settings and the page dpi."""
-    payload = json.dumps([fingerprint(parser), settings.dpi])
+    """What determines a parsed Document: the parser, its settings, the page dpi and how
+    scanned pages are straightened."""
+    from .pipeline import straightener_for
+
+    straightener = straightener_for(settings, parser)
+    turning = straightener.config() if straightener is not None else None
+    payload = json.dumps([fingerprint(parser), settings.dpi, turning], sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 

@@ -17,8 +17,19 @@ from ..errors import (
     ScanragError,
 )
 from .loaders import PageImage, SourceFile, iter_pages, open_source, show
-from .model import Document, Line, Page, ParserInfo, Region, doc_id_for, region_id_for
+from .model import (
+    Document,
+    Line,
+    Page,
+    PageRotation,
+    ParserInfo,
+    Region,
+    doc_id_for,
+    region_id_for,
+)
+from .orientation import Straightener, get_straightener
 from .parsers import Block, Parser, fingerprint, get_parser
+from .parsers.auto import has_text_layer
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +76,18 @@ def parse_file(
         read = fallback.wrap(read)
     before = pages[0] - 1 if pages else 0
     parsed: list[Page] = []
+    straightener = straightener_for(settings, parser)
     for page_image in iter_pages(source, settings, pages):
+        rotation = None
+        if straightener is not None and _is_scan(page_image, settings):
+            page_image, rotation = _straighten(straightener, page_image, path)
+            if rotation is not None and rotation.turn:
+                warnings.append(
+                    f"{show(path)}: page {page_image.number} was turned {rotation.turn}° "
+                    "clockwise to read it upright"
+                )
         page = _parse_page(doc_id, page_image, read, parser.name, path)
+        page.rotation = rotation
         if page.error:
             warnings.append(page.error)
         elif save_image is not None:
@@ -89,6 +110,41 @@ def parse_file(
         ),
         warnings=warnings,
     )
+
+
+def straightener_for(settings: Settings, parser: Parser) -> Straightener | None:
+    """The straightener scanned pages go through, or None: `straighten` off, or a backend
+    that reads the file itself (Zhipu MaaS answers in the frame of the file as it is)."""
+    if not settings.straighten or hasattr(parser, "parse_document"):
+        return None
+    return get_straightener(settings.ocr_threads)
+
+
+def _is_scan(page: PageImage, settings: Settings) -> bool:
+    """A page read from its pixels: an image, or a PDF page without a usable text layer
+    (a text layer keeps its own geometry)."""
+    return page.error is None and not has_text_layer(page, settings.min_text_layer_chars)
+
+
+def _straighten(
+    straightener: Straightener, page: PageImage, path: Path
+) -> tuple[PageImage, PageRotation | None]:
+    """The page stood upright; a page that cannot be examined is parsed as it is (a page
+    that cannot be decoded fails in the parser, with its own message)."""
+    try:
+        return straightener.straighten(page)
+    except ScanragError:
+        return page, None
+    except Exception as exc:  # a bug here must not cost the page: it is read as it lies
+        log.debug("straightening %s page %d failed", show(path), page.number, exc_info=True)
+        log.warning(
+            "%s page %d: not straightened (%s: %s)",
+            show(path),
+            page.number,
+            type(exc).__name__,
+            exc,
+        )
+        return page, None
 
 
 def check_some_page_parsed(path: Path, pages: list[Page]) -> None:

@@ -28,7 +28,7 @@ from scanrag.evaluate import (
     scale_box,
     score_lines,
 )
-from scanrag.ingest.model import BBox, Document, Line, Page, ParserInfo, Region
+from scanrag.ingest.model import BBox, Document, Line, Page, PageRotation, ParserInfo, Region
 from scanrag.retrieval.answer import Citation
 from scanrag.retrieval.results import HitRegion
 
@@ -129,6 +129,29 @@ def test_score_lines_scales_truth_boxes_to_the_parsed_page_size():
     doc = parsed([Line(text="Claim amount", bbox=BBox(100, 100, 200, 120))], 1000, 1000)
     score = score_lines(gt, doc)
     assert (score.found, score.mean_cer) == (1, 0.0)
+
+
+def test_score_lines_compares_on_the_file_as_labelled_when_the_page_was_turned():
+    # labelled on a 1000 x 600 file lying on its side; scanrag read it turned 90° clockwise
+    gt = truth(("Claim amount", BBox(500, 100, 540, 300)), size=(1000, 600))
+    doc = parsed([Line(text="Claim amount", bbox=BBox(300, 500, 500, 540))], 600, 1000)
+    doc.pages[0].rotation = PageRotation(turn=90, source_width=1000, source_height=600)
+    assert score_lines(gt, doc).found == 1
+    doc.pages[0].rotation = None  # compared as it lies, the upright box misses
+    assert score_lines(gt, doc).found == 0
+
+
+def test_evidence_on_a_turned_page_is_compared_on_the_file_as_labelled():
+    page = Page(
+        number=1,
+        width=1000,
+        height=1000,
+        dpi=200,
+        rotation=PageRotation(turn=180, source_width=1000, source_height=1000),
+    )
+    region = hit_region([500, 560, 700, 600])  # the evidence box (300, 400, 500, 440), turned
+    assert evidence_hit(question(), "invoice.pdf", [region], page_truth(), page)
+    assert not evidence_hit(question(), "invoice.pdf", [region], page_truth())
 
 
 def test_score_lines_with_a_missing_page_misses_every_line():

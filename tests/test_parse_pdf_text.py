@@ -12,7 +12,7 @@ import scanrag
 from scanrag import Settings, testing
 from scanrag.ingest.loaders import PageImage, iter_pages, open_source
 from scanrag.ingest.model import BBox, Line
-from scanrag.ingest.parsers.auto import AutoParser
+from scanrag.ingest.parsers.auto import has_text_layer
 
 LINES = [
     (72, 100, "Statement of account", 20),
@@ -231,4 +231,4 @@ def _page(text: str) -> PageImage:
     ],
 )
 def test_auto_trusts_a_text_layer_only_with_enough_real_characters(text, usable):
-    assert AutoParser(Settings()).has_text_layer(_page(text)) is usable
+    assert has_text_layer(_page(text), Settings().min_text_layer_chars) is usable

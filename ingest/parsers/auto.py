@@ -28,12 +28,13 @@ class AutoParser:
             self.scan.name: self.scan.config(),
         }
 
-    def has_text_layer(self, page: PageImage) -> bool:
-        """Enough real characters to trust the PDF's own text over OCR."""
-        text = "".join(line.text for line in page.text_lines)
-        chars = sum(1 for char in text if not char.isspace())
-        return chars >= self.min_chars and text.count("\ufffd") <= 0.1 * chars
-
     def parse_page(self, page: PageImage) -> list[Block]:
-        parser = self.text if self.has_text_layer(page) else self.scan
+        parser = self.text if has_text_layer(page, self.min_chars) else self.scan
         return parser.parse_page(page)
+
+
+def has_text_layer(page: PageImage, min_chars: int) -> bool:
+    """Enough real characters to trust the PDF's own text over OCR (`min_text_layer_chars`)."""
+    text = "".join(line.text for line in page.text_lines)
+    chars = sum(1 for char in text if not char.isspace())
+    return chars >= min_chars and text.count("\ufffd") <= 0.1 * chars
