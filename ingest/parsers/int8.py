@@ -35,7 +35,7 @@ from ...errors import ConfigError
 log = logging.getLogger(__name__)
 
 #: Bump when the quantisation recipe or the calibration pages change: new cache files.
-RECIPE = 1
+RECIPE = 2
 #: Left in float: the first convolution (raw pixels) and the two layers that write the
 #: probability map.
 KEEP_FLOAT = ["Conv.0", "ConvTranspose.0", "ConvTranspose.2"]
@@ -167,13 +167,22 @@ def calibration_inputs(
 
 
 class _Reader:
-    """onnxruntime.quantization's CalibrationDataReader over recorded inputs."""
+    """onnxruntime.quantization's CalibrationDataReader over recorded inputs, read in strides
+    (`set_range`): ranges are then merged page by page instead of after every page's
+    activations sit in memory at once."""
 
     def __init__(self, samples: list[dict[str, np.ndarray]]) -> None:
-        self._samples = iter(samples)
+        self._samples = samples
+        self._next: Iterator[dict[str, np.ndarray]] = iter(samples)
+
+    def __len__(self) -> int:
+        return len(self._samples)
+
+    def set_range(self, start_index: int, end_index: int) -> None:
+        self._next = iter(self._samples[start_index:end_index])
 
     def get_next(self) -> dict[str, np.ndarray] | None:
-        return next(self._samples, None)
+        return next(self._next, None)
 
 
 def quantise(
@@ -205,5 +214,6 @@ def quantise(
             weight_type=QuantType.QInt8,
             calibrate_method=CalibrationMethod.MinMax,
             nodes_to_exclude=keep_float,
+            extra_options={"CalibStridedMinMax": 1},  # see _Reader
         )
         os.replace(written, target)
