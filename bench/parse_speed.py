@@ -349,6 +349,43 @@ def report(result: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
+def plot(result: dict[str, Any], path: Path) -> None:
+    """s/page by engine (model loads spread over the pages), with the speed issue's targets."""
+    from common import pyplot
+
+    plt = pyplot()
+    s = result["scanned"]
+    loaded = s["s_per_page_with_loads"]
+    bars = [
+        ("raw PP-OCRv6 small\n(engine alone)", loaded["raw"], "#7f7f7f"),
+        ("default: accurate\nJPEG", loaded["jpeg"], "#1f77b4"),
+        ("default: accurate\nimage-only PDF", loaded["pdf"], "#1f77b4"),
+        ("ocr_profile fast\nJPEG", loaded["fast"], "#2ca02c"),
+    ]
+    fig, axis = plt.subplots(figsize=(8, 4))
+    axis.bar([b[0] for b in bars], [b[1] for b in bars], color=[b[2] for b in bars])
+    for x, (_, value, _) in enumerate(bars):
+        axis.text(x, value, f"{value:.2f}", ha="center", va="bottom", fontsize=8)
+    axis.axhline(DEFAULT_S_PER_PAGE_TARGET, color="#d62728", linestyle="--", linewidth=1)
+    third = DEFAULT_VS_RAW_TARGET * loaded["raw"]
+    axis.axhline(third, color="#ff7f0e", linestyle=":")
+    axis.text(3.45, DEFAULT_S_PER_PAGE_TARGET, "0.5 s/page", color="#d62728", fontsize=7)
+    axis.text(3.45, third, "0.35 × raw", color="#ff7f0e", fontsize=7)
+    axis.set_ylabel("seconds per A4 page (model loads included)")
+    axis.tick_params(axis="x", labelsize=8)
+    m = result["machine"]
+    fig.suptitle(
+        f"Scanned A4 pages at 200 dpi, {result['setup']['scanned_pages']} pages, {m['cpus']} "
+        f"cores, load average {m['load_average_before'][0]:.1f} → "
+        f"{m['load_average_after'][0]:.1f}",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pages", type=int, default=30, help="scanned A4 pages (default 30)")
@@ -359,7 +396,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--out", type=Path, default=HERE / "results" / "parse_speed.json", help="JSON result"
     )
+    parser.add_argument(
+        "--plot", type=Path, default=HERE.parent / "docs" / "parse_speed.png", help="PNG plot"
+    )
+    parser.add_argument("--plot-only", action="store_true", help="re-draw the plot from --out")
     args = parser.parse_args(argv)
+    if args.plot_only:
+        plot(json.loads(args.out.read_text()), args.plot)
+        return 0
     if args.pages < 1 or args.text_pages < 1 or args.rounds < 1:
         parser.error("--pages, --text-pages and --rounds must be at least 1")
     with tempfile.TemporaryDirectory(prefix="scanrag-bench-") as work:
@@ -368,7 +412,8 @@ def main(argv: list[str] | None = None) -> int:
     print(report(result))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(f"\nwritten to {args.out}")
+    plot(result, args.plot)
+    print(f"\nwritten to {args.out} and {args.plot}")
     return 0
 
 
