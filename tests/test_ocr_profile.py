@@ -8,6 +8,7 @@ into its own cache folder, and every specification uses that folder.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -54,11 +55,12 @@ def words(document: scanrag.Document) -> list[str]:
     return sorted(re.findall(r"\w+", text.lower()))
 
 
-def test_the_fast_profile_reads_the_words_the_accurate_one_reads(fast, accurate, sheet):
-    drawn = " ".join(line.text for line in sheet.lines).lower()
-    assert len(words(accurate)) > 50
-    assert words(fast) == words(accurate)
-    assert all(word in drawn.replace(" ", "") for word in words(fast))
+def test_the_fast_profile_reads_nearly_every_word_the_accurate_one_reads(fast, accurate, sheet):
+    drawn = " ".join(line.text for line in sheet.lines).lower().replace(" ", "")
+    fast_words, accurate_words = Counter(words(fast)), Counter(words(accurate))
+    assert sum(accurate_words.values()) > 50
+    assert sum((fast_words & accurate_words).values()) >= 0.95 * sum(accurate_words.values())
+    assert [word for word in fast_words if word not in drawn] == []  # nothing made up
 
 
 def test_fast_and_accurate_are_cached_apart(fast, accurate, cache):
