@@ -555,17 +555,17 @@ def plot(result: dict[str, Any], path: Path, extra: list[dict[str, Any]] = ()) -
     marks = (("p50_ms", "o", "-"), ("p95_ms", "s", "--"), ("p99_ms", "^", ":"))
     for axis, kind in zip(axes, ("embed + hybrid", "hybrid"), strict=True):
         for store, index, colour in series:
-            rows = sorted(
+            series_rows = sorted(
                 (
                     r
-                    for r in result["results"]
+                    for r in rows
                     if r.get("store") == store
                     and r.get("index") == index
                     and r.get("query") == kind
                 ),
                 key=lambda r: r["points"],
             )
-            if not rows:
+            if not series_rows:
                 continue
             name = {
                 "hnsw": "Edge, HNSW (default)",
@@ -574,8 +574,8 @@ def plot(result: dict[str, Any], path: Path, extra: list[dict[str, Any]] = ()) -
             }[index]
             for key, marker, line in marks:
                 axis.plot(
-                    [r["points"] for r in rows],
-                    [r[key] for r in rows],
+                    [r["points"] for r in series_rows],
+                    [r[key] for r in series_rows],
                     marker=marker,
                     linestyle=line,
                     color=colour,
@@ -621,7 +621,11 @@ def main(argv: list[str] | None = None) -> int:
         "--also",
         type=Path,
         nargs="*",
-        default=[RESULTS / "search_speed_1m.json", RESULTS / "search_speed_client_100k.json"],
+        default=[
+            RESULTS / "search_speed_200k.json",
+            RESULTS / "search_speed_1m.json",
+            RESULTS / "search_speed_client_100k.json",
+        ],
         help="other result files whose rows join the plot, when they exist",
     )
     args = parser.parse_args(argv)
