@@ -5,7 +5,7 @@ ground-truth lines, with parse seconds per page.
     python bench/ocr_accuracy.py [SET ...] [--profiles accurate fast] [--step 1]
                                  [--out bench/results/ocr_accuracy.json]
 
-SET defaults to ../shared/dev-eval and the three real-dev sets (funsd, sroie, xfund-zh).
+SET defaults to /work/shared/dev-eval and the three real-dev sets (funsd, sroie, xfund-zh).
 Each file is parsed with `scanrag.parse` under each profile, in turn, file by file (so a
 change of load on the machine hits the profiles alike); --step 3 takes every third file.
 
@@ -31,7 +31,7 @@ from scanrag import Settings
 from scanrag.evaluate import load_truth, normalise, score_lines
 from scanrag.ingest.model import Document
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+SHARED = Path("/work/shared")
 SETS = [
     SHARED / "dev-eval",
     SHARED / "real-dev" / "funsd",
@@ -64,6 +64,8 @@ def word_counts(truth: Any, document: Document) -> tuple[int, int, int]:
 
 def run_set(set_dir: Path, profiles: list[str], step: int) -> dict[str, dict[str, float]]:
     truth = load_truth(set_dir)
+    if not truth:
+        raise SystemExit(f"{set_dir}: no <name>.gt.json files, not a labelled set")
     settings = {name: Settings(parser="auto", ocr_profile=name) for name in profiles}
     totals = {name: Counter() for name in profiles}
     for name in profiles:  # models loaded and run once before timing
