@@ -55,6 +55,18 @@ class Settings(BaseSettings):
         False, description="Run RapidOCR's text-angle classifier (it flips upright crops)."
     )
     layout_min_score: float = Field(0.5, ge=0, le=1, description="RapidLayout score threshold.")
+    ocr_profile: Literal["accurate", "fast"] = Field(
+        "accurate",
+        description="embedded OCR: accurate = the PP-OCRv6 small models exactly as shipped; "
+        "fast = the text detector quantised to int8 on this machine (once, into "
+        "model_cache_dir) and run on the page scaled to 1280 px, text still read from the full "
+        "page: ~1.4× faster on A4 scans, looser line boxes (docs/benchmarks.md). Both offline.",
+    )
+    model_cache_dir: Path | None = Field(
+        None,
+        description="Where models made on this machine (the int8 OCR detector) are kept; "
+        "default $XDG_CACHE_HOME/scanrag/models, else ~/.cache/scanrag/models.",
+    )
     layout_backend: Literal["auto", "rapid", "pp-doclayout"] = Field(
         "auto",
         description="Layout model for glm-ocr and transformers: rapid (RapidLayout, ships in "

@@ -108,3 +108,12 @@ def rss_mb() -> float:
     """This process's resident memory now, in MB."""
     with open("/proc/self/statm") as statm:
         return round(int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
+
+
+def anon_mb() -> float:
+    """The anonymous part of this process's resident memory (RssAnon), in MB: what the
+    kernel cannot drop, unlike pages of mapped files that RSS also counts."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("RssAnon:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0

@@ -4,7 +4,8 @@
                                  [--client-max 10000] [--no-plain]
                                  [--out bench/results/search_speed.json]
                                  [--plot docs/search_speed.png]
-    python bench/search_speed.py --sizes 1000000 --no-plain --out bench/results/search_speed_1m.json
+    python bench/search_speed.py --sizes 1000000 --no-plain --stores edge \
+        --store-dir /var/tmp/scanrag-1m --out bench/results/search_speed_1m.json
     python bench/search_speed.py --plot-only          # re-draw the plot from the JSON
 
 Chunks are synthetic but shaped like real ones: 60–200 words drawn with a Zipf law from a
@@ -43,13 +44,20 @@ For each question the two halves of `Index.search` are timed back to back:
 Target (issue 3): edge embed + hybrid p95 ≤ 50 ms at 100k chunks on 2 cores.
 
 Time on 2 shared cores: about 12 minutes at the default sizes. 1M chunks is an option, not a
-default: loading is linear (~30 min at ~550 points/s), the HNSW build longer, and it needs
-several GB of RAM (see docs/benchmarks.md for a measured run).
+default: loading is linear (~30 min at ~550 points/s), the HNSW build longer (see
+docs/benchmarks.md for a measured run). With --store-dir (one size, edge only) the store lives
+in that directory instead of a temporary one and the run is resumable: a killed run started
+again with the same arguments keeps the points already stored, goes on upserting from the
+first missing batch (each batch is generated from its own seed, so batch n is the same in
+every run) and adds up the upsert time in DIR/progress.json. Memory is reported as the
+process's RSS and its anonymous part (RssAnon): the store maps its files, and mapped file
+pages count in RSS but are the kernel's to drop, anonymous ones are not.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import random
@@ -66,8 +74,10 @@ import numpy as np
 from common import (
     DOCS,
     RESULTS,
+    anon_mb,
     describe,
     finish,
+    load_average,
     machine,
     pyplot,
     rss_mb,
@@ -200,9 +210,14 @@ class Corpus:
         rng, np_rng = random.Random(self.seed + 1), np.random.default_rng(self.seed + 1)
         return [self.text(rng, np_rng) for _ in range(n)]
 
-    def batches(self, total: int, centres: np.ndarray) -> Iterator[list[StorePoint]]:
-        rng, np_rng = random.Random(self.seed), np.random.default_rng(self.seed)
-        for first in range(0, total, BATCH):
+    def batches(
+        self, total: int, centres: np.ndarray, start: int = 0
+    ) -> Iterator[list[StorePoint]]:
+        """Batches of points `start`..`total`; each batch from its own seed, so that a
+        resumed load writes the very points a full one would."""
+        for first in range(start - start % BATCH, total, BATCH):
+            rng = random.Random(self.seed * 1_000_003 + first)
+            np_rng = np.random.default_rng([self.seed, first])
             size = min(BATCH, total - first)
             texts = [self.text(rng, np_rng) for _ in range(size)]
             noise = np_rng.normal(size=(size, DIM)).astype(np.float32) * NOISE / np.sqrt(DIM)
@@ -234,12 +249,41 @@ class Corpus:
         return out
 
 
-def load(store: Store, corpus: Corpus, size: int, centres: np.ndarray) -> dict[str, float]:
-    spent = 0.0
-    for batch in corpus.batches(size, centres):
+def load(
+    store: Store,
+    corpus: Corpus,
+    size: int,
+    centres: np.ndarray,
+    progress: Path | None = None,
+) -> dict[str, float]:
+    """Upsert `size` points. With `progress` (a JSON file beside a kept store), start after
+    the points already stored and add to the upsert time recorded there."""
+    done = store.count() if progress else 0
+    state = json.loads(progress.read_text()) if progress and progress.exists() else {}
+    spent = float(state.get("upsert_s", 0.0)) if done else 0.0
+    if done:
+        print(f"resuming at {done:,} points ({spent:.0f} s of upsert so far)", flush=True)
+    for batch in corpus.batches(size, centres, start=done):
         started = time.perf_counter()
         store.upsert(batch)
         spent += time.perf_counter() - started
+        if progress:
+            stored = int(batch[-1].id.replace("-", ""), 16)
+            record = {
+                "points": stored,
+                "upsert_s": round(spent, 2),
+                "rss_mb": rss_mb(),
+                "anon_mb": anon_mb(),
+                "load_average": load_average(),
+            }
+            progress.with_suffix(".tmp").write_text(json.dumps(record) + "\n")
+            progress.with_suffix(".tmp").replace(progress)
+            if stored % 50_000 == 0:
+                print(
+                    f"  {stored:>9,} points, {spent:.0f} s upsert, RSS {record['rss_mb']:.0f} MB"
+                    f" (anonymous {record['anon_mb']:.0f} MB)",
+                    flush=True,
+                )
     assert store.count() == size, (store.count(), size)
     return {"upsert_s": round(spent, 2), "points_per_s": round(size / spent)}
 
@@ -313,13 +357,21 @@ def measure_edge(
     optimised (HNSW)."""
     results: list[dict[str, Any]] = []
     size_started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="scanrag-speed-") as tmp:
+    with contextlib.ExitStack() as stack:
+        if args.store_dir:
+            where = args.store_dir
+            where.mkdir(parents=True, exist_ok=True)
+        else:
+            where = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="scanrag-speed-")))
         print(f"edge   {size:>9,} points: loading ...", flush=True)
-        edge = EdgeStore(Path(tmp) / "qdrant", DIM)
-        loaded = load(edge, corpus, size, centres)
+        edge = EdgeStore(where / "qdrant", DIM)
+        progress = where / "progress.json" if args.store_dir else None
+        loaded = load(edge, corpus, size, centres, progress)
+        loaded["rss_after_upsert_mb"], loaded["anon_after_upsert_mb"] = rss_mb(), anon_mb()
         print(
             f"edge   {size:>9,} points: loaded in {loaded['upsert_s']:.0f}s "
-            f"({loaded['points_per_s']:,} points/s), RSS {rss_mb():.0f} MB",
+            f"({loaded['points_per_s']:,} points/s), RSS {rss_mb():.0f} MB "
+            f"(anonymous {anon_mb():.0f} MB)",
             flush=True,
         )
         if not args.no_plain:
@@ -332,9 +384,10 @@ def measure_edge(
         started = time.perf_counter()
         edge.optimize()
         loaded["optimize_s"] = round(time.perf_counter() - started, 2)
+        loaded["rss_after_optimize_mb"], loaded["anon_after_optimize_mb"] = rss_mb(), anon_mb()
         print(
             f"edge   {size:>9,} points: optimised in {loaded['optimize_s']:.0f}s, "
-            f"RSS {rss_mb():.0f} MB",
+            f"RSS {rss_mb():.0f} MB (anonymous {anon_mb():.0f} MB)",
             flush=True,
         )
         hnsw = measure(edge, questions, q_dense, q_sparse, encoder, one_vector=True)
@@ -342,8 +395,8 @@ def measure_edge(
             {"store": "edge", "points": size, "index": "hnsw", "query": kind, **figures}
             for kind, figures in hnsw.items()
         ]
-        loaded["disk_mb"] = dir_size_mb(Path(tmp) / "qdrant")
-        loaded["process_rss_mb"] = rss_mb()
+        loaded["disk_mb"] = dir_size_mb(where / "qdrant")
+        loaded["process_rss_mb"], loaded["process_anon_mb"] = rss_mb(), anon_mb()
         loaded["wall_s"] = round(time.perf_counter() - size_started, 1)
         results.append({"store": "edge", "points": size, "load": loaded})
         edge.close()
@@ -502,17 +555,17 @@ def plot(result: dict[str, Any], path: Path, extra: list[dict[str, Any]] = ()) -
     marks = (("p50_ms", "o", "-"), ("p95_ms", "s", "--"), ("p99_ms", "^", ":"))
     for axis, kind in zip(axes, ("embed + hybrid", "hybrid"), strict=True):
         for store, index, colour in series:
-            rows = sorted(
+            series_rows = sorted(
                 (
                     r
-                    for r in result["results"]
+                    for r in rows
                     if r.get("store") == store
                     and r.get("index") == index
                     and r.get("query") == kind
                 ),
                 key=lambda r: r["points"],
             )
-            if not rows:
+            if not series_rows:
                 continue
             name = {
                 "hnsw": "Edge, HNSW (default)",
@@ -521,8 +574,8 @@ def plot(result: dict[str, Any], path: Path, extra: list[dict[str, Any]] = ()) -
             }[index]
             for key, marker, line in marks:
                 axis.plot(
-                    [r["points"] for r in rows],
-                    [r[key] for r in rows],
+                    [r["points"] for r in series_rows],
+                    [r[key] for r in series_rows],
                     marker=marker,
                     linestyle=line,
                     color=colour,
@@ -559,10 +612,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plot", type=Path, default=DOCS / "search_speed.png")
     parser.add_argument("--plot-only", action="store_true", help="re-draw the plot from --out")
     parser.add_argument(
+        "--store-dir",
+        type=Path,
+        help="keep the edge store in this directory and resume a killed run there "
+        "(one size, --stores edge)",
+    )
+    parser.add_argument(
         "--also",
         type=Path,
         nargs="*",
-        default=[RESULTS / "search_speed_1m.json", RESULTS / "search_speed_client_100k.json"],
+        default=[
+            RESULTS / "search_speed_200k.json",
+            RESULTS / "search_speed_1m.json",
+            RESULTS / "search_speed_client_100k.json",
+        ],
         help="other result files whose rows join the plot, when they exist",
     )
     args = parser.parse_args(argv)
@@ -572,6 +635,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.queries < 10 or args.client_queries < 1:
         parser.error("--queries must be at least 10 and --client-queries at least 1")
+    if args.store_dir and (len(args.sizes) != 1 or args.stores != ["edge"]):
+        parser.error("--store-dir takes one size and --stores edge")
     result = run(args)
     print()
     print(table(result))

@@ -1,15 +1,22 @@
-"""`embedded`: RapidLayout (CDLA) regions + RapidOCR (PP-OCR) lines, offline on CPU.
+"""`embedded`: RapidLayout (CDLA) regions + RapidOCR (PP-OCRv6 small) lines, offline on CPU.
 
-Both wheels ship their ONNX models, so this works with nothing but `pip install`.
+Both wheels ship their ONNX models, so this works with nothing but `pip install`. Two
+profiles (`Settings.ocr_profile`): `accurate` (the default) runs the models exactly as
+shipped; `fast` runs the text detector quantised to int8 on this machine (`int8.py`) on the
+page scaled to 1280 px, lines still cropped from the full page for the float recogniser
+(quantised, it lost 0.01–0.03 word F1 on real scans). `fast` is not the default: its looser
+line boxes cost answer figures on dev-eval and xfund (docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 from collections.abc import Iterator
 from importlib.metadata import version
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,7 +25,11 @@ from ...config import Settings
 from ..blocks import LayoutBox, build_blocks
 from ..loaders import PageImage
 from ..model import BBox, Label, Line
+from . import int8
 from .base import Block
+
+#: The `fast` profile's cap on the longest side of the image the text detector sees.
+FAST_DET_SIDE = 1280
 
 #: CDLA class names → scanrag labels.
 CDLA_LABELS: dict[str, Label] = {
@@ -79,12 +90,42 @@ def rapid_layout_boxes(model: Any, bgr: np.ndarray) -> list[LayoutBox]:
     ]
 
 
+def model_cache_dir(settings: Settings) -> Path:
+    """Where models made on this machine live (Settings.model_cache_dir, else the XDG cache)."""
+    if settings.model_cache_dir is not None:
+        return settings.model_cache_dir
+    root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(root) / "scanrag" / "models"
+
+
+def load_rapid_ocr(
+    use_cls: bool, threads: int | None, models: int8.ModelFiles, det_side: int | None = None
+) -> Any:
+    """RapidOCR on these detection and recognition files; `det_side` caps the longest side
+    of the detector's input (None: RapidOCR's own sizing)."""
+    from rapidocr import RapidOCR
+
+    params: dict[str, Any] = {
+        "Global.use_cls": use_cls,
+        "Global.log_level": "warning",
+        "EngineConfig.onnxruntime.intra_op_num_threads": threads or -1,
+        "Det.model_path": str(models.det),
+        "Rec.model_path": str(models.rec),
+    }
+    if det_side is not None:
+        params |= {"Det.limit_type": "max", "Det.limit_side_len": det_side}
+    with _loading_quietly():
+        return RapidOCR(params=params)
+
+
 class EmbeddedParser:
     name = "embedded"
 
     def __init__(self, settings: Settings) -> None:
         self.use_cls = settings.ocr_use_cls
         self.layout_min_score = settings.layout_min_score
+        self.profile = settings.ocr_profile
+        self.cache_dir = model_cache_dir(settings)
         self.threads = settings.ocr_threads  # not in config(): it changes speed, not output
         self.version = f"rapidocr-{version('rapidocr')}+rapid-layout-{version('rapid-layout')}"
         self._lock = threading.Lock()
@@ -92,19 +133,28 @@ class EmbeddedParser:
         self._layout: Any = None
 
     def config(self) -> dict[str, Any]:
-        return {"use_cls": self.use_cls, "layout_min_score": self.layout_min_score}
+        config: dict[str, Any] = {
+            "use_cls": self.use_cls,
+            "layout_min_score": self.layout_min_score,
+        }
+        if self.profile != "accurate":  # accurate keeps the fingerprints of earlier caches
+            config["profile"] = f"{self.profile}-{int8.RECIPE}"
+        return config
 
     def _models(self) -> tuple[Any, Any]:
         if self._ocr is None:
-            from rapidocr import RapidOCR
-
-            params = {
-                "Global.use_cls": self.use_cls,
-                "Global.log_level": "warning",
-                "EngineConfig.onnxruntime.intra_op_num_threads": self.threads or -1,
-            }
-            with _loading_quietly():
-                self._ocr = RapidOCR(params=params)
+            shipped = int8.shipped_models()
+            if self.profile == "accurate":
+                self._ocr = load_rapid_ocr(self.use_cls, self.threads, shipped)
+            else:
+                det = int8.int8_detector(
+                    self.cache_dir,
+                    shipped.det,
+                    # calibrated on what it will see: pages scaled to FAST_DET_SIDE
+                    lambda: load_rapid_ocr(self.use_cls, self.threads, shipped, FAST_DET_SIDE),
+                )
+                fast = int8.ModelFiles(det=det, rec=shipped.rec)
+                self._ocr = load_rapid_ocr(self.use_cls, self.threads, fast, FAST_DET_SIDE)
             self._layout = load_rapid_layout(self.layout_min_score, self.threads)
         return self._ocr, self._layout
 
