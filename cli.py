@@ -528,6 +528,14 @@ def evaluate(
             "so no parse time is measured.",
         ),
     ] = None,
+    per_doc: Annotated[
+        bool,
+        typer.Option(
+            "--per-doc",
+            help='Ask every question within its own file (as qa.jsonl rows with "scope": '
+            '"document" always are).',
+        ),
+    ] = False,
     json_out: JsonOption = False,
     verbose: VerboseOption = False,
 ) -> None:
@@ -539,7 +547,9 @@ def evaluate(
         fail_usage(f"{set_dir} holds no qa.jsonl or *.gt.json: not a labelled set (see README)")
     settings = make_settings(parser=parser)
     with user_errors(), stderr.status("evaluating") as status:
-        report = run_eval(set_dir, settings, k=k, data_dir=data_dir, on_progress=status.update)
+        report = run_eval(
+            set_dir, settings, k=k, data_dir=data_dir, on_progress=status.update, per_doc=per_doc
+        )
     if json_out:
         print_json(report.model_dump())
         return
@@ -551,6 +561,7 @@ def format_eval(report: Any) -> str:
     out = [
         f"set {report.set_dir}: {report.documents} documents, {report.pages} pages",
         f"parser {report.parser}, k={report.k}",
+        *([f"{report.scoped} questions asked within their own file"] if report.scoped else []),
         "",
         f"{'parsing':<12}{'lines':>8}{'recall':>10}{'CER':>10}",
     ]
