@@ -144,12 +144,15 @@ def _pieces(region: Region, width: int, height: int, max_tokens: int) -> list[_P
             used = header_tokens
         groups[-1].append(number)
         used += row_tokens
-    # header lines are matched too, so that a header cell never claims a data row
+    # header lines are matched too, so that a header cell never claims a data row; they
+    # belong to the first part (later parts repeat the header's text, not its lines)
     row_of = _row_of_lines(region.lines, header + rows, region.label == "table")
     pieces = []
-    for group in groups:
+    for index, group in enumerate(groups):
         piece_text = "\n".join(header + [rows[number] for number in group])
         members = {len(header) + number for number in group}
+        if index == 0:
+            members.update(range(len(header)))
         lines = [line for line, row in zip(region.lines, row_of, strict=True) if row in members]
         pieces.append(_Piece(region, piece_text, lines, count_tokens(piece_text), width, height))
     return pieces
