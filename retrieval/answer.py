@@ -429,7 +429,9 @@ def _valued(query: Query, key: fields.KeyHit, value: fields.Value) -> Found | No
     """A value as an answer, cut to the kind of value asked for where the kind is strict."""
     spans = value.spans
     score = _WHERE_BONUS[value.where]
-    if fields.looks_like_key(value.text):
+    if fields.looks_like_key(value.text) or (
+        value.where != "inline" and fields.is_label(value.text)
+    ):
         score -= 0.3
     if query.kind:
         typed = [

@@ -435,6 +435,32 @@ def looks_like_key(text: str) -> bool:
     return bool(re.search(r"[:：]\s*$", text.strip()))
 
 
+#: Words that end a form's field names, so a cell ending with one is a label, not a value:
+#: "Approved by" beside "Submitted by" is the next column's header, its value is below.
+LABEL_TAILS = frozenset(
+    "name names date number no no. phone tel telephone fax address type code amount cost "
+    "price total title by id email e-mail company department time sex age signature".split()
+)
+LABEL_TAILS_ZH = (
+    "名称 姓名 电话 手机 地址 日期 时间 号码 证号 类型 方式 关系 单位 代码 金额 邮箱 职务 性别 "
+    "年龄 民族 籍贯 面貌 学历 学位 专业 职业 邮编 传真 签字 签名 备注 等级 部门"
+).split()
+
+
+def is_label(text: str) -> bool:
+    """A cell that reads as a field name: it ends with a colon, or with a usual field
+    name's last word ("Phone No", "Approved by", "联系电话"), and holds no digits."""
+    text = text.strip()
+    if looks_like_key(text):
+        return True
+    if any(char.isdigit() for char in text) or text_width(text) > 30:
+        return False
+    words = re.findall(r"[a-z][a-z.&/-]*", text.lower())
+    if words and words[-1].strip(".") in LABEL_TAILS:
+        return True
+    return text.endswith(tuple(LABEL_TAILS_ZH))
+
+
 # --- values --------------------------------------------------------------------------------
 
 

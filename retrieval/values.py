@@ -20,7 +20,7 @@ _MON = r"(?:0?[1-9]|1[0-2])"
 _YEAR = r"(?:19\d\d|20\d\d|\d\d)"
 _CURRENCY = r"(?:RM|MYR|USD|US\$|S\$|HK\$|RMB|CNY|EUR|GBP|SGD|\$|¥|￥|€|£)"
 #: Digits not glued to other digits or letters (so "2019" is not found inside "A20190").
-_L, _R = r"(?<![\w.,/-])", r"(?![\w/-]|[.,]\d)"
+_L, _R = r"(?<![\w.,/-])", r"(?![\w/-]|[.,:]\d)"
 #: ...or glued to the time that follows it ("16-04-201814:51").
 _T = rf"(?:{_R}|(?=\d{{1,2}}:\d\d))"
 
