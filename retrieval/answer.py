@@ -614,8 +614,15 @@ class OpenAIAnswerer:
                 out.append(cite(len(out) + 1, hit, region, region.lines))
         return out
 
-    def messages(self, question: str, evidence: list[Citation]) -> list[dict[str, Any]]:
-        blocks = [f"[{c.n}] ({c.source}, page {c.page}, {c.label})\n{c.text}" for c in evidence]
+    def messages(
+        self, question: str, evidence: list[Citation], rows: dict[str, str]
+    ) -> list[dict[str, Any]]:
+        """The question and the numbered evidence, each region given as the rows of key–value
+        pairs it is on (`fields.region_rows`), so the model reads pairs, not loose lines."""
+        blocks = [
+            f"[{c.n}] ({c.source}, page {c.page}, {c.label})\n{rows.get(c.region_id, c.text)}"
+            for c in evidence
+        ]
         text = f"Question: {question}\n\nEvidence:\n\n" + "\n\n".join(blocks)
         content: list[dict[str, Any]] = [{"type": "text", "text": text}]
         if self.images and self.crop:
@@ -658,7 +665,8 @@ class OpenAIAnswerer:
         evidence = self.evidence(hits)
         if not evidence:
             return Answer(answer=NOT_FOUND[language(question)])
-        reply = self._call(messages=self.messages(question, evidence))
+        rows = fields.region_rows(fields.sheets(hits))
+        reply = self._call(messages=self.messages(question, evidence, rows))
         return resolve(reply.choices[0].message.content or "", evidence, question)
 
     def stream(self, question: str, hits: list[SearchHit]) -> Iterator[dict[str, Any]]:
@@ -670,7 +678,8 @@ class OpenAIAnswerer:
         import openai
 
         parts: list[str] = []
-        chunks = self._call(messages=self.messages(question, evidence), stream=True)
+        rows = fields.region_rows(fields.sheets(hits))
+        chunks = self._call(messages=self.messages(question, evidence, rows), stream=True)
         try:
             for chunk in chunks:
                 delta = chunk.choices[0].delta.content if chunk.choices else None

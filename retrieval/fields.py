@@ -221,6 +221,30 @@ def _stacked(sheet: Sheet) -> list[Cell]:
     return out
 
 
+def row_text(row: list[Cell]) -> str:
+    """A row as text: its cells left to right, " | " between them, a label and its value
+    ("Total due: $2,448.50") joined by a space."""
+    out = ""
+    for cell in row:
+        text = cell.text.strip()
+        if out:
+            out += " " if looks_like_key(out) else " | "
+        out += text
+    return out
+
+
+def region_rows(pages: list[Sheet]) -> dict[str, str]:
+    """For each region, the rows its lines are on, whole (with the cells of the regions
+    beside it): a key in one region and its value in the next are read as one pair."""
+    out: dict[str, list[str]] = {}
+    for sheet in pages:
+        for row in sheet.rows:
+            text = row_text(row)
+            for region_id in dict.fromkeys(cell.region.region_id for cell in row):
+                out.setdefault(region_id, []).append(text)
+    return {region_id: "\n".join(texts) for region_id, texts in out.items()}
+
+
 # --- character positions → boxes -------------------------------------------------------
 
 _NARROW = set(".,:;'`!|il1Ijft()[]{}\"-")
