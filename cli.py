@@ -558,10 +558,12 @@ def evaluate(
 
 def format_eval(report: Any) -> str:
     """The evaluation as a readable table."""
+    asked = report.answers["all"].questions if report.scoped else 0
+    scope = f"{report.scoped} of {asked} questions asked within their own file (a source filter)"
     out = [
         f"set {report.set_dir}: {report.documents} documents, {report.pages} pages",
         f"parser {report.parser}, k={report.k}",
-        *([f"{report.scoped} questions asked within their own file"] if report.scoped else []),
+        *([scope] if report.scoped else []),
         "",
         f"{'parsing':<12}{'lines':>8}{'recall':>10}{'CER':>10}",
     ]

@@ -482,3 +482,39 @@ def test_run_eval_on_a_small_labelled_set_gives_the_figures_worked_out_by_hand(t
     table = format_eval(again)
     assert "parse cached" in table and "0.00 s/page" not in table
     assert "parse " in format_eval(report) and "s/page (2 pages)" in format_eval(report)
+
+
+def twin_invoices(folder: Path, scope: str | None) -> Path:
+    """Two invoices that differ only in their totals, and one question about the second."""
+    folder.mkdir()
+    for name, total in (("a.pdf", "$1,111.00"), ("b.pdf", "$2,222.00")):
+        items = [(72, 80, "INVOICE", 16), (72, 140, f"Total due: {total}", 10)]
+        testing.text_pdf([items], folder / name)
+    row = {
+        "file": "b.pdf",
+        "question": "What is the total due?",
+        "answer": "$2,222.00",
+        "page": 1,
+        "evidence_bbox": [200, 359, 455, 398],
+    }
+    if scope:
+        row["scope"] = scope
+    (folder / "qa.jsonl").write_text(json.dumps(row) + "\n", "utf-8")
+    return folder
+
+
+def test_a_document_scoped_question_is_asked_within_its_own_file(tmp_path):
+    # over the whole set the twin invoices tie; within b.pdf only its total can answer
+    scoped = run_eval(twin_invoices(tmp_path / "scoped", "document"), Settings(parser="pdf-text"))
+    per_doc = run_eval(
+        twin_invoices(tmp_path / "plain", None), Settings(parser="pdf-text"), per_doc=True
+    )
+
+    for report in (scoped, per_doc):
+        assert report.scoped == 1
+        assert (report.retrieval["all"].hit_at_1, report.answer_contains) == (1.0, 1.0)
+        assert report.citation_hit == 1.0
+        assert "1 of 1 questions asked within their own file" in format_eval(report)
+    unscoped = run_eval(twin_invoices(tmp_path / "global", None), Settings(parser="pdf-text"))
+    assert unscoped.scoped == 0
+    assert "within their own file" not in format_eval(unscoped)
