@@ -158,6 +158,10 @@ def _pieces(region: Region, width: int, height: int, max_tokens: int) -> list[_P
     return pieces
 
 
+#: Rows after the last matched one where a line is looked for before the rest of the region.
+ROW_WINDOW = 3
+
+
 def _row_of_lines(lines: list[Line], rows: list[str], table: bool) -> list[int | None]:
     """The row each line (in reading order) was written into, to box a part of a region.
 
@@ -176,13 +180,16 @@ def _row_of_lines(lines: list[Line], rows: list[str], table: bool) -> list[int |
     for line in lines:
         needle = line.text.strip()
         found = None
-        if needle:
-            found = next((r for r in range(cursor, len(rows)) if needle in cells[r]), None)
-            if found is None:
-                found = next(
-                    (r for r in range(cursor, len(rows)) if any(needle in c for c in cells[r])),
-                    None,
-                )
+        # the next few rows first: a short line ("2") also occurs in rows far below, and
+        # jumping there would leave every line in between without a row
+        for window in (
+            range(cursor, min(cursor + ROW_WINDOW, len(rows))),
+            range(cursor, len(rows)),
+        ):
+            if needle and found is None:
+                found = next((r for r in window if needle in cells[r]), None)
+            if needle and found is None:
+                found = next((r for r in window if any(needle in c for c in cells[r])), None)
         out.append(found)
         cursor = found if found is not None else cursor
     return out

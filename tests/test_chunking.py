@@ -208,6 +208,21 @@ def test_the_header_row_of_a_split_table_is_cited_from_its_first_part():
     assert sum(len(texts) for texts in cited) == len(table.lines)  # every line once
 
 
+def test_a_short_line_found_again_far_below_does_not_drop_the_lines_in_between():
+    # The first row reads "Serial no 4 2" (three lines side by side); a row far below is
+    # exactly "2". Matching the line "2" there would leave every line in between without a
+    # row, and so out of every part.
+    b = Builder()
+    fields = [f"Field {i} value {i}" for i in range(3, 40)]
+    lines = ["Serial no", "4", "2", *fields, "2"]
+    region = b.add("text", lines)
+    region.text = region.markdown = "\n".join(["Serial no 4 2", *fields, "2"])
+    chunks = chunk_document(b.document(), max_tokens=40)
+    parts = [r for _, r in all_regions(chunks) if r.region_id == region.id]
+    assert len(parts) > 2
+    assert [line.text for part in parts for line in part.lines] == lines
+
+
 def data_row_index(rows: list[list[str]], markdown_row: str) -> int:
     cells = [cell.strip() for cell in markdown_row.strip("|").split("|")]
     return rows.index(cells)
