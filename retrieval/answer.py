@@ -232,19 +232,29 @@ class Found:
     score: float
 
     def citations(self) -> list[Citation]:
-        """One citation per region the spans lie in; its lines are exactly the spans."""
+        """One citation per region the spans lie in; its lines are exactly the spans, pieces
+        of one printed line that OCR read apart ("749" | "mg") given as one line."""
         by_region: dict[str, list[Span]] = {}
         for span in self.spans:
             by_region.setdefault(span.cell.region.region_id, []).append(span)
         return [
-            cite(
-                n,
-                spans[0].cell.hit,
-                spans[0].cell.region,
-                [CitedLine(text=span.text, bbox=span.box) for span in spans],
-            )
+            cite(n, spans[0].cell.hit, spans[0].cell.region, _printed_lines(spans))
             for n, spans in enumerate(by_region.values(), start=1)
         ]
+
+
+def _printed_lines(spans: list[Span]) -> list[CitedLine]:
+    """Consecutive spans on one row joined into one line: their texts, the box around them."""
+    out: list[CitedLine] = []
+    row: int | None = None
+    for span in spans:
+        if out and span.cell.row == row:
+            last = out[-1]
+            out[-1] = CitedLine(text=f"{last.text} {span.text}", bbox=last.bbox.union(span.box))
+        else:
+            out.append(CitedLine(text=span.text, bbox=span.box))
+        row = span.cell.row
+    return out
 
 
 #: A field answer needs at least this score: the name found (similarity ≥ KEY_MATCH) and a

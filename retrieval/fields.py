@@ -51,6 +51,7 @@ class Cell:
     norm: str = ""  # letters and digits, lower case, NFKC
     origin: list[int] = field(default_factory=list)  # index in line.text of each norm char
     row: int = 0
+    parts: tuple[Cell, ...] = ()  # the lines of a key written on two lines (see `_stacked`)
 
     @property
     def text(self) -> str:
@@ -216,7 +217,7 @@ def _stacked(sheet: Sheet) -> list[Cell]:
                     end=lower.line.end,
                 )
                 joined = Cell(line=line, region=upper.region, hit=upper.hit, rank=upper.rank)
-                joined.row = upper.row
+                joined.row, joined.parts = upper.row, (upper, lower)
                 out.append(joined)
     return out
 
@@ -374,7 +375,10 @@ def _key_hit(cell: Cell, start: int, end: int, similarity: float, name: str) -> 
     last = cell.origin[end - 1] + 1
     marks = ")）]】." + "".join(char for char in name.rstrip()[-1:] if not char.isalnum())
     while last < len(text) and text[last] in marks:
-        last += 1  # "Supplier(s)", "No.", "Project #" end with their marks
+        last += 1  # "Supplier(s)", "No." end with their marks
+    mark = re.match(r"\s+([#№*])", text[last:])
+    if mark and name.rstrip().endswith(mark.group(1)):
+        last += mark.end()  # "Project #"
     rest = text[last:]
     colon = bool(re.match(r"\s*[)）.#]*\s*[:：]", rest))
     tail = re.sub(r"^[\s:：.)）#*]+", "", rest)
@@ -548,16 +552,19 @@ _UNIT = re.compile(
 
 def _with_unit(sheet: Sheet, cell: Cell) -> list[Span]:
     """The rest of a value that OCR read as cells of their own on the same row: a unit right
-    after a number ("84 | mm"), or pieces that touch ("2026年7 | 月13日")."""
+    after a number ("84 | mm"), or pieces that touch it ("2026年7 | 月13日", "SSC&B | Inc"),
+    up to a label or a key written on two lines."""
     out: list[Span] = []
     current = cell
+    stacked = {id(part) for joined in sheet.stacks for part in joined.parts}
     while True:
         after = sheet.right_of(current)
         if after is None or after.row != current.row:
             break
         gap = after.box.x0 - current.box.x1
         unit = re.search(r"\d\s*$", current.text) and _UNIT.fullmatch(after.text.strip())
-        if gap > (1.5 if unit else 0.4) * sheet.line_height or looks_like_key(after.text):
+        piece = not is_label(after.text) and id(after) not in stacked
+        if gap > (2.5 if unit else 0.4 if piece else -1) * sheet.line_height:
             break
         stop = next_key(after.text, 0)
         if stop == 0:
