@@ -17,10 +17,12 @@ citation highlights the value and not the whole line.
 
 from __future__ import annotations
 
+import bisect
 import re
 import statistics
 import unicodedata
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from rapidfuzz import fuzz
 from rapidfuzz.distance import Levenshtein
@@ -99,7 +101,10 @@ class Sheet:
     def row_of(self, cell: Cell) -> list[Cell]:
         return self.rows[cell.row]
 
-    stacks: list[Cell] = field(default_factory=list)  # keys written on two lines, joined
+    @cached_property
+    def stacks(self) -> list[Cell]:
+        """Keys written on two lines, joined (`_stacked`); worked out when first needed."""
+        return _stacked(self)
 
     def right_of(self, cell: Cell) -> Cell | None:
         """The next cell to the right on the same row (for a key on two lines, a cell whose
@@ -185,9 +190,7 @@ def sheets(hits: list[SearchHit]) -> list[Sheet]:
             for cell in row:
                 cell.row = number
         height = max(1.0, statistics.median(cell.box.height for cell in page_cells))
-        sheet = Sheet(doc_id, page, page_cells, grouped, height)
-        sheet.stacks = _stacked(sheet)
-        out.append(sheet)
+        out.append(Sheet(doc_id, page, page_cells, grouped, height))
     return out
 
 
@@ -198,27 +201,29 @@ STACKED_WIDTH = 12
 def _stacked(sheet: Sheet) -> list[Cell]:
     """Short lines written tightly one above the other in one column, joined into one cell:
     a key that a narrow box wrapped. Used to find keys only, never cited."""
+    short = sorted(
+        (cell for cell in sheet.cells if text_width(cell.text) <= STACKED_WIDTH),
+        key=lambda cell: cell.box.y0,
+    )
+    tops = [cell.box.y0 for cell in short]
     out = []
-    for upper in sheet.cells:
-        if text_width(upper.text) > STACKED_WIDTH:
-            continue
-        for lower in sheet.cells:
-            if lower is upper or text_width(lower.text) > STACKED_WIDTH:
-                continue
-            gap = lower.box.y0 - upper.box.y1
+    for upper in short:
+        low = bisect.bisect_left(tops, upper.box.y1 - 0.5 * sheet.line_height)
+        high = bisect.bisect_right(tops, upper.box.y1 + 0.4 * sheet.line_height)
+        for lower in short[low:high]:
             overlap = min(upper.box.x1, lower.box.x1) - max(upper.box.x0, lower.box.x0)
             narrower = max(1, min(upper.box.width, lower.box.width))
-            tight = -0.5 * sheet.line_height <= gap <= 0.4 * sheet.line_height
-            if tight and overlap >= 0.6 * narrower:
-                line = HitLine(
-                    text=f"{upper.text} {lower.text}",
-                    bbox=upper.box.union(lower.box),
-                    start=upper.line.start,
-                    end=lower.line.end,
-                )
-                joined = Cell(line=line, region=upper.region, hit=upper.hit, rank=upper.rank)
-                joined.row, joined.parts = upper.row, (upper, lower)
-                out.append(joined)
+            if lower is upper or overlap < 0.6 * narrower:
+                continue
+            line = HitLine(
+                text=f"{upper.text} {lower.text}",
+                bbox=upper.box.union(lower.box),
+                start=upper.line.start,
+                end=lower.line.end,
+            )
+            joined = Cell(line=line, region=upper.region, hit=upper.hit, rank=upper.rank)
+            joined.row, joined.parts = upper.row, (upper, lower)
+            out.append(joined)
     return out
 
 
