@@ -24,10 +24,11 @@ from ..config import Settings
 from ..errors import ModelServerError
 from ..ingest.layout import rows
 from ..ingest.model import BBox
-from . import fields, values
+from . import extract, fields, values
 from .embedding import terms
+from .extract import Found
 from .fields import Span
-from .questions import QUESTION_TYPES, Query, expected_kind, normal, understand
+from .questions import QUESTION_TYPES, Query, expected_kind, understand
 from .results import HitLine, HitRegion, SearchHit
 
 log = logging.getLogger(__name__)
@@ -223,24 +224,16 @@ def _fresh_values(kind: str, text: str, question: str) -> list[tuple[int, int]]:
 NUMBER_WEIGHT = 3.0
 
 
-@dataclass
-class Found:
-    """What the extractive answerer settled on: the answer's text and the spans it cites."""
-
-    text: str
-    spans: list[Span]
-    score: float
-
-    def citations(self) -> list[Citation]:
-        """One citation per region the spans lie in; its lines are exactly the spans, pieces
-        of one printed line that OCR read apart ("749" | "mg") given as one line."""
-        by_region: dict[str, list[Span]] = {}
-        for span in self.spans:
-            by_region.setdefault(span.cell.region.region_id, []).append(span)
-        return [
-            cite(n, spans[0].cell.hit, spans[0].cell.region, _printed_lines(spans))
-            for n, spans in enumerate(by_region.values(), start=1)
-        ]
+def _citations(found: Found) -> list[Citation]:
+    """One citation per region the answer's spans lie in; its lines are exactly the spans,
+    pieces of one printed line that OCR read apart ("749" | "mg") given as one line."""
+    by_region: dict[str, list[Span]] = {}
+    for span in found.spans:
+        by_region.setdefault(span.cell.region.region_id, []).append(span)
+    return [
+        cite(n, spans[0].cell.hit, spans[0].cell.region, _printed_lines(spans))
+        for n, spans in enumerate(by_region.values(), start=1)
+    ]
 
 
 def _printed_lines(spans: list[Span]) -> list[CitedLine]:
@@ -257,42 +250,13 @@ def _printed_lines(spans: list[Span]) -> list[CitedLine]:
     return out
 
 
-#: A field answer needs at least this score: the name found (similarity ≥ KEY_MATCH) and a
-#: value beside it.
-FIELD_MIN = 0.8
-#: Kinds whose pattern is strict enough to cut a value to, and to count against a value that
-#: lacks it.
-STRICT_KINDS = frozenset({"date", "money", "phone", "email", "percent"})
-#: The words around "total" that make it some other total (of items, of tax, before discount).
-_OTHER_TOTAL = re.compile(
-    r"sub[\s-]*total|total\s*(?:qty|quantity|items?|pcs|discount|savings?|tax|gst|vat|excl"
-    r"|before|weight|points?|count|no\b|number|units?)|(?:qty|quantity|items?|tax|gst)\s*total"
-    r"|\(?\s*excl(?:uding|usive|uded|\.)?\b|小计|税额|税率|数量|折扣|件数",
-    re.I,
-)
-_COMPANY = re.compile(
-    r"\b(?:sdn\.?\s*bhd|bhd|berhad|ltd|limited|inc|incorporated|corp|corporation|co\.|company|llc"
-    r"|plc|gmbh|s\.?a\.?|pte|pty|enterprise|trading|holdings?|restaurant|cafe|bakery|mart"
-    r"|store|shop|supermarket|pharmacy)\b|有限公司|公司|商店|超市|商行|餐厅|饭店|药房|便利店",
-    re.I,
-)
-_NOT_NAME = re.compile(
-    r"\b(?:receipt|invoice|tax|gst|tel|fax|phone|welcome|thank|date|time|cashier|table|order"
-    r"|bill|no\.?|reg|www|http|email)\b|发票|收据|小票|电话|日期|欢迎",
-    re.I,
-)
-#: A company registration number printed after the name: "(126926-H)", "Co. Reg. 1234".
-_REGISTRATION = re.compile(
-    r"\s*(?:\((?=[^)]*\d)[^)]*\)?|\b(?:co\.?\s*)?reg(?:istration)?\b.*)$", re.I
-)
-
-
 class ExtractiveAnswerer:
     """Offline: find the value that answers and cite exactly its characters.
 
     A question that names a field ("What is the value of the field "TO"?", "合计是多少？")
-    is answered from the page's key–value structure (`fields`): the name is found on the
-    page and the value beside or below it is the answer. Other questions fall back to the
+    is answered from the page's key–value structure (`fields`, scored in `extract`): the name
+    is found on the page and the value beside or below it is the answer. Other questions
+    fall back to the
     row or sentence that best answers: a unit scores by the question terms it shares
     (IDF-weighted over the retrieved text), by the terms its document shares (so "INV-17684"
     picks the right invoice's "Total due" row), and by holding a value of the kind the
@@ -337,15 +301,21 @@ class ExtractiveAnswerer:
         return scored
 
     def find(self, question: str, hits: list[SearchHit]) -> Found | None:
-        """The answer's value and its spans, or None when the hits do not hold it."""
+        """The answer's value and its spans, or None when the hits do not hold it.
+
+        In order: a value read next to the named field; the name at the top for "who issued
+        it"; nothing when a quoted field is nowhere on the page; the best row or sentence
+        when it holds a value of the kind asked for; a lone value of a strict kind (a
+        receipt's unlabelled date); the best row or sentence; the best weak field reading
+        (a cited best candidate rather than a refusal)."""
         query = understand(question)
         pages = fields.sheets(hits)
         doc_scores = _doc_scores(question, hits)
-        candidates = _field_answers(query, pages, doc_scores)
-        if candidates and candidates[0].score >= FIELD_MIN:
+        candidates = extract.field_answers(query, pages, doc_scores)
+        if candidates and candidates[0].score >= extract.FIELD_MIN:
             return candidates[0]
         if query.issuer:
-            found = _issuer(pages)
+            found = extract.issuer(pages)
             if found is not None:
                 return found
         if query.field and query.quoted and not candidates:
@@ -354,8 +324,8 @@ class ExtractiveAnswerer:
         unit = scored[0][1] if scored and scored[0][0] >= self.min_score else None
         if unit is not None and query.kind and _fresh_values(query.kind, unit.text, question):
             return _tight(unit, query, pages)
-        if query.kind in STRICT_KINDS and query.field:
-            typed = _typed_answer(query, pages, doc_scores)
+        if query.kind in extract.STRICT_KINDS and query.field:
+            typed = extract.typed_answer(query, pages, doc_scores)
             if typed is not None:
                 return typed
         if unit is not None:
@@ -366,7 +336,7 @@ class ExtractiveAnswerer:
         found = self.find(question, hits)
         if found is None:
             return Answer(answer=NOT_FOUND[language(question)], citations=[])
-        citations = found.citations()
+        citations = _citations(found)
         markers = "".join(f"[{c.n}]" for c in citations)
         return Answer(answer=f"{found.text} {markers}", citations=citations)
 
@@ -395,123 +365,6 @@ def _doc_scores(question: str, hits: list[SearchHit]) -> dict[str, float]:
     return {doc: sum(idf[t] for t in wanted & held) / total for doc, held in texts.items()}
 
 
-def _field_answers(
-    query: Query, pages: list[fields.Sheet], doc_scores: dict[str, float]
-) -> list[Found]:
-    """Values read beside the field names the question asks for, best first."""
-    out: list[Found] = []
-    for sheet in pages:
-        for number, name in enumerate(query.names):
-            weight = 1.0 if number == 0 else 0.95
-            for key in fields.find_key(sheet, name)[:12]:
-                bonus = _total_bonus(sheet, key) if query.total else 0.0
-                for value in fields.values(sheet, key):
-                    found = _valued(query, key, value)
-                    if found is None:
-                        continue
-                    found.score += key.similarity * weight + key.keylike + bonus
-                    found.score += doc_scores.get(sheet.doc_id, 0.0) - 0.01 * key.cell.rank
-                    out.append(found)
-    out.sort(key=lambda found: -found.score)
-    return out
-
-
-def _total_bonus(sheet: fields.Sheet, key: fields.KeyHit) -> float:
-    """For "the total": not a subtotal, a count or a tax (−0.3); not a row of a tax summary
-    table holding several amounts (−0.3); and the lower on the page the better (the total
-    after rounding comes last)."""
-    row = sheet.row_of(key.cell)
-    amounts = sum(
-        len(values.spans("money", cell.text)) for cell in row if cell.box.x0 >= key.cell.box.x0
-    )
-    bottom = max(cell.box.y1 for cell in sheet.cells) or 1
-    return (
-        -0.3 * bool(_OTHER_TOTAL.search(key.cell.text))
-        - 0.3 * (amounts > 1)
-        + 0.1 * key.cell.box.y0 / bottom
-    )
-
-
-_WHERE_BONUS = {"inline": 0.08, "right": 0.06, "below": 0.02}
-
-
-def _valued(query: Query, key: fields.KeyHit, value: fields.Value) -> Found | None:
-    """A value as an answer, cut to the kind of value asked for where the kind is strict."""
-    spans = value.spans
-    score = _WHERE_BONUS[value.where]
-    if fields.looks_like_key(value.text) or (
-        value.where != "inline" and fields.is_label(value.text)
-    ):
-        score -= 0.3
-    if query.kind:
-        typed = [
-            fields.Span(span.cell, span.start + a, span.start + b)
-            for span in spans
-            for a, b in values.spans(query.kind, span.text)
-        ]
-        if typed:
-            score += 0.15
-            if query.kind in STRICT_KINDS:
-                spans = typed[:1]
-        elif query.kind in STRICT_KINDS:
-            score -= 0.3
-        else:
-            score -= 0.05
-    text = " ".join(span.text.strip() for span in spans).strip()
-    if not text or normal(text) == normal(key.cell.text[key.start : key.end]):
-        return None
-    return Found(text=text, spans=spans, score=score)
-
-
-def _typed_answer(
-    query: Query, pages: list[fields.Sheet], doc_scores: dict[str, float]
-) -> Found | None:
-    """A value of the strict kind asked for, when no key names it (a receipt's bare date):
-    the first one on the page, preferring a line that holds one of the names."""
-    best: Found | None = None
-    for sheet in pages:
-        for cell in sorted(sheet.cells, key=lambda c: (c.rank, c.box.y0, c.box.x0)):
-            found = values.spans(query.kind or "", cell.text)
-            if not found:
-                continue
-            named = any(fields.find_key_in(cell, name) for name in query.names)
-            score = 0.6 + 0.1 * named + doc_scores.get(sheet.doc_id, 0.0) - 0.01 * cell.rank
-            if best is None or score > best.score:
-                start, end = found[0]
-                best = Found(cell.text[start:end], [fields.Span(cell, start, end)], score)
-    return best
-
-
-def _issuer(pages: list[fields.Sheet]) -> Found | None:
-    """The issuing company: the name printed at the top of the first page (a line in its
-    top two fifths that reads as a name; a company's suffix such as "SDN BHD" or 有限公司
-    counts for much, capitals for some)."""
-    first = [sheet for sheet in pages if sheet.page == 1] or pages
-    best: tuple[float, fields.Span] | None = None
-    for sheet in first:
-        top = min(cell.box.y0 for cell in sheet.cells)
-        bottom = max(cell.box.y1 for cell in sheet.cells)
-        for cell in sheet.cells:
-            registration = _REGISTRATION.search(cell.text)
-            end = registration.start() if registration and registration.start() > 0 else None
-            name = cell.text[:end].strip()
-            letters = sum(char.isalpha() for char in name)
-            if letters < 3 or letters < 0.6 * len(name.replace(" ", "")):
-                continue
-            company = bool(_COMPANY.search(name))
-            if _NOT_NAME.search(name) and not company:
-                continue
-            height = (cell.box.y0 - top) / max(1, bottom - top)
-            if height > 0.4:
-                continue
-            score = 1.0 - height + 0.5 * company + 0.2 * name.isupper()
-            if best is None or score > best[0]:
-                best = (score, fields.Span(cell, 0, end or len(cell.text)))
-    if best is None:
-        return None
-    return Found(best[1].text.strip(), [best[1]], best[0])
-
-
 #: A row of more words than this reads as a sentence: it is the answer as a whole.
 SENTENCE_WORDS = 8
 
@@ -532,40 +385,40 @@ def _tight(unit: _Unit, query: Query, pages: list[fields.Sheet]) -> Found:
     if unit.sentence is not None:
         start, end = unit.sentence
         spans = [
-            fields.Span(cell, max(start, line.start) - line.start, min(end, line.end) - line.start)
+            Span(cell, max(start, line.start) - line.start, min(end, line.end) - line.start)
             for cell, line in pairs
         ]
         return Found(unit.text, [span for span in spans if span.end > span.start], 0.5)
     row = len(unit.lines) == len(unit_cells)
     if len(unit_cells) == 1 and len(unit.text.split()) > SENTENCE_WORDS:
         row = False  # one long line: a sentence
-    if query.kind in STRICT_KINDS | {"count"} and row:
+    if query.kind in extract.STRICT_KINDS | {"count"} and row:
         for cell in unit_cells:
             found = _fresh_values(query.kind or "", cell.text, query.text)
             if found:
                 start, end = found[0]
-                return Found(cell.text[start:end], [fields.Span(cell, start, end)], 0.5)
+                return Found(cell.text[start:end], [Span(cell, start, end)], 0.5)
     if row and unit_cells:
         value = _after_key(unit_cells)
         if value:
             return Found(" ".join(span.text for span in value), value, 0.5)
-    spans = [fields.Span(cell, 0, len(cell.text)) for cell in unit_cells]
+    spans = [Span(cell, 0, len(cell.text)) for cell in unit_cells]
     return Found(unit.text, spans, 0.5)
 
 
 _LEADING_KEY = re.compile(r"^\s*[^:：]{1,40}?[:：]\s*")
 
 
-def _after_key(row: list[fields.Cell]) -> list[fields.Span]:
+def _after_key(row: list[fields.Cell]) -> list[Span]:
     """The value of a "Key: value" row: the cells after a key cell ("From:" | "Rosa"), or
     the text after the key's colon up to the next key on the line."""
     if len(row) > 1 and fields.looks_like_key(row[0].text):
-        return [fields.Span(cell, 0, len(cell.text)) for cell in row[1:]]
+        return [Span(cell, 0, len(cell.text)) for cell in row[1:]]
     key = _LEADING_KEY.match(row[0].text)
     if len(row) == 1 and key:
         end = fields.next_key(row[0].text, key.end())
         if row[0].text[key.end() : end].strip():
-            return [fields.Span(row[0], key.end(), len(row[0].text[:end].rstrip()))]
+            return [Span(row[0], key.end(), len(row[0].text[:end].rstrip()))]
     return []
 
 
@@ -576,7 +429,7 @@ def extract_value(
     found = ExtractiveAnswerer(min_score).find(name, hits)
     if found is None:
         return None, []
-    return found.text, found.citations()
+    return found.text, _citations(found)
 
 
 # --- OpenAI-compatible LLM / VLM --------------------------------------------------------
