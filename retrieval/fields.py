@@ -227,7 +227,7 @@ def _stacked(sheet: Sheet) -> list[Cell]:
     return out
 
 
-def row_text(row: list[Cell]) -> str:
+def _row_pairs(row: list[Cell]) -> str:
     """A row as text: its cells left to right, " | " between them, a label and its value
     ("Total due: $2,448.50") joined by a space."""
     out = ""
@@ -245,7 +245,7 @@ def region_rows(pages: list[Sheet]) -> dict[str, str]:
     out: dict[str, list[str]] = {}
     for sheet in pages:
         for row in sheet.rows:
-            text = row_text(row)
+            text = _row_pairs(row)
             for region_id in dict.fromkeys(cell.region.region_id for cell in row):
                 out.setdefault(region_id, []).append(text)
     return {region_id: "\n".join(texts) for region_id, texts in out.items()}

@@ -89,16 +89,3 @@ def spans(kind: str, text: str) -> list[tuple[int, int]]:
         if end > start:
             out.append((start, end))
     return out
-
-
-def holds(kind: str, text: str) -> bool:
-    return bool(spans(kind, text))
-
-
-def covers(kind: str, text: str, share: float = 0.6) -> bool:
-    """True when values of the kind make up most of the text (a cell that *is* a date)."""
-    letters = sum(not char.isspace() for char in text)
-    found = sum(
-        sum(not char.isspace() for char in text[start:end]) for start, end in spans(kind, text)
-    )
-    return letters > 0 and found >= share * letters
