@@ -373,13 +373,15 @@ def _tight(unit: _Unit, query: Query, pages: list[fields.Sheet]) -> Found:
     """A unit as an answer: the value of the kind asked for in a row of cells (a table row
     → its amount), else the whole row, or the sentence cut out of its first and last lines."""
     cells = {
-        fields.line_key(cell.region, cell.line): cell for sheet in pages for cell in sheet.cells
+        fields.line_key(cell.hit, cell.region, cell.line): cell
+        for sheet in pages
+        for cell in sheet.cells
     }
     pairs = [
         (cells[key], line)
         for line in unit.lines
         for region in unit.regions
-        if line in region.lines and (key := fields.line_key(region, line)) in cells
+        if line in region.lines and (key := fields.line_key(unit.hit, region, line)) in cells
     ]
     unit_cells = [cell for cell, _ in pairs]
     if unit.sentence is not None:

@@ -73,7 +73,7 @@ def field_answers(
                     found.score += key.similarity * weight + key.keylike + bonus
                     found.score += doc_scores.get(sheet.doc_id, 0.0) - 0.01 * key.cell.rank
                     out.append(found)
-    out.sort(key=lambda found: -found.score)
+    out.sort(key=lambda found: (-found.score, *found.spans[0].cell.box[1::-1]))
     return out
 
 

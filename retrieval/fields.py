@@ -114,6 +114,7 @@ class Sheet:
             other
             for other in nearby
             if other is not cell
+            and other not in cell.parts
             and other.box.x0 > cell.box.x0
             and other.box.x0 >= cell.box.x1 - 0.5 * self.line_height
             and (other.row == cell.row or cell.box.y0 <= other.box.center[1] <= cell.box.y1)
@@ -161,22 +162,25 @@ def _shares_column(upper: BBox, lower: BBox, height: float) -> bool:
     return overlap >= 0.3 * narrower or abs(upper.x0 - lower.x0) <= height
 
 
-def line_key(region: HitRegion, line: HitLine) -> tuple[str, BBox, str]:
-    """One OCR line, however many chunks repeat it."""
-    return (region.region_id, line.bbox, line.text)
+def line_key(hit: SearchHit, region: HitRegion, line: HitLine) -> tuple[str, int, BBox, str]:
+    """One OCR line, however many chunks (or overlapping regions) repeat it."""
+    return (hit.doc_id, region.page, line.bbox, line.text)
 
 
 def sheets(hits: list[SearchHit]) -> list[Sheet]:
     """One sheet per (document, page) among the hits, in order of the best hit's rank.
 
-    A line is taken once even when several chunks repeat it (a table's header row).
+    A line is taken once even when several chunks repeat it (a table's header row). Cells
+    are in page order, so how the store orders tied hits changes nothing.
     """
     cells: dict[tuple[str, int], list[Cell]] = {}
-    seen: set[tuple[str, BBox, str]] = set()
-    for rank, hit in enumerate(hits):
+    seen: set[tuple[str, int, BBox, str]] = set()
+    scores = sorted({hit.score for hit in hits}, reverse=True)
+    for hit in hits:
+        rank = scores.index(hit.score)  # hits that tie share a rank: the store orders ties
         for region in hit.regions:
             for line in region.lines:
-                key = line_key(region, line)
+                key = line_key(hit, region, line)
                 if key in seen or not line.text.strip():
                     continue
                 seen.add(key)
@@ -185,6 +189,7 @@ def sheets(hits: list[SearchHit]) -> list[Sheet]:
                 )
     out = []
     for (doc_id, page), page_cells in cells.items():
+        page_cells.sort(key=lambda cell: (cell.box.y0, cell.box.x0, cell.text))
         grouped = rows(page_cells, box=lambda cell: cell.box)
         for number, row in enumerate(grouped):
             for cell in row:
@@ -334,8 +339,10 @@ def find_key(sheet: Sheet, name: str) -> list[KeyHit]:
     for cell in [*sheet.cells, *sheet.stacks]:
         if not cell.norm:
             continue
+        split = len(cell.parts[0].norm) if cell.parts else None
         for start, end, similarity in _occurrences(cell, wanted):
-            out.append(_key_hit(cell, start, end, similarity, name))
+            if split is None or start < split < end:  # a joined key must use both lines
+                out.append(_key_hit(cell, start, end, similarity, name))
     out.sort(key=lambda hit: -(hit.similarity + hit.keylike))
     return out
 

@@ -267,3 +267,23 @@ def test_resolve_strips_the_reasoning_block_and_its_markers():
 
     assert answer.answer == "The total is $2,448.50 [1]."
     assert [c.region_id for c in answer.citations] == [ev[3].region_id]
+
+
+def test_how_the_store_orders_tied_hits_does_not_change_the_answer():
+    # one form in two chunks of equal score, the field "Name" in both: the answer is the one
+    # higher on the page whichever chunk comes first
+    applicant = hit(
+        "aaaabbbbccccdddd",
+        [R("text", [("Name:", (150, 300, 260, 340)), ("Ann Lee", (300, 300, 420, 340))])],
+        score=0.5,
+    )
+    contact = hit(
+        "aaaabbbbccccdddd",
+        [R("text", [("Name:", (150, 900, 260, 940)), ("Bo Chen", (300, 900, 430, 940))], 3)],
+        score=0.5,
+        chunk=1,
+    )
+    answerer = ExtractiveAnswerer()
+    for hits in ([applicant, contact], [contact, applicant]):
+        answer = answerer.answer('What is the value of the field "Name"?', hits)
+        assert answer.answer == "Ann Lee [1]"
