@@ -545,6 +545,14 @@ def evaluate(
         ),
     ] = None,
     straighten: StraightenOption = None,
+    per_doc: Annotated[
+        bool,
+        typer.Option(
+            "--per-doc",
+            help='Ask every question within its own file (as qa.jsonl rows with "scope": '
+            '"document" always are).',
+        ),
+    ] = False,
     json_out: JsonOption = False,
     verbose: VerboseOption = False,
 ) -> None:
@@ -556,7 +564,9 @@ def evaluate(
         fail_usage(f"{set_dir} holds no qa.jsonl or *.gt.json: not a labelled set (see README)")
     settings = make_settings(parser=parser, straighten=straighten)
     with user_errors(), stderr.status("evaluating") as status:
-        report = run_eval(set_dir, settings, k=k, data_dir=data_dir, on_progress=status.update)
+        report = run_eval(
+            set_dir, settings, k=k, data_dir=data_dir, on_progress=status.update, per_doc=per_doc
+        )
     if json_out:
         print_json(report.model_dump())
         return
@@ -565,9 +575,12 @@ def evaluate(
 
 def format_eval(report: Any) -> str:
     """The evaluation as a readable table."""
+    asked = report.answers["all"].questions if report.scoped else 0
+    scope = f"{report.scoped} of {asked} questions asked within their own file (a source filter)"
     out = [
         f"set {report.set_dir}: {report.documents} documents, {report.pages} pages",
         f"parser {report.parser}, k={report.k}",
+        *([scope] if report.scoped else []),
         "",
         f"{'parsing':<12}{'lines':>8}{'recall':>10}{'CER':>10}",
     ]

@@ -17,6 +17,9 @@ or skewed scan is labelled as it lies). scanrag's boxes are on the upright page,
 mapped back onto the file (`Page.source_box`) before they are compared; when scanrag renders
 a page at another size, ground-truth boxes are scaled to it. `file` is the document's file
 name in the set folder; extra keys (such as "key" or "evidence_text") are ignored.
+`"scope": "document"` asks the question with a filter on its own file, as a user asks about
+the document open in front of them (`per_doc=True`, `scanrag eval --per-doc`, scopes every
+question).
 
 What is scored:
 
@@ -56,6 +59,7 @@ from .errors import ScanragError
 from .ingest.model import BBox, Document, Page
 from .retrieval.answer import Citation, language
 from .retrieval.results import HitRegion, SearchHit
+from .retrieval.store import SearchFilters
 
 #: A ground-truth line is found when a parsed line covers at least this share of its box.
 LINE_COVERAGE = 0.5
@@ -92,6 +96,9 @@ class Question(BaseModel):
     answer: str
     page: int
     evidence_bbox: BBox
+    scope: str | None = Field(
+        None, description='"document": asked with a filter on its own file; else over the set.'
+    )
 
 
 def normalise(text: str) -> str:
@@ -294,6 +301,7 @@ class EvalReport(BaseModel):
     answer_not_found: float
     citation_hit: float
     mean_iou: float
+    scoped: int = Field(0, description="Questions asked with a filter on their own file.")
     pages_parsed: int = Field(description="Pages parsed in this run (cached ones are not).")
     parse_seconds_per_page: float | None = Field(
         description="Parse time per page parsed in this run; null when every page came from "
@@ -334,8 +342,13 @@ def run_eval(
     k: int = 5,
     data_dir: Path | None = None,
     on_progress: Callable[[str], None] | None = None,
+    per_doc: bool = False,
 ) -> EvalReport:
-    """Parse and index the set, ask every question the way POST /v1/query does, score it all."""
+    """Parse and index the set, ask every question the way POST /v1/query does, score it all.
+
+    A question with `"scope": "document"` (every question with `per_doc`) is asked with a
+    `source` filter on its own file.
+    """
     from .retrieval.index import Index  # the retrieval stack loads torch: only when evaluating
 
     truth = load_truth(set_dir)
@@ -357,11 +370,15 @@ def run_eval(
             rows: list[_Asked] = []
             latencies = []
             ask = index.answerer
+            scoped = 0
             for number, question in enumerate(questions, start=1):
                 if on_progress:
                     on_progress(f"question {number}/{len(questions)}")
-                started = time.perf_counter()
-                hits = index.search(question.question, top_k=k)  # POST /v1/query's two steps
+                scope = per_doc or question.scope == "document"
+                scoped += scope
+                filters = SearchFilters(source=question.file) if scope else None
+                started = time.perf_counter()  # POST /v1/query's two steps
+                hits = index.search(question.question, top_k=k, filters=filters)
                 answer = ask.answer(question.question, hits)
                 latencies.append(time.perf_counter() - started)
                 gt = truth.get(question.file)
@@ -398,6 +415,7 @@ def run_eval(
         answer_not_found=overall.not_found,
         citation_hit=overall.citation_hit,
         mean_iou=overall.mean_iou,
+        scoped=scoped,
         pages_parsed=report.pages,
         parse_seconds_per_page=(
             round(report.parse_seconds / report.pages, 3) if report.pages else None

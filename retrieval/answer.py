@@ -13,7 +13,7 @@ import io
 import logging
 import math
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -24,7 +24,11 @@ from ..config import Settings
 from ..errors import ModelServerError
 from ..ingest.layout import rows
 from ..ingest.model import BBox
+from . import extract, fields, values
 from .embedding import terms
+from .extract import Found
+from .fields import Span
+from .questions import QUESTION_TYPES, Query, expected_kind, understand
 from .results import HitLine, HitRegion, SearchHit
 
 log = logging.getLogger(__name__)
@@ -64,7 +68,9 @@ class Answer(BaseModel):
     citations: list[Citation] = Field(default_factory=list)
 
 
-def cite(n: int, hit: SearchHit, region: HitRegion, lines: list[HitLine] | None = None) -> Citation:
+def cite(
+    n: int, hit: SearchHit, region: HitRegion, lines: Sequence[HitLine | CitedLine] = ()
+) -> Citation:
     """A numbered citation of one region of a search hit (URLs follow the /v1 API)."""
     text = hit.text[region.start : region.end]
     return Citation(
@@ -80,7 +86,7 @@ def cite(n: int, hit: SearchHit, region: HitRegion, lines: list[HitLine] | None 
         page_height=region.page_height,
         text=text,
         score=round(hit.score, 4),
-        lines=[CitedLine(text=line.text, bbox=line.bbox) for line in (lines or [])],
+        lines=[CitedLine(text=line.text, bbox=line.bbox) for line in lines],
         crop_url=f"/v1/regions/{region.region_id}/crop",
         page_image_url=f"/v1/documents/{hit.doc_id}/pages/{region.page}/image",
         highlight_url=f"/v1/documents/{hit.doc_id}/pages/{region.page}/image?highlight={region.region_id}",
@@ -101,44 +107,6 @@ class Answerer(Protocol):
 
 # --- extractive -------------------------------------------------------------------------
 
-_MONTHS = "jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec"
-ENTITY_PATTERNS: dict[str, re.Pattern[str]] = {
-    "money": re.compile(
-        r"[$¥€£]\s?\d[\d,]*(?:\.\d+)?|\d[\d,]*(?:\.\d+)?\s?(?:元|usd|eur|cny|rmb)", re.I
-    ),
-    "date": re.compile(
-        rf"\b\d{{1,2}}\s*(?:{_MONTHS})[a-z]*\.?\s*\d{{4}}\b|\b(?:{_MONTHS})[a-z]*\.?\s+\d{{1,2}},?\s+\d{{4}}\b"
-        r"|\d{4}年\d{1,2}月\d{1,2}日|\b\d{4}-\d{2}-\d{2}\b|\b\d{1,2}/\d{1,2}/\d{2,4}\b",
-        re.I,
-    ),
-    "count": re.compile(r"\b\d[\d,]*\b"),
-    "phone": re.compile(r"\+?\d[\d\s-]{7,}\d|1[3-9]\d{9}"),
-    "person": re.compile(r"\b[A-Z][a-z]+(?:\s[A-Z][a-z]+)+\b|[：:]\s*[\u4e00-\u9fff]{2,4}(?:\s|$)"),
-    "place": re.compile(
-        r"\b(?:room|suite|floor|building)\s*\d\w*|\d+号楼|单元|室|\b\d+\s+\w+\s+(?:street|road|lane|avenue)\b",
-        re.I,
-    ),
-    "id": re.compile(r"\b[A-Z]{0,4}-?\d{4,}\b|\b[A-Z]+\d+[A-Z\d]*\b"),
-}
-#: Question cues → the kind of value that answers them (checked in this order).
-QUESTION_TYPES: list[tuple[str, re.Pattern[str]]] = [
-    ("phone", re.compile(r"\bphone\b|\btelephone\b|\bmobile\b|电话|手机", re.I)),
-    ("date", re.compile(r"\bwhen\b|\bdate\b|\bdeadline\b|几号|日期|什么时候|何时|哪天", re.I)),
-    (
-        "count",
-        re.compile(r"\bhow many\b|\bhow much\b(?!.*\b(?:cost|pay)\b)|多少(?:个|人|件|名)", re.I),
-    ),
-    (
-        "money",
-        re.compile(
-            r"\b(?:total|amount|price|cost|budget|revenue|paid|balance|fee|sum)\b|金额|价格|多少钱|合计|总计|费用|预算",
-            re.I,
-        ),
-    ),
-    ("person", re.compile(r"\bwho\b|\bwhom\b|\bname\b|谁|联系人|姓名", re.I)),
-    ("place", re.compile(r"\bwhere\b|哪里|地点|地址|哪儿", re.I)),
-    ("id", re.compile(r"\bnumber\b|\bno\b\.?|\bid\b|编号|号码", re.I)),
-]
 #: Question words that appear in answers under another name ("Who wrote" → "From:").
 SYNONYMS: dict[str, tuple[str, ...]] = {
     "wrote": ("from", "author", "by"),
@@ -165,6 +133,7 @@ class _Unit:
     regions: list[HitRegion]
     hit: SearchHit
     rank: int
+    sentence: tuple[int, int] | None = None  # its span in the hit text (else a row)
     terms: set[str] = field(default_factory=set)
 
     def citations(self) -> list[Citation]:
@@ -201,7 +170,7 @@ def _units(hit: SearchHit, rank: int) -> list[_Unit]:
             start, end = region.start + match.start(), region.start + match.end()
             lines = [line for line in region.lines if line.start < end and line.end > start]
             if len(lines) > 1:  # a sentence on one line is a row already
-                units.append(_Unit(sentence, lines, [region], hit, rank))
+                units.append(_Unit(sentence, lines, [region], hit, rank, (start, end)))
     return units
 
 
@@ -226,13 +195,6 @@ def _question_terms(question: str) -> set[str]:
     return out
 
 
-def expected_type(question: str) -> str | None:
-    for kind, pattern in QUESTION_TYPES:
-        if pattern.search(question):
-            return kind
-    return None
-
-
 def _cue_terms(question: str, kind: str | None) -> set[str]:
     """The question's words that name the kind of value asked for ("date", "phone", "total").
 
@@ -246,18 +208,59 @@ def _cue_terms(question: str, kind: str | None) -> set[str]:
     return {t for match in pattern.finditer(question) for t in terms(match.group())}
 
 
+def _fresh_values(kind: str, text: str, question: str) -> list[tuple[int, int]]:
+    """Spans of values of the kind in the text that the question does not already hold."""
+    question = question.lower()
+    return [
+        (start, end)
+        for start, end in values.spans(kind, text)
+        if text[start:end].strip(" :：").lower() not in question
+    ]
+
+
 #: Numbers in a question name the document or the row ("INV-17684", "第31909号", "Fuse 10A").
 #: A Chinese question splits into dozens of character and bigram terms, which would drown
 #: them: the notice's number counted less than the retrieval rank of a sibling notice.
 NUMBER_WEIGHT = 3.0
 
 
-class ExtractiveAnswerer:
-    """Offline: choose the row or sentence that best answers, cite its lines and region.
+def _citations(found: Found) -> list[Citation]:
+    """One citation per region the answer's spans lie in; its lines are exactly the spans,
+    pieces of one printed line that OCR read apart ("749" | "mg") given as one line."""
+    by_region: dict[str, list[Span]] = {}
+    for span in found.spans:
+        by_region.setdefault(span.cell.region.region_id, []).append(span)
+    return [
+        cite(n, spans[0].cell.hit, spans[0].cell.region, _printed_lines(spans))
+        for n, spans in enumerate(by_region.values(), start=1)
+    ]
 
-    A unit scores by the question terms it shares (IDF-weighted over the retrieved text), by
-    the terms its document shares (so "INV-17684" picks the right invoice's "Total due" row),
-    and by holding a value of the kind the question asks for (an amount, a date, a name...).
+
+def _printed_lines(spans: list[Span]) -> list[CitedLine]:
+    """Consecutive spans on one row joined into one line: their texts, the box around them."""
+    out: list[CitedLine] = []
+    row: int | None = None
+    for span in spans:
+        if out and span.cell.row == row:
+            last = out[-1]
+            out[-1] = CitedLine(text=f"{last.text} {span.text}", bbox=last.bbox.union(span.box))
+        else:
+            out.append(CitedLine(text=span.text, bbox=span.box))
+        row = span.cell.row
+    return out
+
+
+class ExtractiveAnswerer:
+    """Offline: find the value that answers and cite exactly its characters.
+
+    A question that names a field ("What is the value of the field "TO"?", "合计是多少？")
+    is answered from the page's key–value structure (`fields`, scored in `extract`): the name
+    is found on the page and the value beside or below it is the answer. Other questions
+    fall back to the
+    row or sentence that best answers: a unit scores by the question terms it shares
+    (IDF-weighted over the retrieved text), by the terms its document shares (so "INV-17684"
+    picks the right invoice's "Total due" row), and by holding a value of the kind the
+    question asks for (an amount, a date, a name...).
     """
 
     def __init__(self, min_score: float = 0.35) -> None:
@@ -274,14 +277,13 @@ class ExtractiveAnswerer:
         for hit in hits:
             doc_terms.setdefault(hit.doc_id, set()).update(terms(hit.text))
         idf = {t: math.log(1 + len(units) / (1 + sum(t in u.terms for u in units))) for t in wanted}
-        kind = expected_type(question)
+        kind = expected_kind(question)
         for t in _cue_terms(question, kind) & wanted:
             idf[t] /= 2  # "date" in "due date" names the kind of value, not which one
         for t in wanted:
             if any(char.isdigit() for char in t):
                 idf[t] *= NUMBER_WEIGHT
         total = sum(idf.values()) or 1.0
-        question_text = question.lower()
         scored: list[tuple[float, _Unit]] = []
         for unit in units:
             if not unit.terms - wanted:
@@ -292,22 +294,51 @@ class ExtractiveAnswerer:
             doc_overlap = sum(idf[t] for t in wanted & doc_terms[unit.hit.doc_id]) / total
             score = 0.55 * unit_overlap + 0.45 * doc_overlap + 0.05 / (1 + unit.rank)
             if kind:
-                values = [m.group() for m in ENTITY_PATTERNS[kind].finditer(unit.text)]
-                fresh = [v for v in values if v.strip(" :：").lower() not in question_text]
-                score += 0.35 if fresh else -0.15
+                score += 0.35 if _fresh_values(kind, unit.text, question) else -0.15
             score -= 0.004 * max(0, len(unit.terms) - 30)
             scored.append((round(score, 4), unit))
         scored.sort(key=lambda item: -item[0])
         return scored
 
-    def answer(self, question: str, hits: list[SearchHit]) -> Answer:
+    def find(self, question: str, hits: list[SearchHit]) -> Found | None:
+        """The answer's value and its spans, or None when the hits do not hold it.
+
+        In order: a value read next to the named field; the name at the top for "who issued
+        it"; nothing when a quoted field is nowhere on the page; the best row or sentence
+        when it holds a value of the kind asked for; a lone value of a strict kind (a
+        receipt's unlabelled date); the best row or sentence; the best weak field reading
+        (a cited best candidate rather than a refusal)."""
+        query = understand(question)
+        pages = fields.sheets(hits)
+        doc_scores = _doc_scores(question, hits)
+        candidates = extract.field_answers(query, pages, doc_scores)
+        if candidates and candidates[0].score >= extract.FIELD_MIN:
+            return candidates[0]
+        if query.issuer:
+            found = extract.issuer(pages)
+            if found is not None:
+                return found
+        if query.field and query.quoted and not candidates:
+            return None  # the field the question names is nowhere on the page
         scored = self.best_units(question, hits)
-        if not scored or scored[0][0] < self.min_score:
+        unit = scored[0][1] if scored and scored[0][0] >= self.min_score else None
+        if unit is not None and query.kind and _fresh_values(query.kind, unit.text, question):
+            return _tight(unit, query, pages)
+        if query.kind in extract.STRICT_KINDS and query.field:
+            typed = extract.typed_answer(query, pages, doc_scores)
+            if typed is not None:
+                return typed
+        if unit is not None:
+            return _tight(unit, query, pages)
+        return candidates[0] if candidates else None
+
+    def answer(self, question: str, hits: list[SearchHit]) -> Answer:
+        found = self.find(question, hits)
+        if found is None:
             return Answer(answer=NOT_FOUND[language(question)], citations=[])
-        _, unit = scored[0]
-        citations = unit.citations()
+        citations = _citations(found)
         markers = "".join(f"[{c.n}]" for c in citations)
-        return Answer(answer=f"{unit.text} {markers}", citations=citations)
+        return Answer(answer=f"{found.text} {markers}", citations=citations)
 
     def stream(self, question: str, hits: list[SearchHit]) -> Iterator[dict[str, Any]]:
         result = self.answer(question, hits)
@@ -317,36 +348,90 @@ class ExtractiveAnswerer:
         yield {"done": result.model_dump()}
 
 
+def _doc_scores(question: str, hits: list[SearchHit]) -> dict[str, float]:
+    """How much of the question (IDF-weighted, numbers counting triple) each document's
+    retrieved text holds: "on invoice INV-55043" picks that invoice's "Total due"."""
+    wanted = _question_terms(question)
+    texts: dict[str, set[str]] = {}
+    for hit in hits:
+        texts.setdefault(hit.doc_id, set()).update(terms(hit.text))
+    if len(texts) < 2 or not wanted:
+        return dict.fromkeys(texts, 0.0)
+    idf = {t: math.log(1 + len(texts) / (1 + sum(t in d for d in texts.values()))) for t in wanted}
+    for t in wanted:
+        if any(char.isdigit() for char in t):
+            idf[t] *= NUMBER_WEIGHT
+    total = sum(idf.values()) or 1.0
+    return {doc: sum(idf[t] for t in wanted & held) / total for doc, held in texts.items()}
+
+
+#: A row of more words than this reads as a sentence: it is the answer as a whole.
+SENTENCE_WORDS = 8
+
+
+def _tight(unit: _Unit, query: Query, pages: list[fields.Sheet]) -> Found:
+    """A unit as an answer: the value of the kind asked for in a row of cells (a table row
+    → its amount), else the whole row, or the sentence cut out of its first and last lines."""
+    cells = {
+        fields.line_key(cell.hit, cell.region, cell.line): cell
+        for sheet in pages
+        for cell in sheet.cells
+    }
+    pairs = [
+        (cells[key], line)
+        for line in unit.lines
+        for region in unit.regions
+        if line in region.lines and (key := fields.line_key(unit.hit, region, line)) in cells
+    ]
+    unit_cells = [cell for cell, _ in pairs]
+    if unit.sentence is not None:
+        start, end = unit.sentence
+        spans = [
+            Span(cell, max(start, line.start) - line.start, min(end, line.end) - line.start)
+            for cell, line in pairs
+        ]
+        return Found(unit.text, [span for span in spans if span.end > span.start], 0.5)
+    row = len(unit.lines) == len(unit_cells)
+    if len(unit_cells) == 1 and len(unit.text.split()) > SENTENCE_WORDS:
+        row = False  # one long line: a sentence
+    if query.kind in extract.STRICT_KINDS | {"count"} and row:
+        for cell in unit_cells:
+            found = _fresh_values(query.kind or "", cell.text, query.text)
+            if found:
+                start, end = found[0]
+                return Found(cell.text[start:end], [Span(cell, start, end)], 0.5)
+    if row and unit_cells:
+        value = _after_key(unit_cells)
+        if value:
+            return Found(" ".join(span.text for span in value), value, 0.5)
+    spans = [Span(cell, 0, len(cell.text)) for cell in unit_cells]
+    return Found(unit.text, spans, 0.5)
+
+
+_LEADING_KEY = re.compile(r"^\s*[^:：]{1,40}?[:：]\s*")
+
+
+def _after_key(row: list[fields.Cell]) -> list[Span]:
+    """The value of a "Key: value" row: the cells after a key cell ("From:" | "Rosa"), or
+    the text after the key's colon up to the next key on the line."""
+    if len(row) > 1 and fields.looks_like_key(row[0].text):
+        return [Span(cell, 0, len(cell.text)) for cell in row[1:]]
+    key = _LEADING_KEY.match(row[0].text)
+    if len(row) == 1 and key:
+        end = fields.next_key(row[0].text, key.end())
+        if row[0].text[key.end() : end].strip():
+            return [Span(row[0], key.end(), len(row[0].text[:end].rstrip()))]
+    return []
+
+
 def extract_value(
     name: str, hits: list[SearchHit], min_score: float = 0.35
 ) -> tuple[str | None, list[Citation]]:
-    """The value of a named field ("total", "date", "发票号码") from one document's hits.
-
-    The best unit for "What is the <name>?" is reduced to its value: an entity of the kind
-    the name implies (an amount for "total"), else the text after the key's colon, else the
-    cells of a table row that are not the key.
-    """
-    question = name if language(name) == "zh" else f"What is the {name}?"
-    scored = ExtractiveAnswerer(min_score).best_units(question, hits)
-    if not scored or scored[0][0] < min_score:
+    """The value of a named field ("total", "date", "发票号码") from one document's hits."""
+    found = ExtractiveAnswerer(min_score).find(name, hits)
+    if found is None:
         return None, []
-    _, unit = scored[0]
-    kind = expected_type(question)
-    value = None
-    if kind:
-        found = [m.group().strip(" :：") for m in ENTITY_PATTERNS[kind].finditer(unit.text)]
-        value = next((v for v in found if v.lower() not in question.lower()), None)
-    if value is None:
-        parts = re.split(r"[:：]", unit.text, maxsplit=1)
-        wanted = _question_terms(question)
-        if len(parts) == 2 and parts[1].strip():
-            value = parts[1].strip()
-        elif " | " in unit.text:
-            cells = [c for c in unit.text.split(" | ") if not set(terms(c)) <= wanted]
-            value = " | ".join(cells) or unit.text
-        else:
-            value = unit.text
-    return value, unit.citations()
+    return found.text, _citations(found)
 
 
 # --- OpenAI-compatible LLM / VLM --------------------------------------------------------
@@ -394,8 +479,15 @@ class OpenAIAnswerer:
                 out.append(cite(len(out) + 1, hit, region, region.lines))
         return out
 
-    def messages(self, question: str, evidence: list[Citation]) -> list[dict[str, Any]]:
-        blocks = [f"[{c.n}] ({c.source}, page {c.page}, {c.label})\n{c.text}" for c in evidence]
+    def messages(
+        self, question: str, evidence: list[Citation], rows: dict[str, str]
+    ) -> list[dict[str, Any]]:
+        """The question and the numbered evidence, each region given as the rows of key–value
+        pairs it is on (`fields.region_rows`), so the model reads pairs, not loose lines."""
+        blocks = [
+            f"[{c.n}] ({c.source}, page {c.page}, {c.label})\n{rows.get(c.region_id, c.text)}"
+            for c in evidence
+        ]
         text = f"Question: {question}\n\nEvidence:\n\n" + "\n\n".join(blocks)
         content: list[dict[str, Any]] = [{"type": "text", "text": text}]
         if self.images and self.crop:
@@ -438,7 +530,8 @@ class OpenAIAnswerer:
         evidence = self.evidence(hits)
         if not evidence:
             return Answer(answer=NOT_FOUND[language(question)])
-        reply = self._call(messages=self.messages(question, evidence))
+        rows = fields.region_rows(fields.sheets(hits))
+        reply = self._call(messages=self.messages(question, evidence, rows))
         return resolve(reply.choices[0].message.content or "", evidence, question)
 
     def stream(self, question: str, hits: list[SearchHit]) -> Iterator[dict[str, Any]]:
@@ -450,7 +543,8 @@ class OpenAIAnswerer:
         import openai
 
         parts: list[str] = []
-        chunks = self._call(messages=self.messages(question, evidence), stream=True)
+        rows = fields.region_rows(fields.sheets(hits))
+        chunks = self._call(messages=self.messages(question, evidence, rows), stream=True)
         try:
             for chunk in chunks:
                 delta = chunk.choices[0].delta.content if chunk.choices else None

@@ -144,15 +144,22 @@ def _pieces(region: Region, width: int, height: int, max_tokens: int) -> list[_P
             used = header_tokens
         groups[-1].append(number)
         used += row_tokens
-    # header lines are matched too, so that a header cell never claims a data row
+    # header lines are matched too, so that a header cell never claims a data row; they
+    # belong to the first part (later parts repeat the header's text, not its lines)
     row_of = _row_of_lines(region.lines, header + rows, region.label == "table")
     pieces = []
-    for group in groups:
+    for index, group in enumerate(groups):
         piece_text = "\n".join(header + [rows[number] for number in group])
         members = {len(header) + number for number in group}
+        if index == 0:
+            members.update(range(len(header)))
         lines = [line for line, row in zip(region.lines, row_of, strict=True) if row in members]
         pieces.append(_Piece(region, piece_text, lines, count_tokens(piece_text), width, height))
     return pieces
+
+
+#: Rows after the last matched one where a line is looked for before the rest of the region.
+ROW_WINDOW = 3
 
 
 def _row_of_lines(lines: list[Line], rows: list[str], table: bool) -> list[int | None]:
@@ -173,13 +180,16 @@ def _row_of_lines(lines: list[Line], rows: list[str], table: bool) -> list[int |
     for line in lines:
         needle = line.text.strip()
         found = None
-        if needle:
-            found = next((r for r in range(cursor, len(rows)) if needle in cells[r]), None)
-            if found is None:
-                found = next(
-                    (r for r in range(cursor, len(rows)) if any(needle in c for c in cells[r])),
-                    None,
-                )
+        # the next few rows first: a short line ("2") also occurs in rows far below, and
+        # jumping there would leave every line in between without a row
+        for window in (
+            range(cursor, min(cursor + ROW_WINDOW, len(rows))),
+            range(cursor, len(rows)),
+        ):
+            if needle and found is None:
+                found = next((r for r in window if needle in cells[r]), None)
+            if needle and found is None:
+                found = next((r for r in window if any(needle in c for c in cells[r])), None)
         out.append(found)
         cursor = found if found is not None else cursor
     return out

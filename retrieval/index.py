@@ -67,7 +67,7 @@ from .store import ClientStore, EdgeStore, SearchFilters, SearchMode, Store, Sto
 
 log = logging.getLogger(__name__)
 POINT_NAMESPACE = uuid.UUID("6f0e7b1c-58a4-4f7e-9d5e-2c1a3b4d5e6f")
-INDEX_VERSION = 2  # bump when chunking, the payload layout or the sparse encoding changes
+INDEX_VERSION = 4  # bump when chunking, the payload layout or the sparse encoding changes
 _T = TypeVar("_T")
 
 

@@ -169,7 +169,8 @@ def test_a_large_table_is_split_into_row_groups_each_starting_with_the_header():
 
 def test_a_row_group_is_boxed_by_its_own_rows_only():
     # Cells such as "7" or "25" also occur inside other rows ("$1,187.50", "$2,250.00");
-    # a part's box must still be the box of its own rows.
+    # a part's box must still be the box of its own rows (the first part's include the
+    # header row: its lines are cited from there).
     b = Builder()
     rows = [["Item", "Qty", "Amount"]]
     rows += [[f"Cable {i}", str(i % 9 + 1), f"${i}1,{i % 9 + 1}87.50"] for i in range(1, 31)]
@@ -180,15 +181,46 @@ def test_a_row_group_is_boxed_by_its_own_rows_only():
     chunks = chunk_document(b.document(), max_tokens=60)
     parts = [(chunk, r) for chunk, r in all_regions(chunks) if r.region_id == table.id]
     assert len(parts) >= 3
-    for chunk, part in parts:
+    for number, (chunk, part) in enumerate(parts):
         text = chunk.text[part.start : part.end]
         own = [data_row_index(rows, row) for row in text.split("\n")[2:]]
+        own = [0, *own] if number == 0 else own
         expected = union_all([row_boxes[i] for i in own])
         assert part.bbox == expected, (own, part.bbox, expected)
         assert part.bbox_norm == expected.to_norm(WIDTH, HEIGHT)
         for line in part.lines:
             assert chunk.text[line.start : line.end] == line.text
             assert any(row_boxes[i].coverage_of(line.bbox) == 1.0 for i in own)
+
+
+def test_the_header_row_of_a_split_table_is_cited_from_its_first_part():
+    # In a form read as a table the "header" is the first row of fields ("Name | Ann Lee"):
+    # its lines must be in some part, or no answer can cite them.
+    b = Builder()
+    rows = [["Name", "Ann Lee"]] + [[f"Field {i}", f"value {i}"] for i in range(1, 31)]
+    table = b.table(rows)
+    chunks = chunk_document(b.document(), max_tokens=60)
+    parts = [r for _, r in all_regions(chunks) if r.region_id == table.id]
+    assert len(parts) >= 3
+    cited = [[line.text for line in part.lines] for part in parts]
+    assert cited[0][:2] == ["Name", "Ann Lee"]
+    assert all("Ann Lee" not in texts for texts in cited[1:])
+    assert sum(len(texts) for texts in cited) == len(table.lines)  # every line once
+
+
+def test_a_short_line_found_again_far_below_does_not_drop_the_lines_in_between():
+    # The first row reads "Serial no 4 2" (three lines side by side); a row far below is
+    # exactly "2". Matching the line "2" there would leave every line in between without a
+    # row, and so out of every part.
+    b = Builder()
+    fields = [f"Field {i} value {i}" for i in range(3, 40)]
+    lines = ["Serial no", "4", "2", *fields, "2"]
+    region = b.add("text", lines)
+    region.text = region.markdown = "\n".join(["Serial no 4 2", *fields, "2"])
+    chunks = chunk_document(b.document(), max_tokens=40)
+    parts = [r for _, r in all_regions(chunks) if r.region_id == region.id]
+    assert len(parts) > 2
+    assert [line.text for part in parts for line in part.lines] == lines
 
 
 def data_row_index(rows: list[list[str]], markdown_row: str) -> int:

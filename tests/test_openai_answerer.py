@@ -62,8 +62,13 @@ def test_the_request_carries_the_model_the_instructions_and_numbered_evidence():
     text = user["content"][0]["text"]
     assert text.startswith(f"Question: {QUESTION}\n\nEvidence:\n\n")
     assert re.findall(r"^\[(\d+)\] ", text, re.M) == ["1", "2", "3", "4", "5", "6"]
-    assert "[4] (scans/invoice_INV-1001.png, page 1, text)\n$2,448.50" in text
-    assert "[6] (scans/invoice_INV-1001.png, page 1, table)\nItem\nQty" in text
+    # a region is given as the rows it is on: the key beside its value, a table row by row
+    assert "[3] (scans/invoice_INV-1001.png, page 1, text)\nTotal due: $2,448.50\n" in text
+    assert "[4] (scans/invoice_INV-1001.png, page 1, text)\nTotal due: $2,448.50\n" in text
+    assert (
+        "[6] (scans/invoice_INV-1001.png, page 1, table)\nItem | Qty | Unit price | Amount\n"
+        "Drill bit 6mm | 25 | $28.60 | $715.00\nFuse 10A | 120 | $4.55 | $546.00"
+    ) in text
     assert fake.headers[0]["authorization"] == "Bearer sk-test"
 
     assert result.answer == "The total due is $2,448.50 [1]."
