@@ -195,6 +195,23 @@ def _question_terms(question: str) -> set[str]:
     return out
 
 
+#: "in report R62975", "on invoice INV-1001", "for form APP-96452": the phrase names the
+#: document the question is about, not the row or sentence that answers it.
+_DOCUMENT_REFERENCE = re.compile(
+    r"\b(?:in|on|of|for|from|about)\s+(?:the\s+|this\s+)?(?:report|invoice|form|notice|memo"
+    r"|receipt|letter|contract|document|statement|order|application|claim|bill|quotation"
+    r"|policy)\s+(?:no\.?\s*|number\s+|#\s*)?[\w-]*\d[\w-]*",
+    re.I,
+)
+
+
+def _reference_terms(question: str) -> set[str]:
+    """The terms of the question's document reference: they pick the document (through
+    the document's score), never the unit within it, where a title naming the document
+    would otherwise answer every question about it."""
+    return {t for match in _DOCUMENT_REFERENCE.finditer(question) for t in terms(match.group())}
+
+
 def _cue_terms(question: str, kind: str | None) -> set[str]:
     """The question's words that name the kind of value asked for ("date", "phone", "total").
 
@@ -284,13 +301,14 @@ class ExtractiveAnswerer:
             if any(char.isdigit() for char in t):
                 idf[t] *= NUMBER_WEIGHT
         total = sum(idf.values()) or 1.0
+        about = (wanted - _reference_terms(question)) or wanted  # what the unit must hold
         scored: list[tuple[float, _Unit]] = []
         for unit in units:
             if not unit.terms - wanted:
                 continue  # repeats the question (a title, a key without its value)
-            if not unit.terms & wanted:
+            if not unit.terms & about:
                 continue  # shares nothing with the question: a value of the right kind is no answer
-            unit_overlap = sum(idf[t] for t in wanted & unit.terms) / total
+            unit_overlap = sum(idf[t] for t in about & unit.terms) / total
             doc_overlap = sum(idf[t] for t in wanted & doc_terms[unit.hit.doc_id]) / total
             score = 0.55 * unit_overlap + 0.45 * doc_overlap + 0.05 / (1 + unit.rank)
             if kind:

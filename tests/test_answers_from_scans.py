@@ -149,8 +149,23 @@ def chinese_receipt() -> Page:
     return page
 
 
+def annual_report() -> Page:
+    """A report whose first line names it by its reference at body size (not a title)."""
+    page = Page(1240, 700)
+    page.write(80, 60, "Annual report 2023 of Westbrook Traders Ltd. (ref R40417)")
+    lines = [
+        "Our workforce grew to 812 employees this year, and the",
+        "departments reviewed their supplier contracts twice.",
+        "The board thanks every customer for a record season.",
+    ]
+    for i, line in enumerate(lines):
+        page.write(80, 160 + i * 50, line)
+    return page
+
+
 PAGES = {
     "fax.png": fax_cover(),
+    "report.png": annual_report(),
     **RECEIPTS,
     "form_zh.png": chinese_form(),
     "receipt_zh.png": chinese_receipt(),
@@ -321,3 +336,8 @@ def test_line_boxes_are_cut_to_the_value_and_region_boxes_stay_whole(index):
     drawn = next(d.bbox for d in PAGES["fax.png"].lines if d.text.startswith("TO: "))
     assert line.bbox.x0 > drawn.x0 + 0.1 * drawn.width  # "TO: " is left out
     assert Path(citation.source).name == "fax.png"
+
+
+def test_a_document_reference_in_the_question_picks_the_document_not_its_title_line(index):
+    answer = ask(index, "report.png", "How many employees are reported in report R40417?")
+    assert "812" in value_of(answer)
