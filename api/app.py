@@ -22,7 +22,7 @@ from .guard import Guard, access_log, configure_access_log
 from .jobs import JobManager
 from .metrics import Metrics
 from .paths import HidePaths
-from .routes import documents, images, ingest, jobs, query, system, web
+from .routes import chat, documents, images, ingest, jobs, query, system, web
 from .uploads import clear_incoming
 
 log = logging.getLogger("scanrag.api")
@@ -91,7 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     secured = [Depends(require_api_key)]
-    for module in (documents, ingest, jobs, images, query):
+    for module in (documents, ingest, jobs, images, query, chat):
         app.include_router(module.router, dependencies=secured)
     app.include_router(system.router)
     app.include_router(web.router)  # the page at / (static, no data: no key needed)
