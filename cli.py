@@ -1,4 +1,4 @@
-"""The `scanrag` command: parse, ingest, search, ask, serve, eval.
+"""The `scanrag` command: parse, ingest, search, ask, serve, mcp, eval.
 
 stdout carries results (exactly one JSON document with --json); progress bars, warnings and
 errors go to stderr. Exit status: 0 all good, 1 some inputs failed, 2 usage errors.
@@ -498,6 +498,13 @@ def ask(
             typer.echo(f"      {line.text!r} at {','.join(map(str, line.bbox))}")
 
 
+def listening_on(host: str, settings: Settings) -> Settings:
+    """The name a server listens on is one it answers to (without a key, `Host` is checked)."""
+    if host not in ("0.0.0.0", "::", "") and host not in settings.allowed_hosts:
+        settings = settings.model_copy(update={"allowed_hosts": [*settings.allowed_hosts, host]})
+    return settings
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
@@ -513,10 +520,7 @@ def serve(
     from .api.app import create_app
 
     setup_logging(verbose)
-    settings = make_settings(data_dir=data_dir, qdrant_url=qdrant_url)
-    if host not in ("0.0.0.0", "::", "") and host not in settings.allowed_hosts:
-        # the name it listens on is one it answers to
-        settings = settings.model_copy(update={"allowed_hosts": [*settings.allowed_hosts, host]})
+    settings = listening_on(host, make_settings(data_dir=data_dir, qdrant_url=qdrant_url))
     uvicorn.run(
         create_app(settings),
         host=host,
@@ -525,6 +529,55 @@ def serve(
         access_log=False,  # scanrag logs its own access lines (SCANRAG_ACCESS_LOG)
         timeout_graceful_shutdown=settings.shutdown_timeout,  # then the running ingest stops
     )
+
+
+@app.command("mcp")
+def mcp_server(
+    transport: Annotated[
+        str,
+        typer.Option(
+            "--transport",
+            help="stdio (an assistant spawns the server) or http (streamable HTTP at /mcp).",
+        ),
+    ] = "stdio",
+    host: Annotated[str, typer.Option("--host", help="With http: interface.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="With http: TCP port.")] = 8000,
+    data_dir: DataDirOption = None,
+    qdrant_url: QdrantUrlOption = None,
+    verbose: VerboseOption = False,
+) -> None:
+    """Serve the index to MCP clients (assistants, agents): tools search, ask, get_region_image
+    and list_documents. `scanrag serve` has the same endpoint at /mcp. Needs scanrag[mcp]."""
+    from .api.mcp_server import build_server, http_app
+    from .retrieval.index import Index
+
+    setup_logging(verbose)
+    if transport not in ("stdio", "http"):
+        fail_usage(f"unknown --transport {transport!r}; use stdio or http")
+    settings = listening_on(host, make_settings(data_dir=data_dir, qdrant_url=qdrant_url))
+    index: Index | None = None
+    with user_errors():
+        server = build_server(lambda: index)  # first: without the mcp package, one line
+        with Index(settings) as index:
+            index.store  # noqa: B018 - open it now: a data dir in use by `serve` fails here
+            if transport == "stdio":
+                server.run("stdio")  # stdout is the protocol's from here on
+                return
+            import uvicorn
+
+            from .api.app import NO_KEY_WARNING
+            from .api.guard import configure_access_log
+
+            if not settings.api_key:
+                logging.getLogger("scanrag.api").warning(NO_KEY_WARNING)
+            configure_access_log(settings)
+            uvicorn.run(
+                http_app(server, settings),
+                host=host,
+                port=port,
+                log_level="debug" if verbose else "info",
+                access_log=False,  # scanrag logs its own access lines (SCANRAG_ACCESS_LOG)
+            )
 
 
 @app.command("eval")

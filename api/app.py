@@ -20,9 +20,10 @@ from ..retrieval.index import Index
 from .deps import AppState, require_api_key
 from .guard import Guard, access_log, configure_access_log
 from .jobs import JobManager
+from .mcp_server import mount as mount_mcp
 from .metrics import Metrics
 from .paths import HidePaths
-from .routes import documents, images, ingest, jobs, query, system, web
+from .routes import chat, documents, images, ingest, jobs, query, system, web
 from .uploads import clear_incoming
 
 log = logging.getLogger("scanrag.api")
@@ -74,7 +75,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         manager = JobManager(index, on_report=metrics.record_ingest)
         app.state.scanrag = AppState(settings=settings, index=index, jobs=manager, metrics=metrics)
         try:
-            yield
+            async with mcp_sessions():
+                yield
         finally:
             if manager.close(settings.shutdown_timeout):  # else the worker still uses the index
                 index.close()
@@ -91,10 +93,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     secured = [Depends(require_api_key)]
-    for module in (documents, ingest, jobs, images, query):
+    for module in (documents, ingest, jobs, images, query, chat):
         app.include_router(module.router, dependencies=secured)
     app.include_router(system.router)
     app.include_router(web.router)  # the page at / (static, no data: no key needed)
+    mcp_sessions = mount_mcp(app)  # MCP at /mcp, behind the same middleware (the lifespan runs it)
 
     @app.exception_handler(ScanragError)
     async def scanrag_error(request: Request, exc: ScanragError) -> JSONResponse:

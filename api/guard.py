@@ -66,6 +66,12 @@ def body_limit(settings: Settings, method: str, path: str) -> int:
     return JSON_BODY_LIMIT
 
 
+def no_store(headers: list[tuple[bytes, bytes]]) -> bytes:
+    """`no-store`, after the route's own directives (an event stream's `no-cache`)."""
+    given = [v for k, v in headers if k.lower() == b"cache-control" and v != b"no-store"]
+    return b", ".join([*given, b"no-store"])
+
+
 def safe_path(raw: bytes) -> str:
     """The request path as sent (still percent-encoded), so a log line stays one line."""
     return raw.decode("latin-1").encode("unicode_escape").decode("ascii")[:2000]
@@ -94,10 +100,11 @@ class Guard:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 replaced = {b"x-request-id", b"cache-control"} if private else {b"x-request-id"}
+                headers = message.get("headers", [])
                 message["headers"] = [
-                    *[(k, v) for k, v in message.get("headers", []) if k.lower() not in replaced],
+                    *[(k, v) for k, v in headers if k.lower() not in replaced],
                     (b"x-request-id", request_id.encode()),
-                    *([(b"cache-control", b"no-store")] if private else []),
+                    *([(b"cache-control", no_store(headers))] if private else []),
                 ]
             await send(message)
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterator
 
 from fastapi import APIRouter, Depends
-from fastapi.responses import StreamingResponse
+from fastapi.sse import EventSourceResponse
 
 from ...errors import ScanragError
 from ...retrieval.answer import extract_value
@@ -21,6 +20,7 @@ from ..schemas import (
     SearchRequest,
     SearchResponse,
 )
+from ..sse import event_stream, sse_event
 
 router = APIRouter(prefix="/v1", tags=["query"])
 log = logging.getLogger("scanrag.api")
@@ -33,22 +33,18 @@ def search(request: SearchRequest, state: AppState = Depends(get_state)) -> Sear
     return SearchResponse(query=request.query, hits=hits)
 
 
-def _sse(events: Iterator[dict]) -> Iterator[str]:
+def _sse(events: Iterator[dict]) -> Iterator[bytes]:
     """Server-sent events; a failure after the 200 was sent ends the stream with an `error`
     event (the app's error handlers can no longer answer)."""
     try:
         for event in events:
             ((name, data),) = event.items()
-            yield _event(name, data)
+            yield sse_event(data, name)
     except ScanragError as exc:
-        yield _event("error", {"detail": str(exc)})
+        yield sse_event({"detail": str(exc)}, "error")
     except Exception:
         log.exception("the answer stream failed")
-        yield _event("error", {"detail": "internal error while answering; see the server log"})
-
-
-def _event(name: str, data: object) -> str:
-    return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+        yield sse_event({"detail": "internal error while answering; see the server log"}, "error")
 
 
 @router.post(
@@ -60,14 +56,12 @@ def _event(name: str, data: object) -> str:
 )
 def query(
     request: QueryRequest, state: AppState = Depends(get_state)
-) -> QueryResponse | StreamingResponse:
+) -> QueryResponse | EventSourceResponse:
     """Answer a question; every `[n]` in the answer is a citation of a page region."""
     hits = state.index.search(request.question, request.top_k, request.filters)
     answerer = state.index.answerer
     if request.stream:
-        return StreamingResponse(
-            _sse(answerer.stream(request.question, hits)), media_type="text/event-stream"
-        )
+        return event_stream(_sse(answerer.stream(request.question, hits)))
     result = answerer.answer(request.question, hits)
     return QueryResponse(answer=result.answer, citations=result.citations)
 
