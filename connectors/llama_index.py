@@ -138,7 +138,7 @@ class ScanRAGReader(BaseReader):
             raise ValueError(f"per must be 'page' or 'region', not {per!r}")
         given = {"parser": parser, "dpi": dpi}
         options.update({key: value for key, value in given.items() if value is not None})
-        self.settings = Settings(**{**(settings.model_dump() if settings else {}), **options})
+        self.settings = settings.merged(**options) if settings else Settings(**options)
         self.per = per
         self.anchors = anchors
         self.cache_dir = Path(cache_dir) if cache_dir else self.settings.data_dir / "llama-index"

@@ -130,7 +130,7 @@ class Index:
     """A searchable index of documents in `settings.data_dir`."""
 
     def __init__(self, settings: Settings | None = None, **options: Any) -> None:
-        self.settings = Settings(**{**(settings.model_dump() if settings else {}), **options})
+        self.settings = settings.merged(**options) if settings else Settings(**options)
         self.data_dir = Path(self.settings.data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.manifest = Manifest(self.data_dir / "manifest.sqlite")
