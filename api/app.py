@@ -23,7 +23,6 @@ from .jobs import JobManager
 from .metrics import Metrics
 from .paths import HidePaths
 from .routes import documents, images, ingest, jobs, query, system, web
-from .uploads import clear_incoming
 
 log = logging.getLogger("scanrag.api")
 
@@ -69,7 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if not settings.api_key:
             log.warning(NO_KEY_WARNING)
         index = Index(settings)
-        clear_incoming(index.data_dir / "uploads")
+        index.data.clear_incoming()
         metrics = Metrics()
         manager = JobManager(index, on_report=metrics.record_ingest)
         app.state.scanrag = AppState(settings=settings, index=index, jobs=manager, metrics=metrics)

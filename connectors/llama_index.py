@@ -49,8 +49,8 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 from ..config import Settings
+from ..datadir import DataDir, ParseCache
 from ..errors import ConfigError, ModelServerError, ScanragError
-from ..fsutil import atomic_write
 from ..ingest import model as scan
 from ..ingest.loaders import discover, open_source
 from ..ingest.markdown import page_markdown, region_anchor
@@ -141,7 +141,8 @@ class ScanRAGReader(BaseReader):
         self.settings = settings.merged(**options) if settings else Settings(**options)
         self.per = per
         self.anchors = anchors
-        self.cache_dir = Path(cache_dir) if cache_dir else self.settings.data_dir / "llama-index"
+        self.data = DataDir(self.settings.data_dir)
+        self.cache = ParseCache(Path(cache_dir) if cache_dir else self.data.llama_index)
         self.flat_metadata = flat_metadata
         self.raise_on_error = raise_on_error
 
@@ -180,22 +181,14 @@ class ScanRAGReader(BaseReader):
         """The scanrag Document of a file, from the cache or parsed now, and its cache path."""
         parser = get_parser(self.settings)  # first: an unknown parser name fails every file
         source = open_source(path, self.settings)
-        # Index's cache key too, so either one reads what the other parsed
-        name = f"{source.sha256}-{parse_fingerprint(parser, self.settings)}.json"
-        cache = self.cache_dir / name
-        for found in (cache, self.settings.data_dir / "cache" / name):  # ours, then Index's
-            if found.exists():
-                try:
-                    return scan.Document.model_validate_json(found.read_bytes()), found.absolute()
-                except ValueError:
-                    log.warning("ignoring a corrupt cache entry %s", found)
-        from ..retrieval.index import fell_back
-
+        parser_fp = parse_fingerprint(parser, self.settings)  # Index's key: each reads the other's
+        for cache in (self.cache, self.data.cache):  # ours, then Index's
+            doc = cache.get(source.sha256, parser_fp)
+            if doc is not None:
+                return doc, cache.path(source.sha256, parser_fp).absolute()
         doc = parse_file(path, self.settings, parser, source=source)
-        if fell_back(doc):  # the model server failed: kept for the node parser, never reused
-            cache = cache.with_suffix(".fallback.json")
-        atomic_write(cache, doc.model_dump_json())
-        return doc, cache.absolute()
+        # a parse that fell back (the model server failed) is kept for the node parser only
+        return doc, self.cache.put(doc, parser_fp).absolute()
 
     def _fail(self, message: str) -> None:
         if self.raise_on_error:

@@ -3,9 +3,9 @@
 `parse_unit` is the one parse function. It runs in the indexing process (one worker), in a
 `ProcessPoolExecutor` worker (`--workers N`) and as a Ray task (`--ray`), and returns the
 same thing everywhere: the Document as JSON and its page images as JPEG bytes, or the error.
-Workers never write into the data directory: the indexing process stores the images and the
-parse cache, and stays the only writer of the manifest and the vector store (the embedded
-Qdrant engine is single-process).
+Workers never write into the data directory (they name page images as `DataDir` does): the
+indexing process stores the images and the parse cache, and stays the only writer of the
+manifest and the vector store (the embedded Qdrant engine is single-process).
 
 A runner keeps a bounded number of units in flight and hands results back as they complete;
 `InlineRunner`, `PoolRunner` and `RayRunner` differ only in where `parse_unit` runs.
@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..config import Settings
+from ..datadir import DataDir
 from ..errors import ConfigError, ScanragError
 from .loaders import SourceFile, failure_message, show
 from .model import Document
@@ -79,11 +80,6 @@ def parse_fingerprint(parser: Parser, settings: Settings) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def page_image_path(doc_id: str, parser_fp: str, number: int) -> str:
-    """Where a page image lives, relative to the data directory (it is in `Page.image`)."""
-    return f"pages/{doc_id}/{parser_fp}/{number}.jpg"
-
-
 def parse_unit(
     unit: ParseUnit,
     parse: ParseFile | None = None,
@@ -110,7 +106,7 @@ def parse_unit(
             buffer = io.BytesIO()
             image.save(buffer, format="JPEG", quality=settings.page_image_quality)
             result.images[number] = buffer.getvalue()
-            return page_image_path(doc_id, parser_fp, number)
+            return DataDir.page_image(doc_id, parser_fp, number)
 
         doc = (parse or pipeline.parse_file)(
             path,

@@ -1,15 +1,5 @@
-"""The index: ingest folders incrementally, search, delete; backed by Qdrant and a manifest.
-
-Layout of the data directory:
-
-    manifest.sqlite        every source file: stat, sha256, doc id, status, fingerprints
-    cache/<sha>-<fp>.json  parsed Documents, keyed by file hash and parser fingerprint, so that
-                           re-chunking or re-embedding never re-runs OCR (a fallback parse,
-                           kept for its pages and crops, is under fallback-<fp>: parsed again)
-    pages/<doc>/<fp>/N.jpg the stored page images that citations point at
-    qdrant/                the embedded Qdrant Edge engine (unless a server URL is set)
-    uploads/<sha[:16]>/    files uploaded through the API (`jobs.sqlite` beside the manifest
-                           holds the API's ingest jobs)
+"""The index: ingest folders incrementally, search, delete; backed by Qdrant and a manifest
+in a data directory (`DataDir` says where everything lives).
 
 A document's points are replaced in one write after its row is marked `indexing`, and the row
 is marked `done` only after the write returns: a run killed at any point leaves rows that the
@@ -23,12 +13,11 @@ import json
 import logging
 import os
 import re
-import shutil
 import time
 import uuid
 import warnings
 from collections.abc import Callable
-from contextlib import ExitStack, suppress
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -37,6 +26,7 @@ from PIL import Image
 from pydantic import BaseModel, Field, field_validator
 
 from ..config import Settings
+from ..datadir import DataDir, fell_back, recorded_fp
 from ..errors import ConfigError, LimitExceeded, ScanragError, printable
 from ..fsutil import atomic_write
 from ..ingest import parallel
@@ -131,9 +121,9 @@ class Index:
 
     def __init__(self, settings: Settings | None = None, **options: Any) -> None:
         self.settings = settings.merged(**options) if settings else Settings(**options)
-        self.data_dir = Path(self.settings.data_dir)
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.manifest = Manifest(self.data_dir / "manifest.sqlite")
+        self.data = DataDir(self.settings.data_dir)
+        self.data.create()
+        self.manifest = Manifest(self.data.manifest)
         self.dense = DenseEncoder(self.settings.embed_model, self.settings.embed_batch_size)
         self.sparse = SparseEncoder()
         self._store: Store | None = None
@@ -179,7 +169,7 @@ class Index:
                     write_ordering=s.qdrant_write_ordering,
                 )
             else:
-                self._store = EdgeStore(self.data_dir / "qdrant", dimension)
+                self._store = EdgeStore(self.data.qdrant, dimension)
             self.manifest.set_meta(key, str(dimension))
         return self._store
 
@@ -317,37 +307,14 @@ class Index:
             self.manifest.put(row)  # touched, not changed
             job.status = "unchanged"
             return None
-        return self._cached(source.sha256, parser_fp)
-
-    def _cache_path(self, sha256: str, parser_fp: str) -> Path:
-        """Where the Document parsed from some content under a parser fingerprint is kept."""
-        return self.data_dir / "cache" / f"{sha256}-{parser_fp}.json"
-
-    def _cached(self, sha256: str, parser_fp: str) -> Document | None:
-        """The cached Document, or None when there is none or it is corrupt (parse again)."""
-        cache = self._cache_path(sha256, parser_fp)
-        if cache.exists():
-            try:
-                return Document.model_validate_json(cache.read_bytes())
-            except ValueError:
-                log.warning("ignoring a corrupt cache entry %s", cache)
-        return None
+        return self.data.cache.get(source.sha256, parser_fp)
 
     def _store_parse(self, doc: Document, images: dict[int, bytes]) -> None:
         """Write the page images a worker sent back where the Document says they are."""
         for page in doc.pages:
             data = images.get(page.number)
             if data is not None and page.image:
-                atomic_write(self.data_dir / page.image, data)
-
-    def _cache_parse(self, doc: Document, parser_fp: str) -> None:
-        """Keep the parse for re-chunking and for `document()`. A fallback parse is kept
-        under the fingerprint its row records, which no run looks up: it is parsed again."""
-        atomic_write(
-            self._cache_path(doc.sha256, recorded_fp(doc, parser_fp)), doc.model_dump_json()
-        )
-        if not fell_back(doc):  # the model read it this time: the fallback parse is stale
-            self._cache_path(doc.sha256, fallback_fp(parser_fp)).unlink(missing_ok=True)
+                atomic_write(self.data.file(page.image), data)
 
     def _index_file(self, job: _FileJob, doc: Document, parser_fp: str, index_fp: str) -> str:
         """Replace the file's points with the Document's, crash-safely: the row is `indexing`
@@ -366,7 +333,7 @@ class Index:
             None,
             "",
         )
-        points = self._points(doc, self.display_source(path))
+        points = self._points(doc, self.data.display(path))
         self.manifest.put(record)
         if row and row.doc_id and row.doc_id != doc.id:
             self._drop_doc_if_unreferenced(row.doc_id, except_path=path)
@@ -428,15 +395,6 @@ class Index:
             for i, chunk in enumerate(chunks)
         ]
 
-    def display_source(self, path: Path) -> str:
-        """How citations name a file: relative to the data dir for uploads, else as ingested
-        (non-UTF-8 bytes of a name spelled \\xNN: payloads are JSON)."""
-        return show(
-            path.relative_to(self.data_dir.absolute()).as_posix()
-            if path.is_relative_to(self.data_dir.absolute())
-            else path
-        )
-
     def _remove_missing(self, roots: list[Path], present: set[Path]) -> int:
         """Files under the given folders that are gone (or no longer documents) leave the index."""
         folders = [root for root in roots if root.is_dir()]
@@ -459,7 +417,7 @@ class Index:
         s = self.settings
         if s.qdrant_url:
             return
-        if self._store is None and not ((self.data_dir / "qdrant").exists() or s.qdrant_path):
+        if self._store is None and not (self.data.qdrant.exists() or s.qdrant_path):
             return  # no store yet, so nothing to sweep (and no need to open one)
         referenced = {row.doc_id for row in self.manifest.all() if row.doc_id}
         for doc_id in self.store.doc_counts():
@@ -474,7 +432,7 @@ class Index:
             self.store.delete_doc(doc_id)
             return
         keep = next((row for row in others if row.status == "done"), others[0]).path
-        source = self.display_source(keep)
+        source = self.data.display(keep)
         self.store.set_payload(doc_id, {"source": source, "source_name": Path(source).name})
 
     # --- read ---------------------------------------------------------------------------
@@ -527,7 +485,11 @@ class Index:
     def document(self, doc_id: str) -> Document | None:
         """The parsed Document (from the cache) of an indexed document id."""
         for row in self.manifest.by_doc(doc_id):
-            doc = self._cached(row.sha256, row.parser_fp) if row.sha256 and row.parser_fp else None
+            doc = (
+                self.data.cache.get(row.sha256, row.parser_fp)
+                if row.sha256 and row.parser_fp
+                else None
+            )
             if doc is not None:
                 return doc
         return None
@@ -536,7 +498,7 @@ class Index:
         page = doc.page(number)
         if page is None or not page.image:
             return None
-        path = self.data_dir / page.image
+        path = self.data.file(page.image)
         return path if path.exists() else None
 
     def ask(
@@ -605,23 +567,12 @@ class Index:
             row.error = "interrupted while being deleted: delete it again or ingest its folder"
             self.manifest.put(row)
         self.store.delete_doc(doc_id)
-        self._delete_files(doc_id, rows)
+        self.data.drop_document(
+            doc_id, [row.sha256 for row in rows if row.sha256], [row.path for row in rows]
+        )
         for row in rows:
             self.manifest.remove(row.path)
         return True
-
-    def _delete_files(self, doc_id: str, rows: list[FileRecord]) -> None:
-        """The files the data dir keeps for a document: parses, page images, uploads."""
-        for sha256 in {row.sha256 for row in rows if row.sha256}:
-            for cache in (self.data_dir / "cache").glob(f"{sha256}-*.json"):
-                cache.unlink(missing_ok=True)
-        shutil.rmtree(self.data_dir / "pages" / doc_id, ignore_errors=True)
-        uploads = (self.data_dir / "uploads").absolute()  # the manifest's paths are absolute
-        for row in rows:
-            if row.path.is_relative_to(uploads) and row.path.parent != uploads:
-                row.path.unlink(missing_ok=True)
-                with suppress(OSError):  # kept while it holds other names
-                    row.path.parent.rmdir()
 
 
 def _document_info(doc_id: str, rows: list[FileRecord]) -> DocumentInfo:
@@ -793,7 +744,7 @@ class _Run:
         else:
             self.report.pages += len(doc.pages)
             self.report.parse_seconds = round(self.report.parse_seconds + job.parse_seconds, 3)
-            self.index._cache_parse(doc, self.parser_fp)
+            self.index.data.cache.put(doc, self.parser_fp)
             self._index(job, doc)
         followers = sorted(job.followers, key=lambda other: other.number)
         if doc is not None and not fell_back(doc):
@@ -846,22 +797,6 @@ class _Run:
         self.statuses[job.number] = job.status or "failed"
         self.finished += 1
         self._event("done", job, status=job.status)
-
-
-def fell_back(doc: Document) -> bool:
-    """True when some page was parsed by the fallback parser (the model server failed)."""
-    return any("fallback" in region.flags for region in doc.regions())
-
-
-def fallback_fp(parser_fp: str) -> str:
-    """The parser fingerprint a fallback parse is recorded and cached under: no run looks
-    it up, so the next one tries the model backend again."""
-    return f"fallback-{parser_fp}"
-
-
-def recorded_fp(doc: Document, parser_fp: str) -> str:
-    """The parser fingerprint a Document's row and cache entry carry."""
-    return fallback_fp(parser_fp) if fell_back(doc) else parser_fp
 
 
 def read_page_image(path: Path, max_pixels: int) -> tuple[Image.Image, float]:

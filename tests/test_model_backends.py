@@ -184,7 +184,7 @@ def test_a_fallback_parse_has_its_pages_and_crops_and_is_parsed_again_next_run(
         region = next(r for r in doc.regions() if "Ines Alvarez" in r.text)
         assert index.region_image(region.id) is not None
         parser_fp = index.parser_fingerprint(index._parser())
-        assert index._cached(doc.sha256, parser_fp) is None  # not the model's parse
+        assert index.data.cache.get(doc.sha256, parser_fp) is None  # not the model's parse
 
     with Index(**options) as index:
         second = index.ingest([docs])  # the model server is tried again

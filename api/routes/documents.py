@@ -38,11 +38,10 @@ def _check(file: Incoming, state: AppState) -> Rejected | None:
 def _accept(files: list[Incoming], state: AppState) -> tuple[list[Path], list[Rejected]]:
     """Check every file of a request, then store the good ones; whatever happens, no
     temporary file stays behind."""
-    uploads = state.index.data_dir / "uploads"
     try:
         checked = [(file, _check(file, state)) for file in files]
         refused = [error for _, error in checked if error is not None]
-        accepted = [store(file, uploads) for file, error in checked if error is None]
+        accepted = [store(file, state.index.data) for file, error in checked if error is None]
     finally:
         discard(files)
     return accepted, refused
@@ -112,7 +111,7 @@ async def upload_documents(
     try:
         files = await receive_files(
             request,
-            state.index.data_dir / "uploads" / ".incoming",
+            state.index.data.incoming,
             settings.max_upload_mb << 20,
             settings.max_upload_files,
             lambda name: too_large(name, state),
