@@ -12,7 +12,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import time
 import uuid
 import warnings
@@ -31,7 +30,7 @@ from ..errors import ConfigError, LimitExceeded, ScanragError, printable
 from ..fsutil import atomic_write
 from ..ingest import parallel
 from ..ingest.loaders import SourceFile, discover, failure_message, open_source, show
-from ..ingest.model import MARGINAL_LABELS, Document
+from ..ingest.model import MARGINAL_LABELS, Document, parse_region_id
 from ..ingest.parallel import (
     InlineRunner,
     ParseResult,
@@ -52,7 +51,7 @@ from .chunking import Chunk, chunk_document
 from .embedding import DenseEncoder, SparseEncoder
 from .manifest import FileRecord, Manifest
 from .pii import MaskingAnswerer, mask_hit
-from .results import SearchHit
+from .results import ChunkPayload, HitLine, HitRegion, SearchHit
 from .store import ClientStore, EdgeStore, SearchFilters, SearchMode, Store, StorePoint
 
 log = logging.getLogger(__name__)
@@ -390,7 +389,7 @@ class Index:
                 id=str(uuid.uuid5(POINT_NAMESPACE, chunk.id)),
                 dense=dense[i],
                 sparse=sparse[i],
-                payload=_payload(chunk, source, sizes),
+                payload=chunk_payload(chunk, source, sizes).model_dump(mode="json"),
             )
             for i, chunk in enumerate(chunks)
         ]
@@ -433,7 +432,7 @@ class Index:
             return
         keep = next((row for row in others if row.status == "done"), others[0]).path
         source = self.data.display(keep)
-        self.store.set_payload(doc_id, {"source": source, "source_name": Path(source).name})
+        self.store.set_payload(doc_id, ChunkPayload.naming(source))
 
     # --- read ---------------------------------------------------------------------------
 
@@ -825,46 +824,32 @@ def read_page_image(path: Path, max_pixels: int) -> tuple[Image.Image, float]:
     return rgb, width / rgb.width
 
 
-def parse_region_id(region_id: str) -> tuple[str, int, int]:
-    """'3f9c0a1b2c3d4e5f:p1:r7' → (doc id, page, index); ValueError when malformed."""
-    match = re.fullmatch(r"([0-9a-f]{16}):p(\d+):r(\d+)", region_id)
-    if not match:
-        raise ValueError(f"not a region id: {region_id!r}")
-    return match.group(1), int(match.group(2)), int(match.group(3))
-
-
-def _payload(chunk: Chunk, source: str, sizes: dict[int, tuple[int, int]]) -> dict[str, Any]:
-    """Compact provenance stored beside the vector; never part of the embedded text."""
-    return {
-        "doc_id": chunk.doc_id,
-        "chunk": chunk.index,
-        "source": source,
-        "source_name": Path(source).name,
-        "text": chunk.text,
-        "heading": chunk.heading,
-        "pages": chunk.pages,
-        "labels": sorted({region.label for region in chunk.regions}),
-        "regions": [
-            {
-                "region_id": region.region_id,
-                "page": region.page,
-                "bbox": list(region.bbox),
-                "bbox_norm": list(region.bbox_norm),
-                "label": region.label,
-                "start": region.start,
-                "end": region.end,
-                "page_width": sizes[region.page][0],
-                "page_height": sizes[region.page][1],
-                "lines": [
-                    {
-                        "text": line.text,
-                        "bbox": list(line.bbox),
-                        "start": line.start,
-                        "end": line.end,
-                    }
+def chunk_payload(chunk: Chunk, source: str, sizes: dict[int, tuple[int, int]]) -> ChunkPayload:
+    """A chunk's provenance as stored beside its vectors (`sizes`: page number → pixels)."""
+    return ChunkPayload(
+        doc_id=chunk.doc_id,
+        chunk=chunk.index,
+        **ChunkPayload.naming(source),
+        text=chunk.text,
+        heading=chunk.heading,
+        pages=chunk.pages,
+        labels=sorted({region.label for region in chunk.regions}),
+        regions=[
+            HitRegion(
+                region_id=region.region_id,
+                page=region.page,
+                bbox=region.bbox,
+                bbox_norm=region.bbox_norm,
+                label=region.label,
+                start=region.start,
+                end=region.end,
+                page_width=sizes[region.page][0],
+                page_height=sizes[region.page][1],
+                lines=[
+                    HitLine(text=line.text, bbox=line.bbox, start=line.start, end=line.end)
                     for line in region.lines
                 ],
-            }
+            )
             for region in chunk.regions
         ],
-    }
+    )

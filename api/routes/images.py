@@ -6,8 +6,8 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
 
-from ...ingest.model import BBox
-from ...retrieval.index import parse_region_id, read_page_image
+from ...ingest.model import BBox, parse_region_id
+from ...retrieval.index import read_page_image
 from ..deps import AppState, DocId, RegionId, get_state
 from ..imaging import highlight, jpeg_bytes, parse_boxes
 
