@@ -108,7 +108,7 @@ def setup_logging(verbose: bool) -> None:
         format="%(levelname)s %(name)s: %(message)s",
         force=True,
     )
-    from .ingest.parsers.embedded import quiet_model_logs
+    from .ingest.parsers.quiet import quiet_model_logs
 
     if not verbose:
         quiet_model_logs()
@@ -365,7 +365,8 @@ def ingest(
 ) -> None:
     """Index files and folders; a second run only touches what changed."""
     from .ingest.loaders import show
-    from .retrieval.index import Index, IngestEvent
+    from .retrieval.index import Index
+    from .retrieval.reports import IngestEvent
 
     setup_logging(verbose)
     settings = make_settings(

@@ -10,7 +10,8 @@ from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from ..config import Settings
-from ..retrieval.index import DocumentInfo, Index
+from ..retrieval.index import Index
+from ..retrieval.reports import DocumentInfo
 from .guard import KEY_HINT, key_matches, presented_key
 from .jobs import JobManager
 from .metrics import Metrics

@@ -27,7 +27,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..ingest.loaders import show
-from ..retrieval.index import FileError, Index, IngestEvent, IngestReport
+from ..retrieval.index import Index
+from ..retrieval.reports import FileError, IngestEvent, IngestReport
 from .schemas import JobStatus
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from ..errors import Text
 from ..retrieval.answer import Citation
-from ..retrieval.index import DocumentInfo, FileError, IngestReport
+from ..retrieval.reports import DocumentInfo, FileError, IngestReport
 from ..retrieval.results import SearchHit
 from ..retrieval.store import SearchFilters
 

@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal, Protocol
 import numpy as np
 from pydantic import BaseModel, Field
 
+from ..config import Settings
 from ..errors import ConfigError, ScanragError, Text
 from .embedding import SparseVec
 from .results import DOC_ID, INTEGER, KEYWORD, indexed
@@ -543,3 +544,22 @@ class ClientStore:
 
     def close(self) -> None:
         self._client.close()
+
+
+def open_store(settings: Settings, edge_path: Path, dimension: int) -> Store:
+    """A Qdrant server, cluster or local mode when the settings name one (`qdrant_url`,
+    `qdrant_path`), else the embedded Qdrant Edge engine at `edge_path`."""
+    s = settings
+    if s.qdrant_url or s.qdrant_path:
+        return ClientStore(
+            dimension,
+            url=s.qdrant_url,
+            api_key=s.qdrant_api_key,
+            path=s.qdrant_path,
+            collection=s.qdrant_collection,
+            shards=s.qdrant_shards,
+            replicas=s.qdrant_replicas,
+            write_consistency=s.qdrant_write_consistency,
+            write_ordering=s.qdrant_write_ordering,
+        )
+    return EdgeStore(edge_path, dimension)

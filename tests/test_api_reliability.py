@@ -17,6 +17,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -34,8 +35,11 @@ from scanrag.api.jobs import JobStore
 from scanrag.api.schemas import JobStatus
 from scanrag.config import Settings
 from scanrag.errors import LimitExceeded
-from scanrag.retrieval import index as index_module
-from scanrag.retrieval.index import FileError, Index, read_page_image
+from scanrag.ingest.parallel import InlineRunner
+from scanrag.ingest.pipeline import parse_file
+from scanrag.retrieval.images import read_page_image
+from scanrag.retrieval.index import Index
+from scanrag.retrieval.reports import FileError
 from scanrag.testing import code_pdf, pdf_paragraph, text_pdf
 
 pytestmark = pytest.mark.usefixtures("one_model")
@@ -186,19 +190,23 @@ def swap_for_link(path: Path, target: Path) -> None:
     os.symlink(target, path)
 
 
+def parsing_with(parse) -> Callable[[Settings], Index]:
+    """Opens the app's index with files parsed in-process by `parse`."""
+    return lambda settings: Index(settings, runner=InlineRunner(parse))
+
+
 def test_a_file_swapped_for_a_link_out_of_the_roots_after_the_walk_is_not_read(
-    tmp_path, rooted, monkeypatch
+    tmp_path, rooted
 ):
     allowed, outside = rooted["allowed"], rooted["outside"]
-    real = index_module.discover
 
-    def walk_then_swap(*args, **kwargs):
-        found = real(*args, **kwargs)
-        swap_for_link(allowed / "b.pdf", outside / "private.pdf")  # while a.pdf is read
-        return found
+    def swap_while_a_is_read(path, *args, **kwargs):  # the walk is over: a.pdf is open
+        if path.name == "a.pdf":
+            swap_for_link(allowed / "b.pdf", outside / "private.pdf")
+        return parse_file(path, *args, **kwargs)
 
-    monkeypatch.setattr(index_module, "discover", walk_then_swap)
-    with TestClient(create_app(settings_for(tmp_path, allowed_roots=[allowed]))) as client:
+    settings = settings_for(tmp_path, allowed_roots=[allowed])
+    with TestClient(create_app(settings, open_index=parsing_with(swap_while_a_is_read))) as client:
         job = client.post("/v1/ingest?wait=true", json={"path": "."}).json()["job"]
         assert job["report"]["added"] == 1
         (error,) = job["errors"]
@@ -207,18 +215,16 @@ def test_a_file_swapped_for_a_link_out_of_the_roots_after_the_walk_is_not_read(
         assert hits(client, "firstmemo")
 
 
-def test_a_file_swapped_after_its_check_is_not_parsed(tmp_path, rooted, monkeypatch):
+def test_a_file_swapped_after_its_check_is_not_parsed(tmp_path, rooted):
     allowed, outside = rooted["allowed"], rooted["outside"]
-    real = index_module.open_source
 
-    def check_then_swap(path, *args, **kwargs):
-        source = real(path, *args, **kwargs)
+    def swap_then_parse(path, *args, **kwargs):
         if path.name == "b.pdf":  # checked and hashed inside the root; then replaced
             swap_for_link(path, outside / "private.pdf")
-        return source
+        return parse_file(path, *args, **kwargs)
 
-    monkeypatch.setattr(index_module, "open_source", check_then_swap)
-    with TestClient(create_app(settings_for(tmp_path, allowed_roots=[allowed]))) as client:
+    settings = settings_for(tmp_path, allowed_roots=[allowed])
+    with TestClient(create_app(settings, open_index=parsing_with(swap_then_parse))) as client:
         job = client.post("/v1/ingest?wait=true", json={"path": "."}).json()["job"]
         (error,) = job["errors"]
         assert "b.pdf" in error["path"] and "replaced while being indexed" in error["error"]

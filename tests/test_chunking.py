@@ -9,7 +9,7 @@ import re
 from scanrag.ingest.layout import markdown_table
 from scanrag.ingest.model import BBox, Document, Line, Page, ParserInfo, Region, union_all
 from scanrag.retrieval.chunking import HEADING_SEPARATOR, Chunk, chunk_document, count_tokens
-from scanrag.retrieval.index import chunk_payload
+from scanrag.retrieval.points import chunk_payload
 
 WIDTH, HEIGHT = 1654, 2339
 DOC_ID = "0123456789abcdef"

@@ -19,9 +19,12 @@ from pathlib import Path
 import pytest
 
 from scanrag.ingest.model import doc_id_for
+from scanrag.ingest.parallel import InlineRunner
+from scanrag.ingest.pipeline import parse_file
 from scanrag.retrieval import index as index_module
 from scanrag.retrieval.chunking import chunk_document
-from scanrag.retrieval.index import Index, IngestReport
+from scanrag.retrieval.index import Index
+from scanrag.retrieval.reports import IngestReport
 from scanrag.testing import pdf_paragraph, text_pdf
 
 #: One unique code word per file, so a search can tell the files apart.
@@ -97,22 +100,24 @@ def indexed(pristine) -> Workspace:
     return Workspace(base / "work" / "docs", base / "work" / "data", report)
 
 
-def forbid_parsing(monkeypatch):
-    def fail(*args, **kwargs):
-        raise AssertionError("the parser was called")
+def watched_runner() -> tuple[InlineRunner, list[Path]]:
+    """An in-process runner that parses as usual and records every file it is given."""
+    parsed: list[Path] = []
 
-    monkeypatch.setattr(index_module, "parse_file", fail)
-    monkeypatch.setattr("scanrag.ingest.pipeline.parse_file", fail)
+    def parse(path: Path, *args, **kwargs):
+        parsed.append(path)
+        return parse_file(path, *args, **kwargs)
+
+    return InlineRunner(parse), parsed
 
 
-def forbid_reading(monkeypatch):
-    """Unchanged files must not even be hashed or opened."""
-
-    def fail(*args, **kwargs):
-        raise AssertionError("an unchanged file was read")
-
-    monkeypatch.setattr(index_module, "open_source", fail)
-    monkeypatch.setattr("scanrag.ingest.loaders.file_sha256", fail)
+def scramble_keeping_stat(folder: Path) -> None:
+    """Every file's bytes replaced by as many others, its mtime put back: a file that is
+    skipped on its stat alone stays unchanged, one that is hashed (or read) would not."""
+    for path in folder.iterdir():
+        stat = path.stat()
+        path.write_bytes(os.urandom(stat.st_size))
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
 
 def doc_of(path: Path) -> str:
@@ -146,19 +151,19 @@ def test_every_file_becomes_one_document_with_one_point_per_chunk(indexed):
             assert hit.text[region.start : region.end].strip()
 
 
-def test_a_second_ingest_reads_only_stats_and_is_fast(indexed, monkeypatch):
+def test_a_second_ingest_reads_only_stats_and_is_fast(indexed):
     folder, data_dir = indexed.docs, indexed.data
     with open_index(data_dir) as index:
         before = index.store.doc_counts()
-    forbid_parsing(monkeypatch)
-    forbid_reading(monkeypatch)
+    scramble_keeping_stat(folder)
+    runner, parsed = watched_runner()
     started = time.perf_counter()
-    with open_index(data_dir) as index:
+    with open_index(data_dir, runner=runner) as index:
         report = index.ingest([folder])
         after = index.store.doc_counts()
     elapsed = time.perf_counter() - started
     assert (report.unchanged, report.added, report.updated, report.removed) == (4, 0, 0, 0)
-    assert report.pages == 0 and report.failed == 0
+    assert report.pages == 0 and report.failed == 0 and parsed == []
     assert elapsed < 3.0, elapsed
     assert after == before
 
@@ -187,19 +192,21 @@ def test_changing_one_files_content_reindexes_exactly_that_file(indexed):
         assert index.manifest.get(bravo).doc_id == new_doc
 
 
-def test_touching_a_file_without_changing_it_reindexes_nothing(indexed, monkeypatch):
+def test_touching_a_file_without_changing_it_reindexes_nothing(indexed):
     folder, data_dir = indexed.docs, indexed.data
     charlie = folder / "charlie.pdf"
     stat = charlie.stat()
     os.utime(charlie, ns=(stat.st_atime_ns, stat.st_mtime_ns + 5_000_000_000))
-    forbid_parsing(monkeypatch)
-    with open_index(data_dir) as index:
+    runner, parsed = watched_runner()
+    with open_index(data_dir, runner=runner) as index:
         report = index.ingest([folder])
         assert (report.unchanged, report.updated, report.pages) == (4, 0, 0)
         assert index.manifest.get(charlie).mtime_ns == stat.st_mtime_ns + 5_000_000_000
-    forbid_reading(monkeypatch)  # the new stat is recorded: next time not even a hash
+    assert parsed == []
+    scramble_keeping_stat(folder)  # the new stat is recorded: next time not even a hash
     with open_index(data_dir) as index:
-        assert index.ingest([folder]).unchanged == 4
+        report = index.ingest([folder])
+        assert (report.unchanged, report.failed, report.updated) == (4, 0, 0)
 
 
 def test_deleting_a_file_removes_its_points_and_its_row(indexed):
@@ -217,15 +224,15 @@ def test_deleting_a_file_removes_its_points_and_its_row(indexed):
         assert "delta.pdf" not in sources(index, f"project {CODES['delta']}")
 
 
-def test_changing_the_chunk_budget_rechunks_from_the_cache(indexed, monkeypatch):
+def test_changing_the_chunk_budget_rechunks_from_the_cache(indexed):
     folder, data_dir = indexed.docs, indexed.data
     alpha = doc_of(folder / "alpha.pdf")
     with open_index(data_dir) as index:
         before = index.store.count(alpha)
-    forbid_parsing(monkeypatch)
-    with open_index(data_dir, chunk_tokens=64) as index:
+    runner, parsed = watched_runner()
+    with open_index(data_dir, chunk_tokens=64, runner=runner) as index:
         report = index.ingest([folder])
-        assert (report.updated, report.pages, report.failed) == (4, 0, 0)
+        assert (report.updated, report.pages, report.failed) == (4, 0, 0) and parsed == []
         after = index.store.count(alpha)
         assert after == expected_chunks(index, alpha, 64) > before
         assert sum(index.store.doc_counts().values()) == index.store.count()
@@ -395,7 +402,7 @@ def test_points_of_a_document_no_file_refers_to_are_swept(tmp_path, store):
     with open_index(tmp_path / "data", **options) as index:
         index.ingest([docs])
         kept = doc_of(docs / "only.pdf")
-        orphan = index._points(index.document(kept), "/gone/orphan.pdf")
+        orphan = index.encoders.points(index.document(kept), "/gone/orphan.pdf")
         for point in orphan:
             point.id = str(uuid.uuid4())
             point.payload["doc_id"] = "feedfacefeedface"

@@ -25,7 +25,8 @@ from scanrag.api.app import create_app
 from scanrag.config import Settings
 from scanrag.errors import LimitExceeded
 from scanrag.ingest.loaders import show
-from scanrag.retrieval.index import Index, IngestReport
+from scanrag.retrieval.index import Index
+from scanrag.retrieval.reports import IngestReport
 from scanrag.testing import BadInput, code_pdf, malformed_corpus, scan_image
 
 PASSWORD = "s3cret"

@@ -21,7 +21,8 @@ from pathlib import Path
 
 from scanrag.ingest.model import Document
 from scanrag.retrieval.chunking import chunk_document
-from scanrag.retrieval.index import POINT_NAMESPACE, Index
+from scanrag.retrieval.index import Index
+from scanrag.retrieval.points import POINT_NAMESPACE
 from scanrag.testing import pdf_paragraph, text_pdf
 
 SEED = int(os.environ.get("KILL_SEED", "20250611"))

@@ -183,8 +183,8 @@ def test_a_fallback_parse_has_its_pages_and_crops_and_is_parsed_again_next_run(
         assert index.page_image(doc, 1) is not None
         region = next(r for r in doc.regions() if "Ines Alvarez" in r.text)
         assert index.region_image(region.id) is not None
-        parser_fp = index.parser_fingerprint(index._parser())
-        assert index.data.cache.get(doc.sha256, parser_fp) is None  # not the model's parse
+        # not the model's parse: no run looks it up
+        assert index.data.cache.get(doc.sha256, index.parse_fingerprint) is None
 
     with Index(**options) as index:
         second = index.ingest([docs])  # the model server is tried again

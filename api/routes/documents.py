@@ -14,8 +14,8 @@ from ...errors import CorruptFile, LimitExceeded, ScanragError, UnsupportedFile
 from ...ingest.loaders import check_source, empty_message, show
 from ...ingest.markdown import document_markdown
 from ...ingest.model import Document
-from ...retrieval.index import DocumentInfo, FileError
 from ...retrieval.pii import mask_document
+from ...retrieval.reports import DocumentInfo, FileError
 from ..deps import AppState, DocId, document_info, get_state, job_response
 from ..schemas import DocumentDetail, PageInfo, UploadResponse
 from ..uploads import UPLOAD_BODY, Incoming, UploadRefused, discard, drain, receive_files, store

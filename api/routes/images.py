@@ -7,7 +7,7 @@ from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
 
 from ...ingest.model import BBox, parse_region_id
-from ...retrieval.index import read_page_image
+from ...retrieval.images import read_page_image
 from ..deps import AppState, DocId, RegionId, get_state
 from ..imaging import highlight, jpeg_bytes, parse_boxes
 

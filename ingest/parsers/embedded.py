@@ -10,11 +10,8 @@ line boxes cost answer figures on dev-eval and xfund (docs/benchmarks.md).
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import os
 import threading
-from collections.abc import Iterator
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -27,6 +24,7 @@ from ..loaders import PageImage
 from ..model import BBox, Label, Line
 from . import int8
 from .base import Block
+from .quiet import loading_quietly
 
 #: The `fast` profile's cap on the longest side of the image the text detector sees.
 FAST_DET_SIDE = 1280
@@ -46,27 +44,6 @@ CDLA_LABELS: dict[str, Label] = {
 }
 
 
-def quiet_model_logs() -> None:
-    """RapidOCR and RapidLayout log every model load at INFO; keep stdout for results."""
-    for name in ("RapidOCR", "rapid_layout"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    for name in list(logging.root.manager.loggerDict):
-        if name.startswith(("RapidOCR", "rapid_layout")):
-            logging.getLogger(name).setLevel(logging.WARNING)
-
-
-@contextlib.contextmanager
-def _loading_quietly() -> Iterator[None]:
-    """Their loggers are created, at INFO, while the models load: silence INFO meanwhile."""
-    quiet_model_logs()
-    logging.disable(logging.INFO)
-    try:
-        yield
-    finally:
-        logging.disable(logging.NOTSET)
-        quiet_model_logs()
-
-
 def load_rapid_layout(min_score: float, threads: int | None) -> Any:
     """RapidLayout (CDLA) with `threads` onnxruntime threads (None: all cores): several OCR
     processes on one machine share the cores. -1 (onnxruntime's default) is passed
@@ -74,7 +51,7 @@ def load_rapid_layout(min_score: float, threads: int | None) -> Any:
     from rapid_layout import RapidLayout
 
     engine = {"intra_op_num_threads": threads or -1}
-    with _loading_quietly():
+    with loading_quietly():
         return RapidLayout(conf_thresh=min_score, engine_cfg=engine)
 
 
@@ -114,7 +91,7 @@ def load_rapid_ocr(
     }
     if det_side is not None:
         params |= {"Det.limit_type": "max", "Det.limit_side_len": det_side}
-    with _loading_quietly():
+    with loading_quietly():
         return RapidOCR(params=params)
 
 
@@ -141,7 +118,8 @@ class EmbeddedParser:
             config["profile"] = f"{self.profile}-{int8.RECIPE}"
         return config
 
-    def _models(self) -> tuple[Any, Any]:
+    def models(self) -> tuple[Any, Any]:
+        """The OCR and layout engines, loaded on first use (one per process)."""
         if self._ocr is None:
             shipped = int8.shipped_models()
             if self.profile == "accurate":
@@ -160,7 +138,7 @@ class EmbeddedParser:
 
     def read_lines(self, bgr: np.ndarray) -> list[Line]:
         """RapidOCR's lines as axis-aligned boxes with confidences."""
-        ocr, _ = self._models()
+        ocr, _ = self.models()
         result = ocr(bgr)
         if result.boxes is None:
             return []
@@ -171,7 +149,7 @@ class EmbeddedParser:
         ]
 
     def detect_layout(self, bgr: np.ndarray) -> list[LayoutBox]:
-        _, layout = self._models()
+        _, layout = self.models()
         return rapid_layout_boxes(layout, bgr)
 
     def parse_page(self, page: PageImage) -> list[Block]:
