@@ -17,14 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import seams
 
 from scanrag.ingest.model import doc_id_for
 from scanrag.ingest.parallel import InlineRunner
 from scanrag.ingest.pipeline import parse_file
-from scanrag.retrieval import index as index_module
 from scanrag.retrieval.chunking import chunk_document
 from scanrag.retrieval.index import Index
 from scanrag.retrieval.reports import IngestReport
+from scanrag.retrieval.store import EdgeStore
 from scanrag.testing import pdf_paragraph, text_pdf
 
 #: One unique code word per file, so a search can tell the files apart.
@@ -47,9 +48,6 @@ def write_pdf(path: Path, code: str, paragraphs: int = 1, extra: str = "") -> Pa
     return text_pdf([items], path)
 
 
-pytestmark = pytest.mark.usefixtures("one_model")
-
-
 def make_folder(docs: Path) -> Path:
     docs.mkdir(parents=True)
     for name, code in CODES.items():
@@ -68,7 +66,7 @@ def data_dir(tmp_path) -> Path:
 
 
 def open_index(data_dir: Path, **options) -> Index:
-    return Index(data_dir=data_dir, parser="pdf-text", **options)
+    return seams.open_index(data_dir=data_dir, parser="pdf-text", **options)
 
 
 @dataclass
@@ -79,15 +77,13 @@ class Workspace:
 
 
 @pytest.fixture(scope="session")
-def pristine(tmp_path_factory, encoder) -> tuple[Path, IngestReport]:
+def pristine(tmp_path_factory) -> tuple[Path, IngestReport]:
     """The corpus ingested once; tests get a fresh copy at the same paths (the manifest
     records absolute paths, and copying keeps every file's size and mtime)."""
     base = tmp_path_factory.mktemp("index")
     docs = make_folder(base / "work" / "docs")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(index_module, "DenseEncoder", lambda *args, **kwargs: encoder)
-        with open_index(base / "work" / "data") as index:
-            report = index.ingest([docs])
+    with open_index(base / "work" / "data") as index:
+        report = index.ingest([docs])
     shutil.copytree(base / "work", base / "pristine")
     return base, report
 
@@ -345,20 +341,20 @@ def test_a_corrupt_cache_entry_is_no_document_rather_than_an_error(indexed):
         assert index.region_image(f"{doc_id}:p1:r0") is None
 
 
-def test_closing_releases_the_manifest_even_when_the_store_fails_to_close(data_dir, monkeypatch):
-    index = open_index(data_dir)
-    store = index.store
-
-    def broken() -> None:
+class FailsToClose(EdgeStore):
+    def close(self) -> None:
         raise OSError("disk gone")
 
-    monkeypatch.setattr(store, "close", broken)
+
+def test_closing_releases_the_manifest_even_when_the_store_fails_to_close(data_dir):
+    store = FailsToClose(data_dir / "qdrant", seams.ENCODER.dimension)
+    index = open_index(data_dir, store=store)
+    assert index.store is store
     with pytest.raises(OSError, match="disk gone"):
         index.close()
     with pytest.raises(sqlite3.ProgrammingError):  # closed database
         index.manifest.meta("anything")
-    monkeypatch.undo()
-    store.close()
+    EdgeStore.close(store)
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:

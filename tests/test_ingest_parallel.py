@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 import ray
+from seams import open_index
 from typer.testing import CliRunner
 
 from scanrag.cli import app, optional_ray_address
@@ -28,9 +29,7 @@ from scanrag.ingest import parallel
 from scanrag.ingest.loaders import open_source
 from scanrag.ingest.parsers import get_parser
 from scanrag.ingest.pipeline import parse_fingerprint
-from scanrag.retrieval import index as index_module
 from scanrag.retrieval.chunking import chunk_document
-from scanrag.retrieval.index import Index
 from scanrag.retrieval.reports import IngestReport
 from scanrag.testing import Sheet, pdf_paragraph, text_pdf
 
@@ -81,18 +80,13 @@ class Built:
     report: IngestReport
 
 
-pytestmark = pytest.mark.usefixtures("one_model")
-
-
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory, encoder) -> Built:
+def reference(tmp_path_factory) -> Built:
     """The folder indexed in-process, one file after another (the behaviour to match)."""
     base = tmp_path_factory.mktemp("parallel")
     docs = build_folder(base / "docs")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(index_module, "DenseEncoder", lambda *args, **kwargs: encoder)
-        with Index(data_dir=base / "in-process", workers=1) as index:
-            report = index.ingest([docs])
+    with open_index(data_dir=base / "in-process", workers=1) as index:
+        report = index.ingest([docs])
     assert (report.added, report.failed, report.skipped, report.pages) == (5, 0, 1, 9)
     return Built(docs, base / "in-process", report)
 
@@ -109,7 +103,7 @@ def local_ray():
 
 def documents(data: Path) -> dict[str, dict[str, Any]]:
     """Every indexed Document by source path, without its creation time."""
-    with Index(data_dir=data) as index:
+    with open_index(data_dir=data) as index:
         out = {}
         for row in index.manifest.all():
             doc = index.document(row.doc_id)
@@ -119,7 +113,7 @@ def documents(data: Path) -> dict[str, dict[str, Any]]:
 
 
 def manifest(data: Path) -> list[tuple]:
-    with Index(data_dir=data) as index:
+    with open_index(data_dir=data) as index:
         return [
             (
                 str(r.path),
@@ -174,7 +168,7 @@ def assert_same_index(data: Path, expected: Path) -> None:
     assert all(row[5] == "done" for row in rows)
     for path, doc in docs.items():
         doc_points = [p for p in stored.values() if p["doc_id"] == doc["id"]]
-        with Index(data_dir=data) as index:
+        with open_index(data_dir=data) as index:
             chunks = chunk_document(index.document(doc["id"]), index.settings.chunk_tokens)
         assert len(doc_points) == len(chunks), path
         assert {p["source"] for p in doc_points} == {path}
@@ -191,7 +185,7 @@ def same_report(report: IngestReport, expected: IngestReport) -> None:
 def test_ray_tasks_build_the_index_the_in_process_path_builds(reference, local_ray, tmp_path):
     data = tmp_path / "ray"
     events: list[tuple[str, str]] = []
-    with Index(data_dir=data, ray_address="auto", batch_pages=2) as index:
+    with open_index(data_dir=data, ray_address="auto", batch_pages=2) as index:
         report = index.ingest(
             [reference.docs], on_progress=lambda e: events.append((e.kind, e.path.name))
         )
@@ -209,7 +203,7 @@ def test_ray_tasks_build_the_index_the_in_process_path_builds(reference, local_r
         ["ledger.pdf", "scan.png", *(f"{name}.pdf" for name in CODES)]
     )
 
-    with Index(data_dir=data, ray_address="auto") as index:  # a second run parses nothing
+    with open_index(data_dir=data, ray_address="auto") as index:  # a second run parses nothing
         again = index.ingest([reference.docs])
         assert index.runner is None  # not a single task went out
     assert (again.unchanged, again.added, again.updated, again.pages) == (5, 0, 0, 0)
@@ -228,7 +222,7 @@ def test_a_ray_task_that_raises_is_that_files_error_and_the_others_land(tmp_path
 
     data = tmp_path / "data"
     runner = parallel.RayRunner("auto", dies_on_explode, send_files=False)
-    with Index(data_dir=data, ray_address="auto", runner=runner) as index:
+    with open_index(data_dir=data, ray_address="auto", runner=runner) as index:
         report = index.ingest([docs])
         (error,) = report.errors
         assert Path(error.path).name == "explode.pdf"
@@ -242,12 +236,12 @@ def test_a_ray_task_that_raises_is_that_files_error_and_the_others_land(tmp_path
         assert set(index.store.doc_counts()) == done and len(done) == 3
         assert index.search("emberfall", top_k=3, mode="sparse") == []
 
-    with Index(data_dir=data, ray_address="auto", ray_send_files=False) as index:
+    with open_index(data_dir=data, ray_address="auto", ray_send_files=False) as index:
         retry = index.ingest([docs])  # only the failed file is parsed again
         assert (retry.added, retry.unchanged, retry.failed, retry.pages) == (1, 3, 0, 1)
         hit = index.search("emberfall", top_k=1, mode="sparse")[0]
         assert Path(hit.source).name == "explode.pdf"
-    with Index(data_dir=data, ray_address="auto") as index:
+    with open_index(data_dir=data, ray_address="auto") as index:
         assert index.ingest([docs]).unchanged == 4
         assert index.runner is None
 
@@ -286,7 +280,7 @@ def test_a_bare_ray_option_means_auto_and_an_address_is_kept():
 
 def test_two_worker_processes_build_the_index_the_in_process_path_builds(reference, tmp_path):
     data = tmp_path / "pool"
-    with Index(data_dir=data, workers=2, batch_pages=2) as index:
+    with open_index(data_dir=data, workers=2, batch_pages=2) as index:
         report = index.ingest([reference.docs])
         assert isinstance(index.runner, parallel.PoolRunner)
     same_report(report, reference.report)
@@ -334,7 +328,7 @@ def test_workers_parse_with_their_share_of_the_cores(tmp_path):
             sent.append(unit)
             super().submit(unit)
 
-    with Index(data_dir=tmp_path / "data", workers=4, runner=Recording()) as index:
+    with open_index(data_dir=tmp_path / "data", workers=4, runner=Recording()) as index:
         assert index.ingest([docs]).added == 1
     (unit,) = sent
     assert unit.settings["ocr_threads"] == parallel.worker_threads(Settings(workers=4))
@@ -405,7 +399,7 @@ def test_a_worker_that_dies_fails_its_files_and_a_fresh_pool_parses_the_rest(tmp
             pools[unit.path.name] = id(self._pool)
 
     runner = KillsAWorker(2, parallel.parse_unit)
-    with Index(data_dir=tmp_path / "data", workers=2, runner=runner) as index:
+    with open_index(data_dir=tmp_path / "data", workers=2, runner=runner) as index:
         report = index.ingest([docs])
     errors = {Path(error.path).name: error.error for error in report.errors}
     assert "BrokenProcessPool" in errors["a-killed.pdf"]

@@ -21,6 +21,7 @@ from llama_index.core.node_parser import SentenceSplitter
 from llama_index.core.query_engine import RetrieverQueryEngine
 from llama_index.core.schema import Document, MetadataMode
 from llama_index.core.vector_stores.utils import node_to_metadata_dict
+from seams import open_index
 
 from scanrag.connectors import llama_index as connector
 from scanrag.connectors.llama_index import (
@@ -34,7 +35,6 @@ from scanrag.errors import ConfigError, ScanragError
 from scanrag.ingest.model import BBox
 from scanrag.ingest.model import Document as ScanDocument
 from scanrag.retrieval.answer import Citation
-from scanrag.retrieval.index import Index
 from scanrag.testing import Sheet, image_pdf, invoice, receipt_zh, two_column_report
 
 REGION_ID = re.compile(r"[0-9a-f]{16}:p\d+:r\d+")
@@ -75,7 +75,7 @@ def data_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def scan_index(scans, data_dir):
-    with Index(data_dir=data_dir) as index:
+    with open_index(data_dir=data_dir) as index:
         report = index.ingest([scans])
         assert (report.added, report.failed) == (3, 0)
         yield index

@@ -6,6 +6,7 @@ import json
 import socket
 from pathlib import Path
 
+from seams import open_index
 from typer.testing import CliRunner
 
 from scanrag import testing
@@ -157,11 +158,10 @@ def test_a_whole_document_request_that_fails_leaves_every_page_to_the_fallback(t
 
 
 def test_a_fallback_parse_has_its_pages_and_crops_and_is_parsed_again_next_run(
-    tmp_path: Path, one_model
+    tmp_path: Path
 ):
     """The row of a fallback parse names its own cache entry: the document, its page image
     and its crops are served, yet the next run does not take it for the model's parse."""
-    from scanrag.retrieval.index import Index
 
     docs = tmp_path / "docs"
     docs.mkdir()
@@ -174,7 +174,7 @@ def test_a_fallback_parse_has_its_pages_and_crops_and_is_parsed_again_next_run(
         "fallback": True,
         "workers": 1,
     }
-    with Index(**options) as index:
+    with open_index(**options) as index:
         first = index.ingest([docs])
         assert (first.added, first.failed, len(first.warnings)) == (1, 0, 1)
         (info,) = index.documents()
@@ -186,7 +186,7 @@ def test_a_fallback_parse_has_its_pages_and_crops_and_is_parsed_again_next_run(
         # not the model's parse: no run looks it up
         assert index.data.cache.get(doc.sha256, index.parse_fingerprint) is None
 
-    with Index(**options) as index:
+    with open_index(**options) as index:
         second = index.ingest([docs])  # the model server is tried again
         assert (second.updated, second.unchanged, len(second.warnings)) == (1, 0, 1)
         assert index.document(info.doc_id) is not None

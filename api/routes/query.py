@@ -9,9 +9,11 @@ from collections.abc import Iterator
 from fastapi import APIRouter, Depends
 from fastapi.responses import StreamingResponse
 
+from ...config import Settings
 from ...errors import ScanragError
-from ...retrieval.answer import extract_value
-from ..deps import AppState, document_info, get_state
+from ...retrieval.answer import Answerer, extract_value
+from ...retrieval.index import Index
+from ..deps import document_info, get_answerer, get_index, get_settings
 from ..schemas import (
     ExtractedField,
     ExtractRequest,
@@ -27,9 +29,9 @@ log = logging.getLogger("scanrag.api")
 
 
 @router.post("/search", response_model=SearchResponse)
-def search(request: SearchRequest, state: AppState = Depends(get_state)) -> SearchResponse:
+def search(request: SearchRequest, index: Index = Depends(get_index)) -> SearchResponse:
     """Ranked chunks with the regions, boxes and lines they came from."""
-    hits = state.index.search(request.query, request.top_k, request.filters, request.mode)
+    hits = index.search(request.query, request.top_k, request.filters, request.mode)
     return SearchResponse(query=request.query, hits=hits)
 
 
@@ -59,11 +61,12 @@ def _event(name: str, data: object) -> str:
     },
 )
 def query(
-    request: QueryRequest, state: AppState = Depends(get_state)
+    request: QueryRequest,
+    index: Index = Depends(get_index),
+    answerer: Answerer = Depends(get_answerer),
 ) -> QueryResponse | StreamingResponse:
     """Answer a question; every `[n]` in the answer is a citation of a page region."""
-    hits = state.index.search(request.question, request.top_k, request.filters)
-    answerer = state.index.answerer
+    hits = index.search(request.question, request.top_k, request.filters)
     if request.stream:
         return StreamingResponse(
             _sse(answerer.stream(request.question, hits)), media_type="text/event-stream"
@@ -73,12 +76,16 @@ def query(
 
 
 @router.post("/extract", response_model=ExtractResponse)
-def extract(request: ExtractRequest, state: AppState = Depends(get_state)) -> ExtractResponse:
+def extract(
+    request: ExtractRequest,
+    index: Index = Depends(get_index),
+    settings: Settings = Depends(get_settings),
+) -> ExtractResponse:
     """Named fields of one document ("total", "date"...) with the regions they came from."""
-    document_info(request.doc_id, state)  # 404 for an unknown id
+    document_info(request.doc_id, index)  # 404 for an unknown id
     fields = []
     for name in request.fields:
-        hits = state.index.search(name, top_k=5, filters={"doc_id": request.doc_id})
-        value, citations = extract_value(name, hits, state.settings.min_answer_score)
+        hits = index.search(name, top_k=5, filters={"doc_id": request.doc_id})
+        value, citations = extract_value(name, hits, settings.min_answer_score)
         fields.append(ExtractedField(name=name, value=value, citations=citations))
     return ExtractResponse(doc_id=request.doc_id, fields=fields)
