@@ -475,6 +475,7 @@ def ask(
     verbose: VerboseOption = False,
 ) -> None:
     """Answer a question; citations point at page regions (same JSON as POST /v1/query)."""
+    from .api.schemas import QueryResponse
     from .retrieval.index import Index
 
     setup_logging(verbose)
@@ -488,7 +489,7 @@ def ask(
     with user_errors(), Index(settings) as index:
         result = index.ask(question, top_k=top_k, filters=parse_filters(filters))
     if json_out:
-        print_json(result.model_dump(mode="json"))
+        print_json(QueryResponse.of(result).model_dump(mode="json"))
         return
     typer.echo(result.answer)
     for citation in result.citations:

@@ -8,7 +8,8 @@
     )
 
 Everything here adapts scanrag's own objects (`parse_file`, `chunk_document`, `Index.search`,
-`cite`); nothing here parses or chunks on its own. Provenance (region ids, labels, boxes) lives in
+`ExtractiveAnswerer.cite_hit`, the API's linked `Citation`); nothing here parses or chunks on
+its own. Provenance (region ids, labels, boxes) lives in
 metadata keys listed in `excluded_embed_metadata_keys` and `excluded_llm_metadata_keys`, so it
 never reaches an embedding or a prompt; the LLM sees `source` and `page` only.
 
@@ -48,6 +49,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "scanrag's LlamaIndex connector needs llama-index-core: pip install 'scanrag[llama-index]'"
     ) from exc
 
+from ..api.urls import Citation
 from ..config import Settings
 from ..datadir import DataDir, ParseCache
 from ..errors import ConfigError, ModelServerError, ScanragError
@@ -57,6 +59,7 @@ from ..ingest.markdown import page_markdown, region_anchor
 from ..ingest.parallel import parse_fingerprint
 from ..ingest.parsers import get_parser
 from ..ingest.pipeline import parse_file
+from ..retrieval.answer import ExtractiveAnswerer
 from ..retrieval.chunking import Chunk, chunk_document
 from ..retrieval.embedding import DEFAULT_DENSE_MODEL, DenseEncoder
 
@@ -413,26 +416,12 @@ class ScanRAGRetriever(BaseRetriever):
         self.close()
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
-        from ..retrieval.answer import ExtractiveAnswerer, cite
-
         question = query_bundle.query_str
         hits = self.index.search(question, self.top_k, self.filters, self.mode)
         out = []
         for rank, hit in enumerate(hits, start=1):
-            best = ExtractiveAnswerer().best_units(question, [hit])
-            if best:
-                unit = best[0][1]
-                # the region with most of the answer's lines; on a tie the later one, which
-                # holds the value of a "key: value" row read left to right
-                region = max(
-                    reversed(unit.regions),
-                    key=lambda r: sum(line in r.lines for line in unit.lines),
-                )
-                lines = [line for line in unit.lines if line in region.lines]
-            else:
-                region = next((r for r in hit.regions if r.label != "title"), hit.regions[0])
-                lines = []
-            citation = cite(rank, hit, region, lines).model_dump(mode="json")
+            cited = ExtractiveAnswerer().cite_hit(question, hit, rank)
+            citation = Citation.of(cited).model_dump(mode="json")
             ours = {
                 **citation,
                 "chunk_id": hit.chunk_id,

@@ -23,6 +23,7 @@ from llama_index.core.schema import Document, MetadataMode
 from llama_index.core.vector_stores.utils import node_to_metadata_dict
 from seams import open_index
 
+from scanrag.api.urls import Citation
 from scanrag.connectors import llama_index as connector
 from scanrag.connectors.llama_index import (
     ScanRAGEmbedding,
@@ -34,7 +35,6 @@ from scanrag.connectors.llama_index import (
 from scanrag.errors import ConfigError, ScanragError
 from scanrag.ingest.model import BBox
 from scanrag.ingest.model import Document as ScanDocument
-from scanrag.retrieval.answer import Citation
 from scanrag.testing import Sheet, image_pdf, invoice, receipt_zh, two_column_report
 
 REGION_ID = re.compile(r"[0-9a-f]{16}:p\d+:r\d+")

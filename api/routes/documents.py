@@ -23,8 +23,9 @@ from ..deps import DocId, document_info, get_index, get_jobs, get_settings, job_
 from ..jobs import JobManager
 from ..schemas import DocumentDetail, PageInfo, UploadResponse
 from ..uploads import UPLOAD_BODY, Incoming, UploadRefused, discard, drain, receive_files, store
+from ..urls import DOCUMENTS, job_url, page_image_url
 
-router = APIRouter(prefix="/v1/documents", tags=["documents"])
+router = APIRouter(prefix=DOCUMENTS, tags=["documents"])
 
 
 def _check(file: Incoming, settings: Settings) -> Rejected | None:
@@ -136,7 +137,7 @@ async def upload_documents(
     job = await run_in_threadpool(jobs.submit, accepted, rejected)
     body = UploadResponse(
         job_id=job.id,
-        status_url=f"/v1/jobs/{job.id}",
+        status_url=job_url(job.id),
         files=[p.name for p in accepted],
         rejected=rejected,
     )
@@ -164,7 +165,7 @@ def get_document(doc_id: DocId, index: Index = Depends(get_index)) -> DocumentDe
                 height=page.height,
                 regions=len(page.regions),
                 error=page.error,
-                image_url=f"/v1/documents/{doc_id}/pages/{page.number}/image",
+                image_url=page_image_url(doc_id, page.number),
             )
             for page in doc.pages
         ]

@@ -11,12 +11,13 @@ from ...retrieval.images import read_page_image
 from ...retrieval.index import Index
 from ..deps import DocId, RegionId, get_index
 from ..imaging import highlight, jpeg_bytes, parse_boxes
+from ..urls import PAGE_IMAGE, REGION_CROP
 
 router = APIRouter(tags=["images"])
 JPEG = {200: {"content": {"image/jpeg": {}}, "description": "A JPEG image."}}
 
 
-@router.get("/v1/documents/{doc_id}/pages/{number}/image", responses=JPEG, response_class=Response)
+@router.get(PAGE_IMAGE, responses=JPEG, response_class=Response)
 def page_image(
     doc_id: DocId,
     number: int = PathParam(ge=1),
@@ -57,7 +58,7 @@ def page_image(
         return Response(jpeg_bytes(highlight(image, scaled)), media_type="image/jpeg")
 
 
-@router.get("/v1/regions/{region_id}/crop", responses=JPEG, response_class=Response)
+@router.get(REGION_CROP, responses=JPEG, response_class=Response)
 def region_crop(
     region_id: RegionId,
     pad: int = Query(0, ge=0, le=500, description="Pixels of margin around the region."),

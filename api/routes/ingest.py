@@ -21,8 +21,9 @@ from ...ingest.loaders import show
 from ..deps import get_jobs, get_settings, job_response
 from ..jobs import JobManager
 from ..schemas import JobAccepted
+from ..urls import API, job_url
 
-router = APIRouter(prefix="/v1", tags=["ingest"])
+router = APIRouter(prefix=API, tags=["ingest"])
 
 
 class IngestRequest(BaseModel):
@@ -103,5 +104,5 @@ async def ingest_path(
         )
     path = await run_in_threadpool(resolve_under_roots, body.path, roots)
     job = await run_in_threadpool(jobs.submit, [path], None, roots)
-    accepted = IngestResponse(job_id=job.id, status_url=f"/v1/jobs/{job.id}", path=show(path))
+    accepted = IngestResponse(job_id=job.id, status_url=job_url(job.id), path=show(path))
     return await job_response(accepted, jobs, settings, wait, request)

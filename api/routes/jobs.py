@@ -7,11 +7,12 @@ from fastapi import APIRouter, Depends, HTTPException, status
 from ..deps import JobId, get_jobs
 from ..jobs import JobManager
 from ..schemas import JobStatus
+from ..urls import JOB
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+router = APIRouter(tags=["jobs"])
 
 
-@router.get("/{job_id}", response_model=JobStatus)
+@router.get(JOB, response_model=JobStatus)
 def get_job(job_id: JobId, jobs: JobManager = Depends(get_jobs)) -> JobStatus:
     """Status, files and pages done, and per-file errors of an ingest job."""
     job = jobs.get(job_id)

@@ -23,8 +23,9 @@ from ..schemas import (
     SearchRequest,
     SearchResponse,
 )
+from ..urls import API, Citation, linked
 
-router = APIRouter(prefix="/v1", tags=["query"])
+router = APIRouter(prefix=API, tags=["query"])
 log = logging.getLogger("scanrag.api")
 
 
@@ -36,11 +37,15 @@ def search(request: SearchRequest, index: Index = Depends(get_index)) -> SearchR
 
 
 def _sse(events: Iterator[dict]) -> Iterator[str]:
-    """Server-sent events; a failure after the 200 was sent ends the stream with an `error`
-    event (the app's error handlers can no longer answer)."""
+    """Server-sent events, citations linked; a failure after the 200 was sent ends the stream
+    with an `error` event (the app's error handlers can no longer answer)."""
     try:
         for event in events:
             ((name, data),) = event.items()
+            if name == "citations":
+                data = [linked(citation) for citation in data]
+            elif name == "done":
+                data = {**data, "citations": [linked(c) for c in data.get("citations", [])]}
             yield _event(name, data)
     except ScanragError as exc:
         yield _event("error", {"detail": str(exc)})
@@ -72,7 +77,7 @@ def query(
             _sse(answerer.stream(request.question, hits)), media_type="text/event-stream"
         )
     result = answerer.answer(request.question, hits)
-    return QueryResponse(answer=result.answer, citations=result.citations)
+    return QueryResponse.of(result)
 
 
 @router.post("/extract", response_model=ExtractResponse)
@@ -87,5 +92,6 @@ def extract(
     for name in request.fields:
         hits = index.search(name, top_k=5, filters={"doc_id": request.doc_id})
         value, citations = extract_value(name, hits, settings.min_answer_score)
-        fields.append(ExtractedField(name=name, value=value, citations=citations))
+        linked_citations = [Citation.of(citation) for citation in citations]
+        fields.append(ExtractedField(name=name, value=value, citations=linked_citations))
     return ExtractResponse(doc_id=request.doc_id, fields=fields)
