@@ -26,13 +26,9 @@ from scanrag.fakeserver import (
 from scanrag.ingest.blocks import LayoutBox
 from scanrag.ingest.loaders import PageImage
 from scanrag.ingest.model import BBox
-from scanrag.ingest.parsers.glm import (
-    CROP_PAD,
-    cut_repetition,
-    layout_detector,
-    read_html_table,
-)
+from scanrag.ingest.parsers.glm import CROP_PAD, cut_repetition, read_html_table
 from scanrag.ingest.parsers.glm_ocr import GlmOcrParser
+from scanrag.ingest.parsers.layout_models import layout_detector
 from scanrag.ingest.pipeline import parse_file
 from scanrag.testing import Sheet
 

@@ -21,51 +21,14 @@ import numpy as np
 from ...config import Settings
 from ..blocks import LayoutBox, build_blocks
 from ..loaders import PageImage
-from ..model import BBox, Label, Line
+from ..model import BBox, Line
 from . import int8
 from .base import Block
+from .layout_models import load_rapid_layout, rapid_layout_boxes
 from .quiet import loading_quietly
 
 #: The `fast` profile's cap on the longest side of the image the text detector sees.
 FAST_DET_SIDE = 1280
-
-#: CDLA class names → scanrag labels.
-CDLA_LABELS: dict[str, Label] = {
-    "text": "text",
-    "title": "title",
-    "figure": "figure",
-    "figure_caption": "caption",
-    "table": "table",
-    "table_caption": "caption",
-    "header": "header",
-    "footer": "footer",
-    "reference": "text",
-    "equation": "formula",
-}
-
-
-def load_rapid_layout(min_score: float, threads: int | None) -> Any:
-    """RapidLayout (CDLA) with `threads` onnxruntime threads (None: all cores): several OCR
-    processes on one machine share the cores. -1 (onnxruntime's default) is passed
-    explicitly, as rapid-layout keeps the last value class-wide."""
-    from rapid_layout import RapidLayout
-
-    engine = {"intra_op_num_threads": threads or -1}
-    with loading_quietly():
-        return RapidLayout(conf_thresh=min_score, engine_cfg=engine)
-
-
-def rapid_layout_boxes(model: Any, bgr: np.ndarray) -> list[LayoutBox]:
-    """RapidLayout's regions on a BGR page, with scanrag labels."""
-    result = model(bgr)
-    if result.boxes is None:
-        return []
-    found = zip(result.boxes, result.class_names, result.scores, strict=True)
-    return [
-        LayoutBox(CDLA_LABELS.get(name, "other"), BBox.enclosing(*box), float(score))
-        for box, name, score in found
-    ]
-
 
 def model_cache_dir(settings: Settings) -> Path:
     """Where models made on this machine live (Settings.model_cache_dir, else the XDG cache)."""

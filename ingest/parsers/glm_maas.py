@@ -21,8 +21,7 @@ from ...modelserver import Endpoint, ModelServer, one_line
 from ..loaders import PDF, PageImage, SourceFile
 from ..model import BBox
 from .base import Block
-from .glm import content_block, map_label
-from .glm_ocr import OCR_ENDPOINT
+from .glm import OCR_ENDPOINT, content_block, map_label
 
 log = logging.getLogger(__name__)
 

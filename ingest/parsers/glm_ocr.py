@@ -18,22 +18,9 @@ from ...errors import ConfigError
 from ...modelserver import Endpoint, ModelServer, image_data_uri
 from ..loaders import PageImage
 from .base import Block
-from .glm import (
-    TASK_PROMPTS,
-    Layout,
-    Task,
-    describe_layout,
-    layout_detector,
-    plan_regions,
-    read_regions,
-)
-
-OCR_ENDPOINT = dict(
-    what="glm-ocr server",
-    url_setting="--ocr-url / SCANRAG_OCR_URL",
-    key_setting="--ocr-api-key / SCANRAG_OCR_API_KEY",
-    model_setting="--ocr-model / SCANRAG_OCR_MODEL",
-)
+from .glm import OCR_ENDPOINT, TASK_PROMPTS, Task, plan_regions, read_regions
+from .glm_maas import MaasParser
+from .layout_models import Layout, describe_layout, layout_detector
 
 #: Sampling the GLM-OCR SDK sends: greedy, with a mild repetition penalty. `top_k` and
 #: `repetition_penalty` are vLLM / SGLang sampling extensions; Ollama ignores them.
@@ -99,7 +86,5 @@ class GlmOcrParser:
 def glm_ocr_parser(settings: Settings) -> Any:
     """`glm-ocr`: a self-hosted server region by region, or Zhipu MaaS (ocr_api=maas)."""
     if settings.ocr_api == "maas":
-        from .glm_maas import MaasParser
-
         return MaasParser(settings)
     return GlmOcrParser(settings)

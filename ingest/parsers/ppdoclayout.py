@@ -18,6 +18,7 @@ from ..blocks import LayoutBox
 from ..loaders import PageImage
 from ..model import BBox
 from .glm import map_label
+from .hf import missing_weights, torch_device, weights_path
 
 #: The input size the model was trained and exported at.
 INPUT_SIZE = 800
@@ -61,7 +62,7 @@ class PPDocLayout:
     ordered = True
 
     def __init__(self, settings: Settings, threshold: float = THRESHOLD) -> None:
-        import torch  # noqa: F401  (fail early, with the install hint, in glm.layout_detector)
+        import torch  # noqa: F401  (fail early, with the install hint, in layout_models.layout_detector)
         import transformers  # noqa: F401
 
         self.model_id = settings.layout_model
@@ -76,8 +77,6 @@ class PPDocLayout:
     def _load(self) -> Any:
         if self._model is None:
             from transformers import AutoModelForObjectDetection
-
-            from .transformers_glm import missing_weights, torch_device, weights_path
 
             setting = "SCANRAG_LAYOUT_MODEL"
             try:
