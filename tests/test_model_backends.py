@@ -117,7 +117,7 @@ def test_once_the_server_stops_answering_the_other_pages_go_straight_to_the_fall
 ):
     from scanrag.ingest.blocks import LayoutBox
     from scanrag.ingest.model import BBox
-    from scanrag.ingest.parsers.glm_ocr import GlmOcrParser
+    from scanrag.ingest.parsers.glm_ocr import GlmOcrOptions, GlmOcrParser
 
     def hang(request: Request) -> Reply:
         return Reply(chat_completion("too late"), delay=1.0)
@@ -128,7 +128,8 @@ def test_once_the_server_stops_answering_the_other_pages_go_straight_to_the_fall
             fallback=True,
         )  # fmt: skip
         parser = GlmOcrParser(
-            config, layout=lambda page: [LayoutBox("text", BBox(50, 50, 700, 120))]
+            GlmOcrOptions.of(config),
+            layout=lambda page: [LayoutBox("text", BBox(50, 50, 700, 120))],
         )
         doc = parse_file(two_page_pdf(tmp_path), config, parser)
     assert len(server.requests) == 1  # page 1 timed out; page 2 did not wait for it again

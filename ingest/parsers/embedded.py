@@ -14,26 +14,27 @@ import os
 import threading
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import Field
 
 from ...config import Settings
 from ..blocks import LayoutBox, build_blocks
 from ..loaders import PageImage
 from ..model import BBox, Line
 from . import int8
-from .base import Block
+from .base import Block, ParserOptions
 from .layout_models import load_rapid_layout, rapid_layout_boxes
 from .quiet import loading_quietly
 
 #: The `fast` profile's cap on the longest side of the image the text detector sees.
 FAST_DET_SIDE = 1280
 
-def model_cache_dir(settings: Settings) -> Path:
-    """Where models made on this machine live (Settings.model_cache_dir, else the XDG cache)."""
-    if settings.model_cache_dir is not None:
-        return settings.model_cache_dir
+def model_cache_dir(configured: Path | None) -> Path:
+    """Where models made on this machine live (`model_cache_dir`, else the XDG cache)."""
+    if configured is not None:
+        return configured
     root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(root) / "scanrag" / "models"
 
@@ -58,28 +59,45 @@ def load_rapid_ocr(
         return RapidOCR(params=params)
 
 
+class EmbeddedOptions(ParserOptions):
+    ocr_use_cls: bool = Field(serialization_alias="use_cls")
+    layout_min_score: float
+    ocr_profile: Literal["accurate", "fast"] = Field(serialization_alias="profile")
+    model_cache_dir: Path | None = Field(exclude=True)  # where the int8 detector is kept
+    ocr_threads: int | None = Field(exclude=True)  # speed, not output
+
+    def fingerprint(self) -> dict[str, Any]:
+        """`fast` names the int8 recipe too; `accurate` is left out, which keeps the
+        fingerprints of caches made before there were profiles."""
+        out = super().fingerprint()
+        if self.ocr_profile == "accurate":
+            del out["profile"]
+        else:
+            out["profile"] = f"{self.ocr_profile}-{int8.RECIPE}"
+        return out
+
+
 class EmbeddedParser:
     name = "embedded"
 
-    def __init__(self, settings: Settings) -> None:
-        self.use_cls = settings.ocr_use_cls
-        self.layout_min_score = settings.layout_min_score
-        self.profile = settings.ocr_profile
-        self.cache_dir = model_cache_dir(settings)
-        self.threads = settings.ocr_threads  # not in config(): it changes speed, not output
+    def __init__(self, options: EmbeddedOptions) -> None:
+        self.options = options
+        self.use_cls = options.ocr_use_cls
+        self.layout_min_score = options.layout_min_score
+        self.profile = options.ocr_profile
+        self.cache_dir = model_cache_dir(options.model_cache_dir)
+        self.threads = options.ocr_threads
         self.version = f"rapidocr-{version('rapidocr')}+rapid-layout-{version('rapid-layout')}"
         self._lock = threading.Lock()
         self._ocr: Any = None
         self._layout: Any = None
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> EmbeddedParser:
+        return cls(EmbeddedOptions.of(settings))
+
     def config(self) -> dict[str, Any]:
-        config: dict[str, Any] = {
-            "use_cls": self.use_cls,
-            "layout_min_score": self.layout_min_score,
-        }
-        if self.profile != "accurate":  # accurate keeps the fingerprints of earlier caches
-            config["profile"] = f"{self.profile}-{int8.RECIPE}"
-        return config
+        return self.options.fingerprint()
 
     def models(self) -> tuple[Any, Any]:
         """The OCR and layout engines, loaded on first use (one per process)."""

@@ -12,12 +12,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from PIL import Image
+from pydantic import Field, SecretStr
 
 from ...config import Settings
 from ...errors import ConfigError
 from ...modelserver import Endpoint, ModelServer, image_data_uri
 from ..loaders import PageImage
-from .base import Block
+from .base import Block, ParserOptions
 from .glm import OCR_ENDPOINT, TASK_PROMPTS, Task, plan_regions, read_regions
 from .glm_maas import MaasParser
 from .layout_models import Layout, describe_layout, layout_detector
@@ -32,19 +33,30 @@ SAMPLING: dict[str, Any] = {
 }
 
 
-def ocr_server(settings: Settings) -> ModelServer:
-    if not settings.ocr_url:
+class GlmOcrOptions(ParserOptions):
+    ocr_model: str = Field(serialization_alias="model")
+    ocr_max_tokens: int = Field(serialization_alias="max_tokens")
+    # where the server is and how it is asked: the same model reads the same everywhere
+    ocr_url: str | None = Field(exclude=True)
+    ocr_api_key: SecretStr | None = Field(exclude=True)
+    ocr_timeout: float = Field(exclude=True)
+    ocr_retries: int = Field(exclude=True)
+    ocr_workers: int = Field(exclude=True)
+
+
+def ocr_server(options: GlmOcrOptions) -> ModelServer:
+    if not options.ocr_url:
         raise ConfigError(
             "the glm-ocr parser needs its server's URL: pass --ocr-url "
             "(e.g. http://localhost:8080/v1) or set SCANRAG_OCR_URL"
         )
-    key = settings.ocr_api_key.get_secret_value() if settings.ocr_api_key else None
+    key = options.ocr_api_key.get_secret_value() if options.ocr_api_key else None
     return ModelServer(
-        Endpoint(settings.ocr_url, **OCR_ENDPOINT),
+        Endpoint(options.ocr_url, **OCR_ENDPOINT),
         api_key=key,
-        timeout=settings.ocr_timeout,
-        retries=settings.ocr_retries,
-        pool=settings.ocr_workers,
+        timeout=options.ocr_timeout,
+        retries=options.ocr_retries,
+        pool=options.ocr_workers,
     )
 
 
@@ -52,28 +64,28 @@ class GlmOcrParser:
     name = "glm-ocr"
     version = "openai-1"  # bump when the request or the reply mapping changes
 
-    def __init__(self, settings: Settings, layout: Layout | None = None) -> None:
-        self.settings = settings
-        self.server = ocr_server(settings)
-        self.layout = layout or layout_detector(settings, self.name)
-        self._pool = ThreadPoolExecutor(settings.ocr_workers, thread_name_prefix="glm-ocr")
+    def __init__(self, options: GlmOcrOptions, layout: Layout) -> None:
+        self.options = options
+        self.server = ocr_server(options)
+        self.layout = layout
+        self._pool = ThreadPoolExecutor(options.ocr_workers, thread_name_prefix="glm-ocr")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> GlmOcrParser:
+        return cls(GlmOcrOptions.of(settings), layout_detector(settings, cls.name))
 
     def config(self) -> dict[str, Any]:
-        return {
-            "model": self.settings.ocr_model,
-            "max_tokens": self.settings.ocr_max_tokens,
-            "layout": describe_layout(self.layout),
-        }
+        return {**self.options.fingerprint(), "layout": describe_layout(self.layout)}
 
     def recognize(self, crop: Image.Image, task: Task) -> tuple[str, str | None]:
         """One region: the crop as a data URI, then the task prompt (the SDK's order)."""
         reply = self.server.chat(
-            self.settings.ocr_model,
+            self.options.ocr_model,
             [
                 {"type": "image_url", "image_url": {"url": image_data_uri(crop)}},
                 {"type": "text", "text": TASK_PROMPTS[task]},
             ],
-            max_tokens=self.settings.ocr_max_tokens,
+            max_tokens=self.options.ocr_max_tokens,
             **SAMPLING,
         )
         return reply.content, reply.finish_reason
@@ -86,5 +98,5 @@ class GlmOcrParser:
 def glm_ocr_parser(settings: Settings) -> Any:
     """`glm-ocr`: a self-hosted server region by region, or Zhipu MaaS (ocr_api=maas)."""
     if settings.ocr_api == "maas":
-        return MaasParser(settings)
-    return GlmOcrParser(settings)
+        return MaasParser.from_settings(settings)
+    return GlmOcrParser.from_settings(settings)

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ...config import Settings
 from ...errors import ConfigError
 from ...modelserver import one_line
 
 
-def torch_device(settings: Settings) -> str:
+def torch_device(configured: str | None) -> str:
+    """`transformers_device`, else cuda when there is a GPU."""
     import torch
 
-    return settings.transformers_device or ("cuda" if torch.cuda.is_available() else "cpu")
+    return configured or ("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def missing_weights(what: str, model_id: str, setting: str, exc: Exception) -> ConfigError:

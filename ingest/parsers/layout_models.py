@@ -98,10 +98,10 @@ def layout_detector(settings: Settings, parser: str) -> Any:
     if backend == "rapid":
         return RapidLayoutDetector(settings.layout_min_score, settings.ocr_threads)
     try:  # torch and transformers load only for this backend
-        from .ppdoclayout import PPDocLayout
+        from .ppdoclayout import PPDocLayout, PPDocLayoutOptions
     except ImportError as exc:
         raise ConfigError(
             f"layout_backend=pp-doclayout needs torch and transformers ({exc}); "
             "pip install 'scanrag[transformers]' or set SCANRAG_LAYOUT_BACKEND=rapid"
         ) from exc
-    return PPDocLayout(settings)
+    return PPDocLayout(PPDocLayoutOptions.of(settings))

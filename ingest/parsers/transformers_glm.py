@@ -17,11 +17,12 @@ import threading
 from typing import Any
 
 from PIL import Image
+from pydantic import Field
 
 from ...config import Settings
 from ...errors import ConfigError
 from ..loaders import PageImage
-from .base import Block
+from .base import Block, ParserOptions
 from .glm import TASK_PROMPTS, Task, plan_regions, read_regions
 from .hf import missing_weights, torch_device, weights_path
 from .layout_models import Layout, describe_layout, layout_detector
@@ -77,37 +78,52 @@ def load_glm_ocr(model_id: str, device: str, download: bool) -> tuple[Any, Any]:
     return processor, model.to(device).eval()
 
 
+class TransformersOptions(ParserOptions):
+    transformers_model: str = Field(serialization_alias="model")
+    ocr_max_tokens: int = Field(serialization_alias="max_tokens")
+    # where it runs and whether weights may be fetched (GPUs run it in bf16 / fp16; left out
+    # of the fingerprint, as it always was)
+    transformers_device: str | None = Field(exclude=True)
+    model_download: bool = Field(exclude=True)
+
+
+def _require_torch() -> str:
+    """transformers' version; a one-line install hint when torch or transformers is missing."""
+    try:
+        import torch  # noqa: F401
+        import transformers
+    except ImportError as exc:
+        raise ConfigError(
+            f"the transformers parser needs torch and transformers ({exc}); {INSTALL_HINT}"
+        ) from exc
+    return str(transformers.__version__)
+
+
 class TransformersParser:
     name = "transformers"
 
-    def __init__(self, settings: Settings, layout: Layout | None = None) -> None:
-        try:
-            import torch  # noqa: F401
-            import transformers
-        except ImportError as exc:
-            raise ConfigError(
-                f"the transformers parser needs torch and transformers ({exc}); {INSTALL_HINT}"
-            ) from exc
-        self.settings = settings
-        self.version = f"transformers-{transformers.__version__}"
-        self.layout = layout or layout_detector(settings, self.name)
+    def __init__(self, options: TransformersOptions, layout: Layout) -> None:
+        self.options = options
+        self.version = f"transformers-{_require_torch()}"
+        self.layout = layout
         self.generations = 0  # how many regions were read (tests and logs)
         self._lock = threading.Lock()
         self._loaded: tuple[Any, Any] | None = None
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TransformersParser:
+        _require_torch()  # before the layout step, which needs them too
+        return cls(TransformersOptions.of(settings), layout_detector(settings, cls.name))
+
     def config(self) -> dict[str, Any]:
-        return {
-            "model": self.settings.transformers_model,
-            "max_tokens": self.settings.ocr_max_tokens,
-            "layout": describe_layout(self.layout),
-        }
+        return {**self.options.fingerprint(), "layout": describe_layout(self.layout)}
 
     def _model(self) -> tuple[Any, Any]:
         if self._loaded is None:
             self._loaded = load_glm_ocr(
-                self.settings.transformers_model,
-                torch_device(self.settings),
-                self.settings.model_download,
+                self.options.transformers_model,
+                torch_device(self.options.transformers_device),
+                self.options.model_download,
             )
         return self._loaded
 
@@ -137,7 +153,7 @@ class TransformersParser:
             inputs = inputs.to(model.device)
             if "pixel_values" in inputs:
                 inputs["pixel_values"] = inputs["pixel_values"].to(model.dtype)
-            limit = self.settings.ocr_max_tokens
+            limit = self.options.ocr_max_tokens
             with torch.inference_mode():
                 output = model.generate(
                     **inputs, max_new_tokens=limit, do_sample=False, repetition_penalty=1.1
