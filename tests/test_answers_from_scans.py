@@ -23,6 +23,8 @@ from scanrag.retrieval.answer import NOT_FOUND, Answer
 from scanrag.retrieval.index import Index
 from scanrag.testing import Sheet, font, has_cjk
 
+pytestmark = pytest.mark.slow  # OCRs six scans
+
 
 class Page(Sheet):
     """A sheet that also remembers the ink box of each value it was asked to mark."""

@@ -29,6 +29,8 @@ from scanrag.config import Settings
 from scanrag.retrieval.store import SearchFilters
 from scanrag.testing import code_pdf
 
+pytestmark = pytest.mark.slow  # fuzzes every route from the OpenAPI schema
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "30"))  # per operation; CI: well under 2 min

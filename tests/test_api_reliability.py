@@ -120,6 +120,7 @@ def test_a_folder_job_left_running_is_resumed_with_fresh_counts(tmp_path, rooted
 # --- 2. ?wait=true: bounded, no thread held, ends with its client ---------------------------
 
 
+@pytest.mark.slow  # fifty uploads held open at once
 def test_more_waiting_uploads_than_worker_threads_leave_health_and_reads_answering(tmp_path, gate):
     pdf = pdf_bytes(tmp_path, "waitmemo")
     waiters = 50  # more than the 40 threads sync routes share

@@ -32,6 +32,8 @@ from test_ingest_crash import by_doc, cached_chunks, engine_points
 
 from scanrag.testing import code_pdf
 
+pytestmark = pytest.mark.slow  # SIGKILLs scanrag serve
+
 TRIALS = int(os.environ.get("API_KILL_TRIALS", "2"))
 SEED = int(os.environ.get("API_KILL_SEED", "20261203"))
 RESULTS = os.environ.get("API_KILL_RESULTS")  # a JSON file the bench reads its figures from

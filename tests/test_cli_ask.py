@@ -19,6 +19,8 @@ from seams import app_for, open_index
 
 from scanrag.config import Settings
 
+pytestmark = pytest.mark.slow  # runs the CLI in subprocesses
+
 QUESTION = "What budget was approved for Project Falcon-31?"
 
 

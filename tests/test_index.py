@@ -365,6 +365,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow  # runs the CLI in subprocesses
 def test_cli_ingest_and_search_print_exactly_one_json_document(indexed):
     folder, data_dir = indexed.docs, indexed.data
     write_pdf(folder / "echo.pdf", "emberfall")

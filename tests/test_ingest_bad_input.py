@@ -212,6 +212,7 @@ def run_ingest(*args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow  # runs the CLI in a subprocess
 def test_cli_ingest_prints_one_line_per_bad_file_and_exits_1(corpus, tmp_path):
     docs, cases = corpus
     data = tmp_path / "data"

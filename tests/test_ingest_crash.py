@@ -19,12 +19,15 @@ import time
 import uuid
 from pathlib import Path
 
+import pytest
 from seams import open_index
 
 from scanrag.ingest.model import Document
 from scanrag.retrieval.chunking import chunk_document
 from scanrag.retrieval.points import POINT_NAMESPACE
 from scanrag.testing import pdf_paragraph, text_pdf
+
+pytestmark = pytest.mark.slow  # SIGKILLs scanrag ingest ten times
 
 SEED = int(os.environ.get("KILL_SEED", "20250611"))
 TRIALS = int(os.environ.get("KILL_TRIALS", "10"))

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import ray
 from seams import open_index
 from typer.testing import CliRunner
 
@@ -32,6 +31,9 @@ from scanrag.ingest.pipeline import parse_fingerprint
 from scanrag.retrieval.chunking import chunk_document
 from scanrag.retrieval.reports import IngestReport
 from scanrag.testing import Sheet, pdf_paragraph, text_pdf
+
+pytestmark = pytest.mark.slow  # starts Ray and worker processes
+ray = pytest.importorskip("ray")
 
 CODES = {"memo-alder": "alderwick", "memo-birch": "birchmoor", "memo-cedar": "cedarholt"}
 

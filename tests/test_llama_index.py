@@ -37,6 +37,8 @@ from scanrag.ingest.model import BBox
 from scanrag.ingest.parsers import Block, Parser, get_parser
 from scanrag.testing import Sheet, image_pdf, invoice, receipt_zh, two_column_report
 
+pytestmark = pytest.mark.slow  # OCRs three scans and builds LlamaIndex indexes
+
 REGION_ID = re.compile(r"[0-9a-f]{16}:p\d+:r\d+")
 
 

@@ -26,6 +26,8 @@ from scanrag.ingest.orientation import Straightener, map_box, skew_matrix, turn_
 from scanrag.ingest.parsers import get_parser
 from scanrag.ingest.pipeline import parse_file, parse_fingerprint
 
+pytestmark = pytest.mark.slow  # OCRs turned and skewed pages at every angle
+
 #: Pure quarter turns move pixels exactly: boxes may differ by OCR rounding only.
 TURN_TOLERANCE = 3
 #: A deskew resamples the page and levels it to about 0.2°: a few pixels more.

@@ -74,7 +74,7 @@ def test_the_defaults_keep_the_fingerprints_of_earlier_caches():
         "text": {},
         "embedded": {"use_cls": False, "layout_min_score": 0.5},
     }
-    assert fingerprint(parser="tesseract", tesseract_lang="eng") == {"lang": "eng"}
+    assert TesseractOptions(tesseract_lang="eng").fingerprint() == {"lang": "eng"}
     assert fingerprint(parser="glm-ocr", ocr_api="maas", ocr_api_key="k") == {
         "api": "maas",
         "model": "glm-ocr",

@@ -20,6 +20,8 @@ from scanrag.ingest.parsers.tesseract import (
 )
 from scanrag.ingest.pipeline import parse_file
 
+pytestmark = pytest.mark.slow  # runs Tesseract
+
 needs_tesseract = pytest.mark.skipif(
     shutil.which("tesseract") is None and not os.environ.get("CI"),
     reason="tesseract is not installed (apt-get install tesseract-ocr tesseract-ocr-chi-sim)",

@@ -17,7 +17,10 @@ import pytest
 pytest.importorskip("transformers")
 torch = pytest.importorskip("torch")
 #: transformers' GLM-V processor builds numpy arrays in a way numpy 2 warns about
-pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+pytestmark = [
+    pytest.mark.slow,  # needs torch and transformers
+    pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning"),
+]
 
 from scanrag import ConfigError, testing  # noqa: E402
 from scanrag.config import Settings  # noqa: E402

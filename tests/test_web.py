@@ -19,11 +19,14 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
-from playwright.sync_api import expect, sync_playwright
 from seams import app_for
 
 from scanrag.config import Settings
 from scanrag.testing import invoice, text_pdf
+
+pytestmark = pytest.mark.slow  # drives Chromium
+playwright = pytest.importorskip("playwright.sync_api")
+expect, sync_playwright = playwright.expect, playwright.sync_playwright
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
