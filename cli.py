@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -125,7 +125,7 @@ def make_settings(**overrides: Any) -> Settings:
         fail_usage(f"invalid settings: {exc}")
 
 
-def fail_usage(message: str) -> typer.Exit:
+def fail_usage(message: str) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(2)
 
@@ -525,7 +525,9 @@ def serve(
         port=port,
         log_level="debug" if verbose else "info",
         access_log=False,  # scanrag logs its own access lines (SCANRAG_ACCESS_LOG)
-        timeout_graceful_shutdown=settings.shutdown_timeout,  # then the running ingest stops
+        # then the running ingest stops; uvicorn annotates an int, and waits with asyncio,
+        # which takes the float
+        timeout_graceful_shutdown=settings.shutdown_timeout,  # type: ignore[arg-type]
     )
 
 

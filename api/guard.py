@@ -128,7 +128,7 @@ class Guard:
         path, method = scope["path"], scope["method"]
         expected = self.settings.api_key
         needs_key = expected and method != "OPTIONS" and not PUBLIC.match(path)
-        if needs_key and not key_matches(presented_key(headers), expected):
+        if expected and needs_key and not key_matches(presented_key(headers), expected):
             return 401, KEY_HINT, [(b"www-authenticate", b"Bearer")]
         if not expected and path != "/healthz":
             refusal = self.refuse_keyless(scope, headers)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
@@ -14,7 +16,9 @@ from ..imaging import highlight, jpeg_bytes, parse_boxes
 from ..urls import PAGE_IMAGE, REGION_CROP
 
 router = APIRouter(tags=["images"])
-JPEG = {200: {"content": {"image/jpeg": {}}, "description": "A JPEG image."}}
+JPEG: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"image/jpeg": {}}, "description": "A JPEG image."}
+}
 
 
 @router.get(PAGE_IMAGE, responses=JPEG, response_class=Response)

@@ -108,7 +108,7 @@ def task_for(label: Label) -> Task | None:
     if label == "figure":
         return None
     if label in ("table", "formula"):
-        return label  # type: ignore[return-value]
+        return label
     return "text"
 
 
@@ -339,7 +339,7 @@ def read_regions(
     would look complete to search.
     """
     image = page.image
-    crops = [image.crop(tuple(region.crop)) if region.task else None for region in plan]
+    crops = [image.crop(region.crop) if region.task else None for region in plan]
 
     def read(index: int) -> tuple[str, str | None]:
         task, crop = plan[index].task, crops[index]

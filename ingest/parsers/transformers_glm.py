@@ -66,7 +66,7 @@ def load_glm_ocr(model_id: str, device: str, download: bool) -> tuple[Any, Any]:
     dtype = torch.float32
     if device.startswith("cuda"):
         dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    processor_class = AutoProcessor if is_torchvision_available() else image_only_processor()
+    processor_class: Any = AutoProcessor if is_torchvision_available() else image_only_processor()
     model_id = weights_path(model_id, "GLM-OCR", "SCANRAG_TRANSFORMERS_MODEL")
     try:
         processor = processor_class.from_pretrained(model_id, local_files_only=not download)
@@ -75,7 +75,8 @@ def load_glm_ocr(model_id: str, device: str, download: bool) -> tuple[Any, Any]:
         )
     except (OSError, ValueError) as exc:
         raise missing_weights("GLM-OCR", model_id, "SCANRAG_TRANSFORMERS_MODEL", exc) from exc
-    return processor, model.to(device).eval()
+    # transformers types PreTrainedModel.to through a decorator that takes the model itself
+    return processor, model.to(device).eval()  # type: ignore[arg-type]
 
 
 class TransformersOptions(ParserOptions):
