@@ -19,8 +19,10 @@ from pathlib import Path
 import pytest
 import seams
 
-from scanrag.ingest.model import doc_id_for
+from scanrag.errors import ConfigError
+from scanrag.ingest.model import BBox, doc_id_for
 from scanrag.ingest.parallel import InlineRunner
+from scanrag.ingest.parsers import Block
 from scanrag.ingest.pipeline import parse_file
 from scanrag.retrieval.chunking import chunk_document
 from scanrag.retrieval.index import Index
@@ -408,3 +410,31 @@ def test_points_of_a_document_no_file_refers_to_are_swept(tmp_path, store):
     with open_index(tmp_path / "data", **options) as index:
         assert index.ingest([docs]).unchanged == 1
         assert index.store.doc_counts() == {kept: expected_chunks(index, kept)}
+
+
+class OneRegion:
+    """A parser object of one's own: every page is one region saying so."""
+
+    name, version = "one-region", "1"
+
+    def config(self) -> dict:
+        return {}
+
+    def parse_page(self, page) -> list[Block]:
+        return [Block("text", BBox(10, 10, 400, 60), text="handwritten ledger", source=self.name)]
+
+
+def test_a_parser_object_reads_every_file_in_this_process(folder, data_dir):
+    with seams.open_index(data_dir=data_dir, parser=OneRegion()) as index:
+        assert index.settings.parser == "auto"  # an object is no setting
+        report = index.ingest([folder])
+        assert (report.added, report.failed) == (4, 0)
+        assert isinstance(index.runner, InlineRunner)
+        for info in index.documents():
+            doc = index.document(info.doc_id)
+            assert {region.source for region in doc.regions()} == {"one-region"}
+        assert len(index.search("handwritten ledger", top_k=10, mode="sparse")) == 4
+    with seams.open_index(data_dir=data_dir, parser="pdf-text") as index:
+        assert index.ingest([folder]).updated == 4  # another parser: parsed again
+    with pytest.raises(ConfigError, match="in this process"):
+        Index(data_dir=data_dir, parser=OneRegion(), workers=2)
