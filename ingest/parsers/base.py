@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from ...config import Settings
 from ..loaders import PageImage
@@ -36,6 +36,16 @@ class ParserOptions(BaseModel):
     def fingerprint(self) -> dict[str, Any]:
         """What of these options decides the parser's output."""
         return self.model_dump(mode="json", by_alias=True)
+
+
+class ServerOptions(ParserOptions):
+    """A model server's address and how it is asked, for parsers that send it pages or
+    regions: the same model reads the same wherever it runs, so none is fingerprinted."""
+
+    ocr_url: str | None = Field(exclude=True)
+    ocr_api_key: SecretStr | None = Field(exclude=True)
+    ocr_timeout: float = Field(exclude=True)
+    ocr_retries: int = Field(exclude=True)
 
 
 @dataclass

@@ -15,14 +15,14 @@ import logging
 from collections.abc import Callable
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field
 
 from ...config import Settings
 from ...errors import ConfigError
 from ...modelserver import Endpoint, ModelServer, one_line
 from ..loaders import PDF, PageImage, SourceFile
 from ..model import BBox
-from .base import Block, ParserOptions
+from .base import Block, ServerOptions
 from .glm import OCR_ENDPOINT, content_block, map_label
 
 log = logging.getLogger(__name__)
@@ -34,14 +34,9 @@ MAX_PDF_PAGES = 100
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
 
 
-class MaasOptions(ParserOptions):
+class MaasOptions(ServerOptions):
     ocr_api: Literal["openai", "maas"] = Field(serialization_alias="api")
     ocr_model: str = Field(serialization_alias="model")
-    # where the service is and how it is asked: not what it reads
-    ocr_url: str | None = Field(exclude=True)
-    ocr_api_key: SecretStr | None = Field(exclude=True)
-    ocr_timeout: float = Field(exclude=True)
-    ocr_retries: int = Field(exclude=True)
 
 
 class MaasParser:

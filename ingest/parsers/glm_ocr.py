@@ -12,13 +12,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from PIL import Image
-from pydantic import Field, SecretStr
+from pydantic import Field
 
 from ...config import Settings
 from ...errors import ConfigError
 from ...modelserver import Endpoint, ModelServer, image_data_uri
 from ..loaders import PageImage
-from .base import Block, ParserOptions
+from .base import Block, ServerOptions
 from .glm import OCR_ENDPOINT, TASK_PROMPTS, Task, plan_regions, read_regions
 from .glm_maas import MaasParser
 from .layout_models import Layout, describe_layout, layout_detector
@@ -33,15 +33,10 @@ SAMPLING: dict[str, Any] = {
 }
 
 
-class GlmOcrOptions(ParserOptions):
+class GlmOcrOptions(ServerOptions):
     ocr_model: str = Field(serialization_alias="model")
     ocr_max_tokens: int = Field(serialization_alias="max_tokens")
-    # where the server is and how it is asked: the same model reads the same everywhere
-    ocr_url: str | None = Field(exclude=True)
-    ocr_api_key: SecretStr | None = Field(exclude=True)
-    ocr_timeout: float = Field(exclude=True)
-    ocr_retries: int = Field(exclude=True)
-    ocr_workers: int = Field(exclude=True)
+    ocr_workers: int = Field(exclude=True)  # requests in flight: speed
 
 
 def ocr_server(options: GlmOcrOptions) -> ModelServer:

@@ -21,7 +21,7 @@ from ...errors import ConfigError
 from ...modelserver import Endpoint, ModelServer, image_data_uri, one_line
 from ..loaders import PageImage
 from ..model import LABELS, BBox
-from .base import Block, ParserOptions
+from .base import Block, ServerOptions
 from .glm import content_block, map_label
 
 #: The instruction sent with every page; tests check requests against it.
@@ -103,17 +103,13 @@ def norm_box(raw: Any) -> tuple[float, float, float, float] | None:
     return (x0, y0, x1, y1) if x1 > x0 and y1 > y0 else None
 
 
-class VlmOptions(ParserOptions):
+class VlmOptions(ServerOptions):
     vlm_model: str = Field(serialization_alias="model")
     ocr_max_tokens: int = Field(serialization_alias="max_tokens")
     vlm_extra: dict[str, Any] = Field(serialization_alias="extra")
-    # where the server is and how it is asked: not what it reads
+    # its own server, when not the GLM-OCR one (ocr_url, ocr_api_key)
     vlm_url: str | None = Field(exclude=True)
-    ocr_url: str | None = Field(exclude=True)
     vlm_api_key: SecretStr | None = Field(exclude=True)
-    ocr_api_key: SecretStr | None = Field(exclude=True)
-    ocr_timeout: float = Field(exclude=True)
-    ocr_retries: int = Field(exclude=True)
 
 
 class VlmParser:
