@@ -11,7 +11,7 @@ TORCH ?= torch==2.13.0
 # test). Installed when missing and we are root; otherwise we say what to install.
 DEBS := tesseract-ocr tesseract-ocr-chi-sim chromium
 
-.PHONY: demo test venv system-deps
+.PHONY: demo test venv system-deps typecheck
 
 $(BIN)/scanrag: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,13 @@ system-deps:
 		else echo "please install: sudo apt-get install $$missing"; exit 1; fi; \
 	fi
 
+# mypy checks the package under its name, `scanrag`: the repository root is the package, so it
+# is linked under that name inside the venv.
+typecheck: venv
+	mkdir -p $(VENV)/mypy-root && ln -sfn $(CURDIR) $(VENV)/mypy-root/scanrag
+	MYPYPATH=$(VENV)/mypy-root $(BIN)/mypy --config-file pyproject.toml -p scanrag
+
 test: venv system-deps
 	$(BIN)/ruff check .
+	$(MAKE) --no-print-directory typecheck
 	$(BIN)/pytest --rootdir=tests  # the root is the package: keep pytest from importing it

@@ -43,7 +43,7 @@ def parse(path: str | Path, settings: Settings | None = None, **options: Any) ->
     """
     from .ingest.pipeline import parse_file
 
-    settings = Settings(**{**(settings.model_dump() if settings else {}), **options})
+    settings = settings.merged(**options) if settings else Settings(**options)
     return parse_file(Path(path), settings)
 
 

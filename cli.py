@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -108,7 +108,7 @@ def setup_logging(verbose: bool) -> None:
         format="%(levelname)s %(name)s: %(message)s",
         force=True,
     )
-    from .ingest.parsers.embedded import quiet_model_logs
+    from .ingest.parsers.quiet import quiet_model_logs
 
     if not verbose:
         quiet_model_logs()
@@ -125,7 +125,7 @@ def make_settings(**overrides: Any) -> Settings:
         fail_usage(f"invalid settings: {exc}")
 
 
-def fail_usage(message: str) -> typer.Exit:
+def fail_usage(message: str) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(2)
 
@@ -365,7 +365,8 @@ def ingest(
 ) -> None:
     """Index files and folders; a second run only touches what changed."""
     from .ingest.loaders import show
-    from .retrieval.index import Index, IngestEvent
+    from .retrieval.index import Index
+    from .retrieval.reports import IngestEvent
 
     setup_logging(verbose)
     settings = make_settings(
@@ -474,6 +475,7 @@ def ask(
     verbose: VerboseOption = False,
 ) -> None:
     """Answer a question; citations point at page regions (same JSON as POST /v1/query)."""
+    from .api.schemas import QueryResponse
     from .retrieval.index import Index
 
     setup_logging(verbose)
@@ -487,7 +489,7 @@ def ask(
     with user_errors(), Index(settings) as index:
         result = index.ask(question, top_k=top_k, filters=parse_filters(filters))
     if json_out:
-        print_json(result.model_dump(mode="json"))
+        print_json(QueryResponse.of(result).model_dump(mode="json"))
         return
     typer.echo(result.answer)
     for citation in result.citations:
@@ -527,7 +529,9 @@ def serve(
         port=port,
         log_level="debug" if verbose else "info",
         access_log=False,  # scanrag logs its own access lines (SCANRAG_ACCESS_LOG)
-        timeout_graceful_shutdown=settings.shutdown_timeout,  # then the running ingest stops
+        # then the running ingest stops; uvicorn annotates an int, and waits with asyncio,
+        # which takes the float
+        timeout_graceful_shutdown=settings.shutdown_timeout,  # type: ignore[arg-type]
     )
 
 
@@ -556,8 +560,13 @@ def mcp_server(
         fail_usage(f"unknown --transport {transport!r}; use stdio or http")
     settings = listening_on(host, make_settings(data_dir=data_dir, qdrant_url=qdrant_url))
     index: Index | None = None
+
+    def opened() -> Index:
+        assert index is not None, "tools are called only once the index is open"
+        return index
+
     with user_errors():
-        server = build_server(lambda: index)  # first: without the mcp package, one line
+        server = build_server(opened)  # first: without the mcp package, one line
         with Index(settings) as index:
             index.store  # noqa: B018 - open it now: a data dir in use by `serve` fails here
             if transport == "stdio":

@@ -291,6 +291,10 @@ class Settings(BaseSettings):
             return ",".join(str(item).strip() for item in value if str(item).strip()) or None
         return value
 
+    def merged(self, **options: Any) -> Settings:
+        """These settings with `options` on top, validated again as a new Settings."""
+        return type(self)(**{**self.model_dump(), **options})
+
     @classmethod
     def settings_customise_sources(
         cls,

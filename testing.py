@@ -66,7 +66,7 @@ class Sheet:
         """Draw one line with its top-left at (x, y); returns its ink box."""
         face = font(size, cjk=has_cjk(text), bold=bold)
         self.draw.text((x, y), text, fill=(20, 20, 20), font=face)
-        box = BBox(*self.draw.textbbox((x, y), text, font=face))
+        box = BBox.enclosing(*self.draw.textbbox((x, y), text, font=face))
         self.lines.append(DrawnLine(text, box, label))
         return box
 
@@ -116,8 +116,8 @@ class Sheet:
             return self.canvas.copy()
         rng = np.random.default_rng(seed)
         pixels = np.asarray(self.canvas.filter(ImageFilter.GaussianBlur(0.6)), dtype=np.float32)
-        pixels = pixels * 0.96 + 6 + rng.normal(0, noise, pixels.shape)
-        return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+        grainy = pixels * 0.96 + 6 + rng.normal(0, noise, pixels.shape)
+        return Image.fromarray(np.clip(grainy, 0, 255).astype(np.uint8))
 
 
 def image_pdf(images: list[Image.Image], path: Path, dpi: int = 200) -> Path:
@@ -330,7 +330,10 @@ def encrypted_pdf(path: Path, code: str, password: str) -> Path:
     source = code_pdf(path.with_suffix(".plain"), code)
     pdf = pymupdf.open(source)
     pdf.save(
-        path, encryption=pymupdf.PDF_ENCRYPT_AES_256, user_pw=password, owner_pw=password + "!"
+        path,
+        encryption=pymupdf.PDF_ENCRYPT_AES_256,  # type: ignore[attr-defined]  # made at import
+        user_pw=password,
+        owner_pw=password + "!",
     )
     pdf.close()
     source.unlink()

@@ -6,7 +6,7 @@ uvicorn --factory scanrag.api.app:create_app      # or: scanrag serve
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Request
@@ -24,7 +24,6 @@ from .mcp_server import mount as mount_mcp
 from .metrics import Metrics
 from .paths import HidePaths
 from .routes import chat, documents, images, ingest, jobs, query, system, web
-from .uploads import clear_incoming
 
 log = logging.getLogger("scanrag.api")
 
@@ -61,7 +60,11 @@ NO_KEY_WARNING = (
 )
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, open_index: Callable[[Settings], Index] = Index
+) -> FastAPI:
+    """The app; `open_index` opens its index at every start (an Index with parts of one's
+    own: a shared encoder, a store, a runner)."""
     settings = settings or Settings()
 
     @asynccontextmanager
@@ -69,8 +72,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         handler = configure_access_log(settings)
         if not settings.api_key:
             log.warning(NO_KEY_WARNING)
-        index = Index(settings)
-        clear_incoming(index.data_dir / "uploads")
+        index = open_index(settings)
+        index.data.clear_incoming()
         metrics = Metrics()
         manager = JobManager(index, on_report=metrics.record_ingest)
         app.state.scanrag = AppState(settings=settings, index=index, jobs=manager, metrics=metrics)

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 from ..config import Settings
 from ..errors import printable
+from .urls import API, DOCUMENTS
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -60,7 +61,7 @@ def presented_key(headers: dict[str, str]) -> str | None:
 
 
 def body_limit(settings: Settings, method: str, path: str) -> int:
-    if method == "POST" and path == "/v1/documents":
+    if method == "POST" and path == DOCUMENTS:
         per_file = settings.max_upload_mb << 20
         return per_file * settings.max_upload_files + UPLOAD_OVERHEAD
     return JSON_BODY_LIMIT
@@ -93,7 +94,7 @@ class Guard:
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500  # unless a response starts
 
-        private = scope["path"].startswith("/v1/")  # documents' text and images: never cached
+        private = scope["path"].startswith(f"{API}/")  # documents' text, images: never cached
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -134,7 +135,7 @@ class Guard:
         path, method = scope["path"], scope["method"]
         expected = self.settings.api_key
         needs_key = expected and method != "OPTIONS" and not PUBLIC.match(path)
-        if needs_key and not key_matches(presented_key(headers), expected):
+        if expected and needs_key and not key_matches(presented_key(headers), expected):
             return 401, KEY_HINT, [(b"www-authenticate", b"Bearer")]
         if not expected and path != "/healthz":
             refusal = self.refuse_keyless(scope, headers)
@@ -207,7 +208,7 @@ def host_allowed(host: str, scope: Scope, allowed: list[str]) -> bool:
 
 
 def too_large(limit: int, path: str, settings: Settings) -> str:
-    if path == "/v1/documents":
+    if path == DOCUMENTS:
         return (
             f"the upload is larger than {limit >> 20} MB in all ({settings.max_upload_files} "
             f"files of at most {settings.max_upload_mb} MB: SCANRAG_MAX_UPLOAD_FILES, "

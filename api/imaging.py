@@ -38,11 +38,11 @@ def highlight(page: Image.Image, boxes: list[BBox]) -> Image.Image:
     shown = [box.clip(page.width, page.height) for box in boxes]
     shown = [box for box in shown if box.x1 > box.x0 and box.y1 > box.y0]  # off the page
     for box in shown:
-        area = page.crop(tuple(box))
+        area = page.crop(box)
         yellow = Image.new("RGB", area.size, FILL)
-        page.paste(Image.blend(area, yellow, ALPHA), tuple(box))
+        page.paste(Image.blend(area, yellow, ALPHA), box)
     for box in shown:
-        draw.rectangle(tuple(box), outline=OUTLINE, width=width)
+        draw.rectangle(box, outline=OUTLINE, width=width)
     return page
 
 

@@ -1,10 +1,11 @@
 """Ingest jobs: accepted work is recorded in SQLite before it is acknowledged, indexed one job
 at a time on a background thread, and resumed when the server starts again.
 
-`jobs.sqlite` lives beside the manifest. A job is written (synchronously, fsynced) before
-its 202 is sent, its progress after every file, and its end when it ends; a server killed at
-any moment finds its `queued` and `running` jobs at the next start and runs them again. That
-is safe because an ingest is idempotent: files indexed before the kill are `unchanged`.
+`jobs.sqlite` lives beside the manifest (`DataDir.jobs`). A job is written (synchronously,
+fsynced) before its 202 is sent, its progress after every file, and its end when it ends; a
+server killed at any moment finds its `queued` and `running` jobs at the next start and runs
+them again. That is safe because an ingest is idempotent: files indexed before the kill are
+`unchanged`.
 
 Queries never wait for a job: they read the index while it is being written (a document
 becomes visible once all its points are written).
@@ -26,7 +27,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..ingest.loaders import show
-from ..retrieval.index import FileError, Index, IngestEvent, IngestReport
+from ..retrieval.index import Index
+from ..retrieval.reports import FileError, IngestEvent, IngestReport
 from .schemas import JobStatus
 
 log = logging.getLogger(__name__)
@@ -135,7 +137,7 @@ class JobManager:
     ) -> None:
         self.index = index
         self.on_report = on_report
-        self.store = JobStore(index.data_dir / "jobs.sqlite")
+        self.store = JobStore(index.data.jobs)
         self._active: dict[str, JobStatus] = {}  # queued and running jobs, with live progress
         self._queue: queue.Queue[Work | None] = queue.Queue()  # None: stop
         self._lock = threading.Lock()

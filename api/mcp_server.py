@@ -30,13 +30,14 @@ from starlette.routing import Route
 from .. import __version__
 from ..config import Settings
 from ..errors import ConfigError, ScanragError, Text
-from ..retrieval.answer import Answer
-from ..retrieval.index import DocumentInfo, Index
+from ..retrieval.index import Index
+from ..retrieval.reports import DocumentInfo
 from ..retrieval.results import SearchHit
 from ..retrieval.store import SearchFilters
 from .guard import ASGIApp, Guard, Receive, Scope, Send
 from .imaging import jpeg_bytes
 from .paths import HidePaths
+from .schemas import QueryResponse
 
 MISSING = "the MCP server needs the mcp package (2.x): pip install 'scanrag[mcp]'"
 try:
@@ -81,7 +82,7 @@ def _checked(step: Callable[[], _T]) -> _T:
         raise ToolError(str(exc)) from exc
 
 
-def answer_text(answer: Answer) -> str:
+def answer_text(answer: QueryResponse) -> str:
     """The answer, then one line per citation: where it is and what it says."""
     lines = [answer.answer]
     for c in answer.citations:
@@ -115,11 +116,11 @@ def build_server(index: Callable[[], Index]) -> MCPServer:
     @server.tool(annotations=read_only)
     def ask(
         question: Question, top_k: TopK = 5, filters: SearchFilters | None = None
-    ) -> Annotated[CallToolResult, Answer]:
+    ) -> Annotated[CallToolResult, QueryResponse]:
         """Answer a question from the documents. Every [n] in the answer is a citation of a
         page region (document, page, region id, box, the lines that answer); an answer the
         documents do not hold says so, with no citations."""
-        result = _checked(lambda: index().ask(question, top_k, filters))
+        result = QueryResponse.of(_checked(lambda: index().ask(question, top_k, filters)))
         return CallToolResult(
             content=[TextContent(type="text", text=answer_text(result))],
             structured_content=result.model_dump(mode="json"),

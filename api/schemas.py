@@ -11,10 +11,11 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field
 
 from ..errors import Text
-from ..retrieval.answer import Citation
-from ..retrieval.index import DocumentInfo, FileError, IngestReport
+from ..retrieval.answer import Answer
+from ..retrieval.reports import DocumentInfo, FileError, IngestReport
 from ..retrieval.results import SearchHit
 from ..retrieval.store import SearchFilters
+from .urls import Citation
 
 
 class SearchRequest(BaseModel):
@@ -41,6 +42,11 @@ class QueryRequest(BaseModel):
 class QueryResponse(BaseModel):
     answer: str
     citations: list[Citation]
+
+    @classmethod
+    def of(cls, answer: Answer) -> QueryResponse:
+        """What POST /v1/query (and `scanrag ask --json`) answers: the citations linked."""
+        return cls(answer=answer.answer, citations=[Citation.of(c) for c in answer.citations])
 
 
 class ExtractRequest(BaseModel):

@@ -1,8 +1,8 @@
-"""Receiving an upload while it streams in: each file is written to `uploads/.incoming` and
-hashed on the way, under the per-file and per-request limits, so that a file over the limit is
-refused as soon as its bytes pass it (nothing is buffered first). A refused or broken request
-leaves nothing behind; a file is moved to `uploads/<sha256[:16]>/<name>` only once the whole
-request has arrived.
+"""Receiving an upload while it streams in: each file is written to the data dir's incoming
+folder (`DataDir.incoming`) and hashed on the way, under the per-file and per-request limits,
+so that a file over the limit is refused as soon as its bytes pass it (nothing is buffered
+first). A refused or broken request leaves nothing behind; a file is moved to its place
+(`DataDir.upload`) only once the whole request has arrived.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +21,8 @@ from fastapi.concurrency import run_in_threadpool
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect
+
+from ..datadir import DataDir
 
 FIELD = "files"  # the multipart field that carries the documents
 MAX_NAME_BYTES = 200  # file systems allow 255 bytes per name; leave room for suffixes
@@ -224,17 +225,12 @@ async def receive_files(
     return parts.files
 
 
-def store(file: Incoming, uploads: Path) -> Path:
-    """Move a received file to its place, `uploads/<sha256[:16]>/<name>`."""
-    target = uploads / file.digest.hexdigest()[:16] / file.name
+def store(file: Incoming, data: DataDir) -> Path:
+    """Move a received file to its place in the data dir."""
+    target = data.upload(file.digest.hexdigest(), file.name)
     target.parent.mkdir(parents=True, exist_ok=True)
     os.replace(file.tmp, target)
     return target
-
-
-def clear_incoming(uploads: Path) -> None:
-    """Remove what a server killed mid-upload left in `uploads/.incoming` (never acknowledged)."""
-    shutil.rmtree(uploads / ".incoming", ignore_errors=True)
 
 
 async def drain(request: Request) -> None:

@@ -97,7 +97,7 @@ def worker(mode: str, work: Path) -> None:
 def _mode(mode: str, work: Path, pages: dict[str, Any]) -> tuple[Callable, Callable]:
     """The timed call of a mode, and its untimed preparation; each is called with a page
     number, "run" (the born-digital PDF) or "warm"."""
-    from scanrag.ingest.parsers.embedded import quiet_model_logs
+    from scanrag.ingest.parsers.quiet import quiet_model_logs
 
     quiet_model_logs()
 
@@ -155,9 +155,11 @@ def _mode(mode: str, work: Path, pages: dict[str, Any]) -> tuple[Callable, Calla
         count = iter(range(1000))
 
         def run_pdf_ingest(key: str) -> None:
-            index = Index(Settings(parser="pdf-text", data_dir=work / f"index-pdf-{next(count)}"))
-            if encoder:
-                index.dense = encoder[0]  # the model stays loaded between runs, as in a server
+            # the model stays loaded between runs, as in a server
+            index = Index(
+                Settings(parser="pdf-text", data_dir=work / f"index-pdf-{next(count)}"),
+                encoder=encoder[0] if encoder else None,
+            )
             with index:
                 report = index.ingest([documents[key]])
                 assert report.added == 1 and report.pages > 0, report

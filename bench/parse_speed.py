@@ -138,7 +138,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     raw(tiny)  # RapidOCR loads its sessions on first use
     loads["raw"] = time.perf_counter() - started
     # the int8 detector is made once per machine: a parser of its own makes it (or finds it)
-    int8_build = timed(lambda: EmbeddedParser(fast)._models())
+    int8_build = timed(lambda: EmbeddedParser.from_settings(fast).models())
     for name, options in (("jpeg", settings), ("fast", fast)):
         loads[name] = timed(lambda options=options: get_parser(options).read_lines(tiny))
     loads["pdf"] = loads["jpeg"]  # one parser serves both

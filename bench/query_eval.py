@@ -47,7 +47,7 @@ from scanrag.evaluate import (
     percentile,
     scale_box,
 )
-from scanrag.ingest.parsers.embedded import quiet_model_logs
+from scanrag.ingest.parsers.quiet import quiet_model_logs
 from scanrag.retrieval.answer import Citation
 from scanrag.retrieval.index import Index
 

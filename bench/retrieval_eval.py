@@ -42,7 +42,7 @@ from common import describe, finish, machine
 
 from scanrag import Settings
 from scanrag.evaluate import evidence_hit, language, load_questions, load_truth
-from scanrag.ingest.parsers.embedded import quiet_model_logs
+from scanrag.ingest.parsers.quiet import quiet_model_logs
 from scanrag.retrieval.index import Index
 from scanrag.retrieval.results import SearchHit
 
@@ -58,7 +58,7 @@ def evaluate(index: Index, set_dir: Path, top_k: int) -> tuple[list[dict[str, An
     rows, misses = [], []
     dense_vectors = index.dense.encode([q.question for q in questions])
     for question, dense in zip(questions, dense_vectors, strict=True):
-        sparse = index.sparse.encode_query(question.question)
+        sparse = index.encoders.sparse.encode_query(question.question)
         queries = {
             "dense": (dense, None, "rrf"),
             "sparse": (None, sparse, "rrf"),

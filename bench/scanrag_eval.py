@@ -21,7 +21,7 @@ from common import RESULTS, describe, finish, machine, write_json
 from scanrag.cli import format_eval
 from scanrag.config import Settings
 from scanrag.evaluate import run_eval
-from scanrag.ingest.parsers.embedded import quiet_model_logs
+from scanrag.ingest.parsers.quiet import quiet_model_logs
 
 DEFAULT_SET = Path("/work/shared/dev-eval")
 

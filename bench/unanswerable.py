@@ -31,7 +31,7 @@ from common import RESULTS, describe, finish, machine, write_json
 from scanrag.cli import format_eval
 from scanrag.config import Settings
 from scanrag.evaluate import EvalReport, load_questions, load_truth, run_eval
-from scanrag.ingest.parsers.embedded import quiet_model_logs
+from scanrag.ingest.parsers.quiet import quiet_model_logs
 from scanrag.retrieval.questions import normal, understand
 
 

@@ -35,14 +35,15 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 from pydantic import ConfigDict, Field, PrivateAttr
 
+from ..api.urls import Citation
 from ..config import Settings
 from ..errors import ConfigError, ModelServerError, ScanragError
 from ..ingest.loaders import discover
 from ..ingest.markdown import page_markdown
 from ..ingest.model import Document as ScanDocument
 from ..ingest.pipeline import parse_file
+from ..retrieval.answer import ExtractiveAnswerer
 from ..retrieval.store import SearchFilters
-from .citing import hit_citation
 
 log = logging.getLogger(__name__)
 
@@ -92,10 +93,12 @@ class ScanRAGRetriever(BaseRetriever):
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun
     ) -> list[Document]:
         hits = self.index.search(query, self.top_k, self.filters, self.mode)
+        answerer = ExtractiveAnswerer()
         documents = []
         for rank, hit in enumerate(hits, start=1):
+            cited = Citation.of(answerer.cite_hit(query, hit, rank))
             metadata = {
-                **hit_citation(query, hit, rank).model_dump(mode="json"),
+                **cited.model_dump(mode="json"),
                 "chunk_id": hit.chunk_id,
                 "regions": [
                     r.model_dump(mode="json", exclude={"lines", "page_width", "page_height"})

@@ -503,10 +503,15 @@ def open_image(path: Path, data: bytes | BinaryIO) -> Image.Image:
         ) from exc
 
 
+def _ready(image: Image.Image) -> Callable[[], Image.Image]:
+    """A page's `render` for an image decoded already."""
+    return lambda: image
+
+
 def _frame_count(path: Path, image: Image.Image) -> int:
     """Pages of a TIFF; counting walks every frame header, which can be broken too."""
     try:
-        return image.n_frames
+        return int(getattr(image, "n_frames", 1))  # a TIFF counts them; one image is one
     except Exception as exc:
         raise CorruptFile(
             f"{show(path)}: the TIFF's page list cannot be read ({type(exc).__name__}: {exc}); "
@@ -550,7 +555,7 @@ def _image_pages(source: SourceFile, settings: Settings, indexes: range) -> Iter
                 width=rgb.width,
                 height=rgb.height,
                 dpi=dpi,
-                render=lambda rgb=rgb: rgb,
+                render=_ready(rgb),
             )
 
 

@@ -9,6 +9,7 @@ computed on demand with `BBox.to_points`.
 from __future__ import annotations
 
 import math
+import re
 from datetime import datetime, timezone
 from typing import Literal, NamedTuple
 
@@ -180,6 +181,14 @@ def doc_id_for(sha256: str) -> str:
 
 def region_id_for(doc_id: str, page: int, index: int) -> str:
     return f"{doc_id}:p{page}:r{index}"
+
+
+def parse_region_id(region_id: str) -> tuple[str, int, int]:
+    """'3f9c0a1b2c3d4e5f:p1:r7' → (doc id, page, index); ValueError when malformed."""
+    match = re.fullmatch(r"([0-9a-f]{16}):p(\d+):r(\d+)", region_id)
+    if not match:
+        raise ValueError(f"not a region id: {region_id!r}")
+    return match.group(1), int(match.group(2)), int(match.group(3))
 
 
 class Line(BaseModel):

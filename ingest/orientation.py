@@ -310,7 +310,7 @@ def _sharpness(xs: np.ndarray, ys: np.ndarray, angles: np.ndarray) -> np.ndarray
 def apply(page: PageImage, finding: Finding, image: Image.Image) -> tuple[PageImage, PageRotation]:
     """The page turned and deskewed as `finding` says, and the record of it."""
     rotation = PageRotation(
-        turn=finding.turn,  # type: ignore[arg-type]
+        turn=finding.turn,
         skew=finding.skew,
         source_width=image.width,
         source_height=image.height,

@@ -3,9 +3,9 @@
 `parse_unit` is the one parse function. It runs in the indexing process (one worker), in a
 `ProcessPoolExecutor` worker (`--workers N`) and as a Ray task (`--ray`), and returns the
 same thing everywhere: the Document as JSON and its page images as JPEG bytes, or the error.
-Workers never write into the data directory: the indexing process stores the images and the
-parse cache, and stays the only writer of the manifest and the vector store (the embedded
-Qdrant engine is single-process).
+Workers never write into the data directory (they name page images as `DataDir` does): the
+indexing process stores the images and the parse cache, and stays the only writer of the
+manifest and the vector store (the embedded Qdrant engine is single-process).
 
 A runner keeps a bounded number of units in flight and hands results back as they complete;
 `InlineRunner`, `PoolRunner` and `RayRunner` differ only in where `parse_unit` runs.
@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import json
 import logging
 import multiprocessing
 import os
@@ -30,15 +29,20 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..config import Settings
+from ..datadir import DataDir
 from ..errors import ConfigError, ScanragError
 from .loaders import SourceFile, failure_message, show
 from .model import Document
-from .parsers import Parser, fingerprint, get_parser
+from .parsers import Parser, get_parser
+from .parsers.quiet import quiet_model_logs
+from .pipeline import parse_file, parse_fingerprint
 
 log = logging.getLogger(__name__)
 
-#: parse_file's signature, so the indexing process can pass its own (tests replace it).
+#: parse_file's signature: what parses a unit in the indexing process.
 ParseFile = Callable[..., Document]
+#: Called with (unit, pages done, pages in the file) while a unit is parsed in-process.
+OnUnitPage = Callable[["ParseUnit", int, int], None]
 
 
 @dataclass
@@ -68,36 +72,20 @@ class ParseResult:
     seconds: float = 0.0
 
 
-def parse_fingerprint(parser: Parser, settings: Settings) -> str:
-    """What determines a parsed Document: the parser, its settings, the page dpi and how
-    scanned pages are straightened."""
-    from .pipeline import straightener_for
-
-    straightener = straightener_for(settings, parser)
-    turning = straightener.config() if straightener is not None else None
-    payload = json.dumps([fingerprint(parser), settings.dpi, turning], sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
-
-
-def page_image_path(doc_id: str, parser_fp: str, number: int) -> str:
-    """Where a page image lives, relative to the data directory (it is in `Page.image`)."""
-    return f"pages/{doc_id}/{parser_fp}/{number}.jpg"
-
-
 def parse_unit(
     unit: ParseUnit,
-    parse: ParseFile | None = None,
+    parse: ParseFile = parse_file,
     on_page: Callable[[int, int], None] | None = None,
+    parser: Parser | None = None,
 ) -> ParseResult:
-    """Parse one unit wherever this runs; never raises for a bad file (the result says why)."""
-    from . import pipeline
-
+    """Parse one unit wherever this runs; never raises for a bad file (the result says why).
+    Without `parser`, the unit's settings name it (a worker builds its own)."""
     started = time.perf_counter()
     path = unit.path
     result = ParseResult(path, unit.pages)
     try:
         settings = Settings(**unit.settings)
-        parser = get_parser(settings)
+        parser = parser or get_parser(settings)
         parser_fp = parse_fingerprint(parser, settings)
         if parser_fp != unit.parser_fp:
             raise ConfigError(
@@ -110,9 +98,9 @@ def parse_unit(
             buffer = io.BytesIO()
             image.save(buffer, format="JPEG", quality=settings.page_image_quality)
             result.images[number] = buffer.getvalue()
-            return page_image_path(doc_id, parser_fp, number)
+            return DataDir.page_image(doc_id, parser_fp, number)
 
-        doc = (parse or pipeline.parse_file)(
+        doc = parse(
             path,
             settings,
             parser,
@@ -166,10 +154,20 @@ def available_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def default_workers() -> int:
+def default_workers(cpus: int | None = None) -> int:
     """Half the cores: the indexing process embeds what comes back on the same cores, and
     every worker holds its own OCR models in memory. 1 (in-process) on a 2-core machine."""
-    return max(1, available_cpus() // 2)
+    return max(1, (cpus or available_cpus()) // 2)
+
+
+def worker_threads(settings: Settings, cpus: int | None = None) -> int | None:
+    """onnxruntime threads per parse worker: the cores shared out, 1 per Ray task; None in
+    one process (onnxruntime's default: all cores)."""
+    if settings.ocr_threads or settings.ray_address:
+        return settings.ocr_threads or 1
+    cpus = cpus or available_cpus()
+    workers = settings.workers or default_workers(cpus)
+    return max(1, cpus // workers) if workers > 1 else None
 
 
 # --- runners ----------------------------------------------------------------------------
@@ -192,16 +190,16 @@ class Runner(Protocol):
 
 
 class InlineRunner:
-    """Parses in the calling process, at once: the default on small machines."""
+    """Parses in the calling process, at once: the default on small machines. With `parser`,
+    that parser object reads every unit (it never leaves this process)."""
 
     slots = 1
     reports_pages = True
 
-    def __init__(
-        self, parse: ParseFile, on_page: Callable[[ParseUnit, int, int], None] | None = None
-    ) -> None:
+    def __init__(self, parse: ParseFile = parse_file, parser: Parser | None = None) -> None:
         self.parse = parse
-        self.on_page = on_page
+        self.parser = parser
+        self.on_page: OnUnitPage | None = None  # set by the ingest run
         self._done: list[ParseResult] = []
 
     def submit(self, unit: ParseUnit) -> None:
@@ -209,7 +207,7 @@ class InlineRunner:
             if self.on_page:
                 self.on_page(unit, done, total)
 
-        self._done.append(parse_unit(unit, self.parse, on_page))
+        self._done.append(parse_unit(unit, self.parse, on_page, self.parser))
 
     def results(self, block: bool) -> list[ParseResult]:
         done, self._done = self._done, []
@@ -227,8 +225,6 @@ def _init_worker() -> None:
     """A pool worker: stray prints go to stderr (stdout may be `--json`), model loaders quiet."""
     os.dup2(2, 1)
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING, force=True)
-    from .parsers.embedded import quiet_model_logs
-
     quiet_model_logs()
 
 
@@ -422,3 +418,44 @@ class RayRunner:
                 self._ray.cancel(ref)
         self._pending = {}
         self._data = {}
+
+
+class Runners:
+    """The runner an index parses with, kept from one ingest to the next and started only
+    when a file needs parsing (Ray starts slowly): Ray (`ray_address`), a process pool
+    (`workers` > 1), else this process. A runner given by the caller is used as it is; a
+    parser object given by the caller reads in this process (it is not sent to workers)."""
+
+    def __init__(
+        self, settings: Settings, parser: Parser | None = None, runner: Runner | None = None
+    ) -> None:
+        elsewhere = settings.ray_address or (settings.workers or 1) > 1
+        if parser is not None and runner is None and elsewhere:
+            raise ConfigError(
+                "a parser object parses in this process: leave workers and ray_address unset"
+            )
+        self.settings = settings
+        self.parser = parser
+        self.given = runner
+        self.current: Runner | None = runner
+
+    def get(self) -> Runner:
+        if self.current is None:
+            self.current = self._start()
+        return self.current
+
+    def _start(self) -> Runner:
+        s = self.settings
+        if self.parser is not None:
+            return InlineRunner(parser=self.parser)
+        if s.ray_address:
+            return RayRunner(s.ray_address, parse_unit, s.ray_send_files, s.ocr_threads or 1)
+        workers = s.workers or default_workers()
+        return PoolRunner(workers, parse_unit) if workers > 1 else InlineRunner()
+
+    def close(self) -> None:
+        """Stop the runner, dropping what is still out; one this started is forgotten."""
+        if self.current is not None:
+            self.current.close()
+            if self.current is not self.given:
+                self.current = None

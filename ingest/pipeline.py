@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -110,6 +112,15 @@ def parse_file(
         ),
         warnings=warnings,
     )
+
+
+def parse_fingerprint(parser: Parser, settings: Settings) -> str:
+    """What determines a parsed Document: the parser, its settings, the page dpi and how
+    scanned pages are straightened."""
+    straightener = straightener_for(settings, parser)
+    turning = straightener.config() if straightener is not None else None
+    payload = json.dumps([fingerprint(parser), settings.dpi, turning], sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
 def straightener_for(settings: Settings, parser: Parser) -> Straightener | None:

@@ -58,9 +58,6 @@ class Citation(BaseModel):
     text: str
     score: float
     lines: list[CitedLine] = Field(default_factory=list, description="The lines that answer.")
-    crop_url: str
-    page_image_url: str
-    highlight_url: str
 
 
 class Answer(BaseModel):
@@ -71,7 +68,7 @@ class Answer(BaseModel):
 def cite(
     n: int, hit: SearchHit, region: HitRegion, lines: Sequence[HitLine | CitedLine] = ()
 ) -> Citation:
-    """A numbered citation of one region of a search hit (URLs follow the /v1 API)."""
+    """A numbered citation of one region of a search hit (by ids: links are the API's)."""
     text = hit.text[region.start : region.end]
     return Citation(
         n=n,
@@ -87,9 +84,6 @@ def cite(
         text=text,
         score=round(hit.score, 4),
         lines=[CitedLine(text=line.text, bbox=line.bbox) for line in lines],
-        crop_url=f"/v1/regions/{region.region_id}/crop",
-        page_image_url=f"/v1/documents/{hit.doc_id}/pages/{region.page}/image",
-        highlight_url=f"/v1/documents/{hit.doc_id}/pages/{region.page}/image?highlight={region.region_id}",
     )
 
 
@@ -317,6 +311,22 @@ class ExtractiveAnswerer:
             scored.append((round(score, 4), unit))
         scored.sort(key=lambda item: -item[0])
         return scored
+
+    def cite_hit(self, question: str, hit: SearchHit, n: int = 1) -> Citation:
+        """The citation, numbered `n`, of the region of one hit that best answers the
+        question: the region holding most of the lines of its best row or sentence, with
+        those lines (on a tie the later region, which holds the value of a "key: value" row
+        read left to right); when nothing in it answers, its first region that is not a
+        title."""
+        best = self.best_units(question, [hit])
+        if not best:
+            region = next((r for r in hit.regions if r.label != "title"), hit.regions[0])
+            return cite(n, hit, region)
+        unit = best[0][1]
+        region = max(
+            reversed(unit.regions), key=lambda r: sum(line in r.lines for line in unit.lines)
+        )
+        return cite(n, hit, region, [line for line in unit.lines if line in region.lines])
 
     def find(self, question: str, hits: list[SearchHit]) -> Found | None:
         """The answer's value and its spans, or None when the hits do not hold it.

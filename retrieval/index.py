@@ -1,144 +1,68 @@
-"""The index: ingest folders incrementally, search, delete; backed by Qdrant and a manifest.
-
-Layout of the data directory:
-
-    manifest.sqlite        every source file: stat, sha256, doc id, status, fingerprints
-    cache/<sha>-<fp>.json  parsed Documents, keyed by file hash and parser fingerprint, so that
-                           re-chunking or re-embedding never re-runs OCR (a fallback parse,
-                           kept for its pages and crops, is under fallback-<fp>: parsed again)
-    pages/<doc>/<fp>/N.jpg the stored page images that citations point at
-    qdrant/                the embedded Qdrant Edge engine (unless a server URL is set)
-    uploads/<sha[:16]>/    files uploaded through the API (`jobs.sqlite` beside the manifest
-                           holds the API's ingest jobs)
-
-A document's points are replaced in one write after its row is marked `indexing`, and the row
-is marked `done` only after the write returns: a run killed at any point leaves rows that the
-next run finishes, and never duplicate or orphan points.
-"""
+"""The index: the documents of a data directory, searchable, kept in line with files and
+folders. A facade over its parts — the manifest, the vector store, the data directory and its
+parse cache (`DataDir`), the encoders and the parse runner; each ingest is an `IngestRun`
+over them (`ingest_run.py`)."""
 
 from __future__ import annotations
 
-import hashlib
-import json
-import logging
-import os
-import re
-import shutil
-import time
-import uuid
-import warnings
-from collections.abc import Callable
-from contextlib import ExitStack, suppress
-from dataclasses import dataclass, field
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from PIL import Image
-from pydantic import BaseModel, Field, field_validator
 
 from ..config import Settings
-from ..errors import ConfigError, LimitExceeded, ScanragError, printable
-from ..fsutil import atomic_write
-from ..ingest import parallel
-from ..ingest.loaders import SourceFile, discover, failure_message, open_source, show
-from ..ingest.model import MARGINAL_LABELS, Document
-from ..ingest.parallel import (
-    InlineRunner,
-    ParseResult,
-    ParseUnit,
-    PoolRunner,
-    RayRunner,
-    Runner,
-    available_cpus,
-    batch_size,
-    default_workers,
-    parse_fingerprint,
-    plan_units,
-)
+from ..datadir import DataDir
+from ..ingest.model import BBox, Document, parse_region_id
+from ..ingest.parallel import Runner, Runners
 from ..ingest.parsers import Parser, get_parser
-from ..ingest.pipeline import join_parts, parse_file
+from ..ingest.pipeline import parse_fingerprint
 from .answer import Answer, Answerer, make_answerer
-from .chunking import Chunk, chunk_document
 from .embedding import DenseEncoder, SparseEncoder
+from .images import read_page_image
+from .ingest_run import IngestParts, IngestRun
 from .manifest import FileRecord, Manifest
 from .pii import MaskingAnswerer, mask_hit
+from .points import Encoders, index_fingerprint
+from .reports import DocumentInfo, IngestReport, OnProgress
 from .results import SearchHit
-from .store import ClientStore, EdgeStore, SearchFilters, SearchMode, Store, StorePoint
-
-log = logging.getLogger(__name__)
-POINT_NAMESPACE = uuid.UUID("6f0e7b1c-58a4-4f7e-9d5e-2c1a3b4d5e6f")
-INDEX_VERSION = 4  # bump when chunking, the payload layout or the sparse encoding changes
-_T = TypeVar("_T")
-
-
-class FileError(BaseModel):
-    """One file that failed: its path and a one-line message (what is wrong, what to do)."""
-
-    path: str
-    error: str
-
-    @field_validator("path", "error")
-    @classmethod
-    def _printable(cls, value: str) -> str:
-        return printable(value)  # a non-UTF-8 name must not break JSON output
-
-
-class IngestReport(BaseModel):
-    added: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    removed: int = 0
-    failed: int = 0
-    skipped: int = Field(0, description="Files of other types inside the folders.")
-    pages: int = Field(0, description="Pages parsed in this run.")
-    parse_seconds: float = Field(0.0, description="Time spent parsing (OCR) in this run.")
-    seconds: float = 0.0
-    errors: list[FileError] = Field(default_factory=list)
-    warnings: list[FileError] = Field(
-        default_factory=list, description="Files indexed without some pages, and why."
-    )
-    documents: list[dict[str, Any]] = Field(default_factory=list)
-
-
-class DocumentInfo(BaseModel):
-    doc_id: str
-    source: str
-    paths: list[str]
-    pages: int | None
-    status: str
-    error: str | None = None
-    updated_at: str
-
-
-@dataclass
-class IngestEvent:
-    """Progress: `file` when a file starts, `page` after each page, `done` when it ends."""
-
-    kind: str
-    path: Path
-    file_index: int
-    files_total: int
-    pages_done: int = 0
-    pages_total: int = 0
-    status: str = ""
-
-
-OnProgress = Callable[[IngestEvent], None]
+from .store import SearchFilters, SearchMode, Store, open_store
 
 
 class Index:
-    """A searchable index of documents in `settings.data_dir`."""
+    """A searchable index of documents in `settings.data_dir`.
 
-    def __init__(self, settings: Settings | None = None, **options: Any) -> None:
-        self.settings = Settings(**{**(settings.model_dump() if settings else {}), **options})
-        self.data_dir = Path(self.settings.data_dir)
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.manifest = Manifest(self.data_dir / "manifest.sqlite")
-        self.dense = DenseEncoder(self.settings.embed_model, self.settings.embed_batch_size)
-        self.sparse = SparseEncoder()
-        self._store: Store | None = None
+    `options` override settings. The parts the index would build from its settings can be
+    given instead: `encoder` (the dense encoder), `store` (an open vector store, closed with
+    the index), `runner` (where files are parsed) and `parser` — a parser name is the
+    `parser` setting, a parser object reads every file in this process.
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        encoder: DenseEncoder | None = None,
+        parser: str | Parser | None = None,
+        store: Store | None = None,
+        runner: Runner | None = None,
+        **options: Any,
+    ) -> None:
+        if isinstance(parser, str):
+            options["parser"] = parser
+            parser = None
+        self.settings = settings.merged(**options) if settings else Settings(**options)
+        self.runners = Runners(self.settings, parser, runner)
+        self._parser = parser
+        self.data = DataDir(self.settings.data_dir)
+        self.data.create()
+        self.manifest = Manifest(self.data.manifest)
+        self.dense = encoder or DenseEncoder(
+            self.settings.embed_model, self.settings.embed_batch_size
+        )
+        self.encoders = Encoders(self.dense, SparseEncoder(), self.settings.chunk_tokens)
+        self._store = store
         self._answerer: Answerer | None = None
-        self._parse_runner: Runner | None = None
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -156,7 +80,7 @@ class Index:
             stack.callback(self.manifest.close)
             if store is not None:
                 stack.callback(store.close)
-            stack.callback(self._close_runner)
+            stack.callback(self.runners.close)
 
     @property
     def store(self) -> Store:
@@ -165,41 +89,31 @@ class Index:
         if self._store is None:
             key = f"dimension:{self.settings.embed_model}"
             dimension = int(self.manifest.meta(key) or 0) or self.dense.dimension
-            s = self.settings
-            if s.qdrant_url or s.qdrant_path:
-                self._store = ClientStore(
-                    dimension,
-                    url=s.qdrant_url,
-                    api_key=s.qdrant_api_key,
-                    path=s.qdrant_path,
-                    collection=s.qdrant_collection,
-                    shards=s.qdrant_shards,
-                    replicas=s.qdrant_replicas,
-                    write_consistency=s.qdrant_write_consistency,
-                    write_ordering=s.qdrant_write_ordering,
-                )
-            else:
-                self._store = EdgeStore(self.data_dir / "qdrant", dimension)
+            self._store = open_store(self.settings, self.data.qdrant, dimension)
             self.manifest.set_meta(key, str(dimension))
         return self._store
 
+    @property
+    def runner(self) -> Runner | None:
+        """Where files are parsed; None until a file needed parsing."""
+        return self.runners.current
+
     # --- fingerprints -------------------------------------------------------------------
 
-    def _parser(self) -> Parser:
-        return get_parser(self.settings)
+    @property
+    def parser(self) -> Parser:
+        """The parser object given, else the one the settings name."""
+        return self._parser or get_parser(self.settings)
 
-    def parser_fingerprint(self, parser: Parser) -> str:
-        """What determines a parsed Document: the parser, its settings and the page dpi."""
-        return parse_fingerprint(parser, self.settings)
+    @property
+    def parse_fingerprint(self) -> str:
+        """What determines a parsed Document: the parser, its options and the page dpi."""
+        return parse_fingerprint(self.parser, self.settings)
 
     @property
     def index_fingerprint(self) -> str:
         """What determines the points of a Document: chunking and embedding settings."""
-        s = self.settings
-        payload = json.dumps(
-            [INDEX_VERSION, s.chunk_tokens, s.embed_model, sorted(MARGINAL_LABELS)]
-        )
-        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+        return index_fingerprint(self.settings)
 
     # --- ingest -------------------------------------------------------------------------
 
@@ -217,265 +131,31 @@ class Index:
         (`settings.ray_address`); this process decides what to parse, stores what comes back
         and indexes each Document as soon as it is complete, with the same results as
         parsing everything here."""
-        started = time.perf_counter()
-        roots = [Path(os.path.abspath(path)) for path in paths]
-        parser = self._parser()
-        parser_fp = self.parser_fingerprint(parser)
-        index_fp = self.index_fingerprint
-        report = IngestReport()
-
-        def unchanged(path: Path, stat: os.stat_result) -> bool:
-            row = self.manifest.get(Path(os.path.abspath(path)))
-            return (
-                row is not None
-                and row.status == "done"
-                and row.size == stat.st_size
-                and row.mtime_ns == stat.st_mtime_ns
-                and row.parser_fp == parser_fp
-                and row.index_fp == index_fp
-            )
-
-        found = discover(roots, is_known=unchanged, within=within)
-        report.unchanged = len(found.known)
-        report.skipped = len(found.skipped)
-        for path, message in found.errors:
-            report.failed += 1
-            report.errors.append(FileError(path=show(path), error=message))
-            row = self.manifest.get(Path(os.path.abspath(path)))
-            if row is not None and row.error != message:  # an indexed file now unreadable:
-                row.error = message  # its old version stays searchable, the row says why
-                self.manifest.put(row)
-
-        seen = [p for p, _ in found.files] + found.known + [p for p, _ in found.errors]
-        present = {Path(os.path.abspath(p)) for p in seen}
-        report.removed = self._remove_missing(roots, present)
-        self._finish_interrupted_removals()
-
-        run = _Run(self, parser, parser_fp, index_fp, report, on_progress, len(found.files), within)
+        parser = self.parser
+        s = self.settings
+        parts = IngestParts(
+            settings=s,
+            data=self.data,
+            manifest=self.manifest,
+            store=lambda: self.store,
+            encoders=self.encoders,
+            runners=self.runners,
+            sweep_store=not s.qdrant_url
+            and (self._store is not None or self.data.qdrant.exists() or bool(s.qdrant_path)),
+        )
+        run = IngestRun(
+            parts,
+            parser,
+            parse_fingerprint(parser, s),
+            self.index_fingerprint,
+            on_progress,
+            within,
+        )
         try:
-            for number, (path, _mime) in enumerate(found.files, start=1):
-                run.start(Path(os.path.abspath(path)), number)
-                run.collect(block=False)
-            run.collect_all()
+            return run.run(paths)
         except BaseException:
-            self._close_runner()  # units still out belong to this run: drop them
+            self.runners.close()  # units still out belong to this run: drop them
             raise
-        report.documents = [
-            {"path": show(path), "status": run.statuses[number]}
-            for number, (path, _mime) in enumerate(found.files, start=1)
-        ]
-        report.errors += [run.errors[number] for number in sorted(run.errors)]
-        report.seconds = round(time.perf_counter() - started, 3)
-        return report
-
-    def _runner(self, on_page: Callable[[ParseUnit, int, int], None]) -> Runner:
-        """Where files are parsed: Ray, a process pool, or here (kept for the next ingest)."""
-        s = self.settings
-        if self._parse_runner is None:
-            if s.ray_address:
-                self._parse_runner = RayRunner(
-                    s.ray_address, parallel.parse_unit, s.ray_send_files, s.ocr_threads or 1
-                )
-            elif (s.workers or default_workers()) > 1:
-                self._parse_runner = PoolRunner(s.workers or default_workers(), parallel.parse_unit)
-            else:
-                self._parse_runner = InlineRunner(parse_file)
-        if isinstance(self._parse_runner, InlineRunner):
-            self._parse_runner.parse = parse_file  # looked up now: tests replace it
-            self._parse_runner.on_page = on_page
-        return self._parse_runner
-
-    def _worker_threads(self) -> int | None:
-        """onnxruntime threads per parse worker: the cores shared out, 1 per Ray task."""
-        s = self.settings
-        if s.ocr_threads or s.ray_address:
-            return s.ocr_threads or 1
-        workers = s.workers or default_workers()
-        return max(1, available_cpus() // workers) if workers > 1 else None
-
-    def _close_runner(self) -> None:
-        if self._parse_runner is not None:
-            self._parse_runner.close()
-            self._parse_runner = None
-
-    def _start_file(
-        self, job: _FileJob, parser_fp: str, index_fp: str, within: list[Path] | None
-    ) -> Document | None:
-        """Hash the file and decide: unchanged (touched), cached, or to be parsed (None).
-        Raises what `open_source` raises (with `within`: for a file now outside them)."""
-        row = job.row
-        source = open_source(job.path, self.settings, within)
-        job.source = source
-        if (
-            row
-            and row.status == "done"
-            and row.sha256 == source.sha256
-            and row.parser_fp == parser_fp
-            and row.index_fp == index_fp
-        ):
-            row.size, row.mtime_ns = job.stat.st_size, job.stat.st_mtime_ns
-            self.manifest.put(row)  # touched, not changed
-            job.status = "unchanged"
-            return None
-        return self._cached(source.sha256, parser_fp)
-
-    def _cache_path(self, sha256: str, parser_fp: str) -> Path:
-        """Where the Document parsed from some content under a parser fingerprint is kept."""
-        return self.data_dir / "cache" / f"{sha256}-{parser_fp}.json"
-
-    def _cached(self, sha256: str, parser_fp: str) -> Document | None:
-        """The cached Document, or None when there is none or it is corrupt (parse again)."""
-        cache = self._cache_path(sha256, parser_fp)
-        if cache.exists():
-            try:
-                return Document.model_validate_json(cache.read_bytes())
-            except ValueError:
-                log.warning("ignoring a corrupt cache entry %s", cache)
-        return None
-
-    def _store_parse(self, doc: Document, images: dict[int, bytes]) -> None:
-        """Write the page images a worker sent back where the Document says they are."""
-        for page in doc.pages:
-            data = images.get(page.number)
-            if data is not None and page.image:
-                atomic_write(self.data_dir / page.image, data)
-
-    def _cache_parse(self, doc: Document, parser_fp: str) -> None:
-        """Keep the parse for re-chunking and for `document()`. A fallback parse is kept
-        under the fingerprint its row records, which no run looks up: it is parsed again."""
-        atomic_write(
-            self._cache_path(doc.sha256, recorded_fp(doc, parser_fp)), doc.model_dump_json()
-        )
-        if not fell_back(doc):  # the model read it this time: the fallback parse is stale
-            self._cache_path(doc.sha256, fallback_fp(parser_fp)).unlink(missing_ok=True)
-
-    def _index_file(self, job: _FileJob, doc: Document, parser_fp: str, index_fp: str) -> str:
-        """Replace the file's points with the Document's, crash-safely: the row is `indexing`
-        while the points change and `done` only once all of them are written."""
-        path, row, stat = job.path, job.row, job.stat
-        record = FileRecord(
-            path,
-            job.source.sha256,
-            stat.st_size,
-            stat.st_mtime_ns,
-            doc.id,
-            "indexing",
-            recorded_fp(doc, parser_fp),  # a fallback parse is retried next run
-            index_fp,
-            len(doc.pages),
-            None,
-            "",
-        )
-        points = self._points(doc, self.display_source(path))
-        self.manifest.put(record)
-        if row and row.doc_id and row.doc_id != doc.id:
-            self._drop_doc_if_unreferenced(row.doc_id, except_path=path)
-        self.store.delete_doc(doc.id)
-        self.store.upsert(points)
-        record.status = "done"
-        self.manifest.put(record)
-        if row is None or (row.status == "failed" and not row.doc_id):
-            return "added"
-        return "updated"
-
-    def _record_failure(
-        self,
-        path: Path,
-        row: FileRecord | None,
-        stat: os.stat_result,
-        parser_fp: str,
-        index_fp: str,
-        error: str,
-    ) -> None:
-        """A failed file keeps its previous document (if any) searchable; the row says why."""
-        if row is not None and row.status == "done":
-            row.error = error
-            self.manifest.put(row)
-            return
-        if row is not None and row.status == "indexing" and row.doc_id:
-            self._drop_doc_if_unreferenced(row.doc_id, except_path=path)
-        self.manifest.put(
-            FileRecord(
-                path,
-                None,
-                stat.st_size,
-                stat.st_mtime_ns,
-                None,
-                "failed",
-                parser_fp,
-                index_fp,
-                None,
-                error,
-                "",
-            )
-        )
-
-    def _points(self, doc: Document, source: str) -> list[StorePoint]:
-        chunks = chunk_document(doc, self.settings.chunk_tokens)
-        if not chunks:
-            return []
-        texts = [chunk.text for chunk in chunks]
-        dense = self.dense.encode(texts)
-        sparse = self.sparse.encode_documents(texts)
-        sizes = {page.number: (page.width, page.height) for page in doc.pages}
-        return [
-            StorePoint(
-                id=str(uuid.uuid5(POINT_NAMESPACE, chunk.id)),
-                dense=dense[i],
-                sparse=sparse[i],
-                payload=_payload(chunk, source, sizes),
-            )
-            for i, chunk in enumerate(chunks)
-        ]
-
-    def display_source(self, path: Path) -> str:
-        """How citations name a file: relative to the data dir for uploads, else as ingested
-        (non-UTF-8 bytes of a name spelled \\xNN: payloads are JSON)."""
-        return show(
-            path.relative_to(self.data_dir.absolute()).as_posix()
-            if path.is_relative_to(self.data_dir.absolute())
-            else path
-        )
-
-    def _remove_missing(self, roots: list[Path], present: set[Path]) -> int:
-        """Files under the given folders that are gone (or no longer documents) leave the index."""
-        folders = [root for root in roots if root.is_dir()]
-        removed = 0
-        for row in self.manifest.all():
-            inside = any(row.path.is_relative_to(folder) for folder in folders)
-            if inside and row.path not in present:
-                if row.doc_id:
-                    self._drop_doc_if_unreferenced(row.doc_id, except_path=row.path)
-                self.manifest.remove(row.path)
-                removed += 1
-        return removed
-
-    def _finish_interrupted_removals(self) -> None:
-        """Points whose document no file refers to any more (a run killed mid-removal).
-
-        Only for stores this data dir owns: a collection on a Qdrant server may be shared by
-        other data dirs, whose documents this manifest does not know.
-        """
-        s = self.settings
-        if s.qdrant_url:
-            return
-        if self._store is None and not ((self.data_dir / "qdrant").exists() or s.qdrant_path):
-            return  # no store yet, so nothing to sweep (and no need to open one)
-        referenced = {row.doc_id for row in self.manifest.all() if row.doc_id}
-        for doc_id in self.store.doc_counts():
-            if doc_id not in referenced:
-                self.store.delete_doc(doc_id)
-
-    def _drop_doc_if_unreferenced(self, doc_id: str, except_path: Path) -> None:
-        """Delete a document's points unless another file holds the same content; then its
-        points are made to cite that file (they may have named the one going away)."""
-        others = [row for row in self.manifest.by_doc(doc_id) if row.path != except_path]
-        if not others:
-            self.store.delete_doc(doc_id)
-            return
-        keep = next((row for row in others if row.status == "done"), others[0]).path
-        source = self.display_source(keep)
-        self.store.set_payload(doc_id, {"source": source, "source_name": Path(source).name})
 
     # --- read ---------------------------------------------------------------------------
 
@@ -489,9 +169,7 @@ class Index:
         """Ranked chunks for a query; hybrid (dense + BM25 fused by RRF) by default."""
         if isinstance(filters, dict):
             filters = SearchFilters(**filters)
-        mode = mode or self.settings.search_mode
-        dense = self.dense.encode([query])[0] if mode in ("hybrid", "dense") else None
-        sparse = self.sparse.encode_query(query) if mode in ("hybrid", "sparse") else None
+        dense, sparse = self.encoders.query(query, mode or self.settings.search_mode)
         hits = self.store.search(dense, sparse, top_k, filters, fusion=self.settings.fusion)
         found = [SearchHit.from_payload(hit.payload, hit.score) for hit in hits]
         if self.settings.mask_pii:  # then answers, citations and extracted values are too
@@ -499,44 +177,36 @@ class Index:
         return found
 
     def documents(self) -> list[DocumentInfo]:
-        """Every document, with the files that hold it, its status and last error."""
+        """Every document, with the files that hold it, its status and last error; then
+        the files that failed before they were ever indexed."""
         grouped: dict[str, list[FileRecord]] = {}
         failures: list[DocumentInfo] = []
         for row in self.manifest.all():
             if row.doc_id:
                 grouped.setdefault(row.doc_id, []).append(row)
             else:
-                failures.append(
-                    DocumentInfo(
-                        doc_id="",
-                        source=show(row.path),
-                        paths=[show(row.path)],
-                        pages=None,
-                        status=row.status,
-                        error=row.error,
-                        updated_at=row.updated_at,
-                    )
-                )
-        return [_document_info(doc_id, rows) for doc_id, rows in grouped.items()] + failures
+                failures.append(DocumentInfo.of_rows("", [row]))
+        return [DocumentInfo.of_rows(doc_id, rows) for doc_id, rows in grouped.items()] + failures
 
     def document_info(self, doc_id: str) -> DocumentInfo | None:
         """One document's entry, read from its own manifest rows (not the whole manifest)."""
         rows = self.manifest.by_doc(doc_id)
-        return _document_info(doc_id, rows) if rows else None
+        return DocumentInfo.of_rows(doc_id, rows) if rows else None
 
     def document(self, doc_id: str) -> Document | None:
         """The parsed Document (from the cache) of an indexed document id."""
         for row in self.manifest.by_doc(doc_id):
-            doc = self._cached(row.sha256, row.parser_fp) if row.sha256 and row.parser_fp else None
-            if doc is not None:
-                return doc
+            if row.sha256 and row.parser_fp:
+                doc = self.data.cache.get(row.sha256, row.parser_fp)
+                if doc is not None:
+                    return doc
         return None
 
     def page_image(self, doc: Document, number: int) -> Path | None:
         page = doc.page(number)
         if page is None or not page.image:
             return None
-        path = self.data_dir / page.image
+        path = self.data.file(page.image)
         return path if path.exists() else None
 
     def ask(
@@ -563,14 +233,14 @@ class Index:
         doc_id, page_number, _ = parse_region_id(region_id)
         doc = self.document(doc_id)
         region = doc.region(region_id) if doc else None
+        page = doc.page(page_number) if doc else None
         path = self.page_image(doc, page_number) if doc and region else None
-        if region is None or path is None:
+        if region is None or page is None or path is None:
             return None
-        page = doc.page(page_number)
         box = region.bbox.pad(pad).clip(page.width, page.height)
         image, scale = read_page_image(path, self.settings.image_max_pixels)
         with image:
-            return image.crop(tuple(round(v / scale) for v in box))
+            return image.crop(BBox(*(round(v / scale) for v in box)))
 
     def optimize(self, min_points: int = 10_000) -> bool:
         """Build the HNSW index when at least `min_points` are not yet indexed.
@@ -605,331 +275,9 @@ class Index:
             row.error = "interrupted while being deleted: delete it again or ingest its folder"
             self.manifest.put(row)
         self.store.delete_doc(doc_id)
-        self._delete_files(doc_id, rows)
+        self.data.drop_document(
+            doc_id, [row.sha256 for row in rows if row.sha256], [row.path for row in rows]
+        )
         for row in rows:
             self.manifest.remove(row.path)
         return True
-
-    def _delete_files(self, doc_id: str, rows: list[FileRecord]) -> None:
-        """The files the data dir keeps for a document: parses, page images, uploads."""
-        for sha256 in {row.sha256 for row in rows if row.sha256}:
-            for cache in (self.data_dir / "cache").glob(f"{sha256}-*.json"):
-                cache.unlink(missing_ok=True)
-        shutil.rmtree(self.data_dir / "pages" / doc_id, ignore_errors=True)
-        uploads = (self.data_dir / "uploads").absolute()  # the manifest's paths are absolute
-        for row in rows:
-            if row.path.is_relative_to(uploads) and row.path.parent != uploads:
-                row.path.unlink(missing_ok=True)
-                with suppress(OSError):  # kept while it holds other names
-                    row.path.parent.rmdir()
-
-
-def _document_info(doc_id: str, rows: list[FileRecord]) -> DocumentInfo:
-    """A document held by one or more identical files (the manifest rows sharing its id)."""
-    return DocumentInfo(
-        doc_id=doc_id,
-        source=show(rows[0].path),
-        paths=[show(row.path) for row in rows],
-        pages=rows[0].pages,
-        status="done" if all(row.status == "done" for row in rows) else rows[0].status,
-        error=next((row.error for row in rows if row.error), None),
-        updated_at=max(row.updated_at for row in rows),
-    )
-
-
-@dataclass
-class _FileJob:
-    """One file of an ingest run, from its first look to its status."""
-
-    path: Path
-    number: int
-    row: FileRecord | None
-    stat: os.stat_result
-    source: SourceFile | None = None
-    status: str | None = None
-    outstanding: int = 0  # units out being parsed
-    parts: list[Document] = field(default_factory=list)
-    failures: dict[int, str] = field(default_factory=dict)  # first page of a unit → error
-    pages_done: int = 0
-    parse_seconds: float = 0.0
-    followers: list[_FileJob] = field(default_factory=list)  # same content, found meanwhile
-
-
-class _Run:
-    """One `Index.ingest`: files that need parsing go out, come back in any order and are
-    indexed as they complete, with the outcome of handling one file after another: the same
-    Documents, manifest rows and points, and the report in file order."""
-
-    def __init__(
-        self,
-        index: Index,
-        parser: Parser,
-        parser_fp: str,
-        index_fp: str,
-        report: IngestReport,
-        on_progress: OnProgress | None,
-        total: int,
-        within: list[Path] | None,
-    ) -> None:
-        self.index = index
-        self.within = within  # files are opened only below these folders
-        self.parser_fp = parser_fp
-        self.index_fp = index_fp
-        self.report = report
-        self.on_progress = on_progress
-        self.total = total
-        self.statuses: dict[int, str] = {}
-        self.errors: dict[int, FileError] = {}
-        self.finished = 0
-        self.values = index.settings.model_dump()
-        threads = index._worker_threads()
-        if threads:
-            self.values["ocr_threads"] = threads
-        self.batch = batch_size(index.settings, parser)
-        self.units: dict[tuple[Path, tuple[int, int] | None], _FileJob] = {}
-        self.parsing: dict[str, _FileJob] = {}  # sha256 → the job parsing that content
-        self._runner: Runner | None = None
-
-    @property
-    def runner(self) -> Runner:
-        if self._runner is None:  # only when something needs parsing (Ray starts slowly)
-            self._runner = self.index._runner(self._on_page)
-        return self._runner
-
-    def _event(self, kind: str, job: _FileJob, **values: Any) -> None:
-        if self.on_progress:
-            number = self.finished if kind == "done" else job.number
-            self.on_progress(IngestEvent(kind, job.path, number, self.total, **values))
-
-    def _on_page(self, unit: ParseUnit, done: int, pages: int) -> None:
-        job = self.units.get((unit.path, unit.pages))
-        if job is not None:
-            self._event("page", job, pages_done=done, pages_total=pages)
-
-    # --- files out --------------------------------------------------------------------
-
-    def start(self, path: Path, number: int) -> None:
-        """Look at a file: unchanged, cached, or sent to be parsed."""
-        try:
-            stat = path.stat()  # the file may have vanished since discovery
-        except OSError as exc:
-            message = f"{show(path)}: disappeared or unreadable during ingest ({exc.strerror})"
-            self.report.failed += 1
-            self.errors[number] = FileError(path=show(path), error=message)
-            self.statuses[number] = "failed"
-            self.finished += 1
-            return
-        job = _FileJob(path, number, self.index.manifest.get(path), stat)
-        self._event("file", job)
-        ok, doc = self._guard(
-            job, lambda: self.index._start_file(job, self.parser_fp, self.index_fp, self.within)
-        )
-        if not ok:
-            return
-        if job.status == "unchanged":
-            self.report.unchanged += 1
-            self._done(job)
-        elif doc is not None:
-            self._index(job, doc)
-        elif job.source.sha256 in self.parsing:  # the same content is being parsed
-            self.parsing[job.source.sha256].followers.append(job)
-        else:
-            self._dispatch(job)
-
-    def _dispatch(self, job: _FileJob) -> None:
-        self.parsing[job.source.sha256] = job
-        units = plan_units(job.source, self.values, self.parser_fp, self.batch)
-        job.outstanding = len(units)
-        for unit in units:
-            while self.runner.pending >= self.runner.slots:
-                self.collect(block=True)
-            self.units[(unit.path, unit.pages)] = job
-            self.runner.submit(unit)
-
-    # --- results back -----------------------------------------------------------------
-
-    def collect(self, block: bool) -> None:
-        if self._runner is not None:
-            for result in self._runner.results(block):
-                self._receive(result)
-
-    def collect_all(self) -> None:
-        while self._runner is not None and self._runner.pending:
-            self.collect(block=True)
-
-    def _receive(self, result: ParseResult) -> None:
-        job = self.units.pop((result.path, result.pages))
-        job.outstanding -= 1
-        if result.error:
-            if result.config_error:
-                raise ConfigError(result.error)
-            job.failures[result.pages[0] if result.pages else 1] = result.error
-        else:
-            part = Document.model_validate_json(result.document)
-            self.index._store_parse(part, result.images)
-            job.parts.append(part)
-            job.parse_seconds += result.seconds
-            if not self.runner.reports_pages:  # progress fed by completed tasks
-                for _ in part.pages:
-                    job.pages_done += 1
-                    self._event(
-                        "page", job, pages_done=job.pages_done, pages_total=job.source.page_count
-                    )
-        if job.outstanding == 0:
-            self._complete(job)
-
-    def _complete(self, job: _FileJob) -> None:
-        del self.parsing[job.source.sha256]
-        doc: Document | None = None
-        if job.failures:
-            message = job.failures[min(job.failures)]
-        else:
-            try:
-                doc = join_parts(job.path, job.parts) if len(job.parts) > 1 else job.parts[0]
-            except ScanragError as exc:
-                message = str(exc)
-        if doc is None:
-            self._fail(job, message)
-        else:
-            self.report.pages += len(doc.pages)
-            self.report.parse_seconds = round(self.report.parse_seconds + job.parse_seconds, 3)
-            self.index._cache_parse(doc, self.parser_fp)
-            self._index(job, doc)
-        followers = sorted(job.followers, key=lambda other: other.number)
-        if doc is not None and not fell_back(doc):
-            for follower in followers:  # what a cache hit would have given them
-                self._index(follower, doc)
-        elif followers:  # no cache entry for them: parse again, as one after another would
-            followers[0].followers = followers[1:]
-            self._dispatch(followers[0])
-
-    def _index(self, job: _FileJob, doc: Document) -> None:
-        ok, status = self._guard(
-            job, lambda: self.index._index_file(job, doc, self.parser_fp, self.index_fp)
-        )
-        if not ok:
-            return
-        job.status = status
-        if job.status == "added":
-            self.report.added += 1
-        else:
-            self.report.updated += 1
-        self.report.warnings += [FileError(path=show(job.path), error=w) for w in doc.warnings]
-        self._done(job)
-
-    def _guard(self, job: _FileJob, step: Callable[[], _T]) -> tuple[bool, _T | None]:
-        """Run one step for a file: (True, its result), or (False, None) once the file is
-        failed. A file's own error fails it alone, so does a bug (logged with its traceback);
-        a configuration error stops the run, since every file would fail the same way."""
-        try:
-            return True, step()
-        except ConfigError:
-            raise
-        except (ScanragError, OSError) as exc:
-            message = failure_message(job.path, exc)
-        except Exception as exc:
-            log.exception("ingest failed for %s", show(job.path))
-            message = failure_message(job.path, exc)
-        self._fail(job, message)
-        return False, None
-
-    def _fail(self, job: _FileJob, message: str) -> None:
-        self.index._record_failure(
-            job.path, job.row, job.stat, self.parser_fp, self.index_fp, message
-        )
-        self.report.failed += 1
-        self.errors[job.number] = FileError(path=show(job.path), error=message)
-        job.status = "failed"
-        self._done(job)
-
-    def _done(self, job: _FileJob) -> None:
-        self.statuses[job.number] = job.status or "failed"
-        self.finished += 1
-        self._event("done", job, status=job.status)
-
-
-def fell_back(doc: Document) -> bool:
-    """True when some page was parsed by the fallback parser (the model server failed)."""
-    return any("fallback" in region.flags for region in doc.regions())
-
-
-def fallback_fp(parser_fp: str) -> str:
-    """The parser fingerprint a fallback parse is recorded and cached under: no run looks
-    it up, so the next one tries the model backend again."""
-    return f"fallback-{parser_fp}"
-
-
-def recorded_fp(doc: Document, parser_fp: str) -> str:
-    """The parser fingerprint a Document's row and cache entry carry."""
-    return fallback_fp(parser_fp) if fell_back(doc) else parser_fp
-
-
-def read_page_image(path: Path, max_pixels: int) -> tuple[Image.Image, float]:
-    """A stored page image in RGB, decoded within `max_pixels`, and how much smaller than the
-    page it is (divide page pixels by it). A larger page is read at 1/2, 1/4 or 1/8 scale by
-    the JPEG decoder itself, so time and memory follow the budget, not the page (a 144 MP page
-    would take 430 MB in RGB, and several times that to draw on). LimitExceeded when even 1/8
-    is over the budget."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the budget decides
-        image = Image.open(path)
-    width, height = image.size
-    reduce = 1
-    while width * height > max_pixels * reduce * reduce and reduce < 8:
-        reduce *= 2
-    if width * height > max_pixels * reduce * reduce or (reduce > 1 and image.format != "JPEG"):
-        image.close()
-        raise LimitExceeded(
-            f"{path.name}: a {width}×{height} page is too large to read within "
-            f"{max_pixels:,} pixels; raise SCANRAG_IMAGE_MAX_PIXELS"
-        )
-    if reduce > 1:
-        image.draft("RGB", (width // reduce, height // reduce))  # picks 1/reduce
-    with image:
-        rgb = image.convert("RGB")
-    return rgb, width / rgb.width
-
-
-def parse_region_id(region_id: str) -> tuple[str, int, int]:
-    """'3f9c0a1b2c3d4e5f:p1:r7' → (doc id, page, index); ValueError when malformed."""
-    match = re.fullmatch(r"([0-9a-f]{16}):p(\d+):r(\d+)", region_id)
-    if not match:
-        raise ValueError(f"not a region id: {region_id!r}")
-    return match.group(1), int(match.group(2)), int(match.group(3))
-
-
-def _payload(chunk: Chunk, source: str, sizes: dict[int, tuple[int, int]]) -> dict[str, Any]:
-    """Compact provenance stored beside the vector; never part of the embedded text."""
-    return {
-        "doc_id": chunk.doc_id,
-        "chunk": chunk.index,
-        "source": source,
-        "source_name": Path(source).name,
-        "text": chunk.text,
-        "heading": chunk.heading,
-        "pages": chunk.pages,
-        "labels": sorted({region.label for region in chunk.regions}),
-        "regions": [
-            {
-                "region_id": region.region_id,
-                "page": region.page,
-                "bbox": list(region.bbox),
-                "bbox_norm": list(region.bbox_norm),
-                "label": region.label,
-                "start": region.start,
-                "end": region.end,
-                "page_width": sizes[region.page][0],
-                "page_height": sizes[region.page][1],
-                "lines": [
-                    {
-                        "text": line.text,
-                        "bbox": list(line.bbox),
-                        "start": line.start,
-                        "end": line.end,
-                    }
-                    for line in region.lines
-                ],
-            }
-            for region in chunk.regions
-        ],
-    }

@@ -89,12 +89,19 @@ def _mobile_head(number: str) -> int:
 
 def _area_head(number: str) -> int:
     """Digits kept at the front of a landline: its area code (010, 0755...)."""
-    return len(re.match(r"\(?(0\d{2,3})", number).group(1))
+    return _head(r"\(?(0\d{2,3})", number)
 
 
 def _country_head(number: str) -> int:
     """Digits kept at the front of an international number: its country code."""
-    return len(re.match(r"\+(\d{1,3})", number).group(1))
+    return _head(r"\+(\d{1,3})", number)
+
+
+def _head(pattern: str, number: str) -> int:
+    """The length of the pattern's group at the front of a number that matched the landline
+    or international pattern (so it is there; 0 keeps nothing if it were not)."""
+    match = re.match(pattern, number)
+    return len(match.group(1)) if match else 0
 
 
 def _grouped(number: str) -> bool:

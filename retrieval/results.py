@@ -1,12 +1,22 @@
-"""What a search returns: ranked chunks with the regions and lines they came from."""
+"""The chunk payload (what the store keeps beside each chunk's vectors) and what a search
+returns: ranked chunks with the regions and lines they came from.
+
+`ChunkPayload` is the payload's one definition: the store's payload indexes are its fields
+marked `KEYWORD` or `INTEGER`, and a `SearchHit` is made from it.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
 
 from ..ingest.model import BBox
+
+#: Payload fields the store indexes, by kind (search filters match on them).
+KEYWORD = "keyword"
+INTEGER = "integer"
 
 
 class HitLine(BaseModel):
@@ -29,6 +39,40 @@ class HitRegion(BaseModel):
     lines: list[HitLine] = Field(default_factory=list)
 
 
+class ChunkPayload(BaseModel):
+    """Compact provenance stored beside a chunk's vectors; never part of the embedded text."""
+
+    doc_id: Annotated[str, KEYWORD]
+    chunk: int
+    source: Annotated[str, KEYWORD]
+    source_name: Annotated[str, KEYWORD]
+    text: str
+    heading: str = ""
+    pages: Annotated[list[int], INTEGER]
+    labels: Annotated[list[str], KEYWORD]
+    regions: list[HitRegion]
+
+    @property
+    def chunk_id(self) -> str:
+        return f"{self.doc_id}:c{self.chunk}"
+
+    @staticmethod
+    def naming(source: str) -> dict[str, str]:
+        """The fields that name a chunk's file (set again when another file holds it)."""
+        return {"source": source, "source_name": Path(source).name}
+
+
+#: The field a document's points are found by (to delete, count or rename them).
+DOC_ID = "doc_id"
+
+
+def indexed(kind: str) -> tuple[str, ...]:
+    """The payload fields the store indexes as `kind`."""
+    return tuple(
+        name for name, info in ChunkPayload.model_fields.items() if kind in info.metadata
+    )
+
+
 class SearchHit(BaseModel):
     chunk_id: str
     doc_id: str
@@ -41,13 +85,9 @@ class SearchHit(BaseModel):
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any], score: float) -> SearchHit:
-        return cls(
-            chunk_id=f"{payload['doc_id']}:c{payload['chunk']}",
-            doc_id=payload["doc_id"],
-            source=payload["source"],
-            score=score,
-            text=payload["text"],
-            heading=payload.get("heading", ""),
-            pages=payload["pages"],
-            regions=payload["regions"],
-        )
+        stored = ChunkPayload.model_validate(payload)
+        shared = {name: getattr(stored, name) for name in _SHARED}
+        return cls(chunk_id=stored.chunk_id, score=score, **shared)
+
+
+_SHARED = [name for name in SearchHit.model_fields if name in ChunkPayload.model_fields]

@@ -22,16 +22,18 @@ from typing import Annotated, Any, Literal, Protocol
 import numpy as np
 from pydantic import BaseModel, Field
 
+from ..config import Settings
 from ..errors import ConfigError, ScanragError, Text
 from .embedding import SparseVec
+from .results import DOC_ID, INTEGER, KEYWORD, indexed
 
 SearchMode = Literal["hybrid", "dense", "sparse"]
 #: How hybrid search merges its dense and sparse lists: reciprocal-rank fusion (ranks only), or
 #: distribution-based score fusion (each list's scores normalised by their mean ± 3σ, then summed).
 FusionMode = Literal["rrf", "dbsf"]
 log = logging.getLogger(__name__)
-KEYWORD_FIELDS = ("doc_id", "source", "source_name", "labels")
-INTEGER_FIELDS = ("pages",)
+KEYWORD_FIELDS = indexed(KEYWORD)
+INTEGER_FIELDS = indexed(INTEGER)
 RRF_K = 60
 
 
@@ -108,8 +110,56 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
-def _as_list(value: str | list[str]) -> list[str]:
-    return [value] if isinstance(value, str) else list(value)
+def _as_tuple(value: str | list[str]) -> tuple[str, ...]:
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
+@dataclass(frozen=True)
+class Match:
+    """The payload field holds one of `values` (a list field: one of its items does)."""
+
+    key: str
+    values: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Between:
+    """An integer payload field (one of its items) within [low, high]; None: unbounded."""
+
+    key: str
+    low: int | None
+    high: int | None
+
+
+@dataclass(frozen=True)
+class Either:
+    """At least one of the matches holds."""
+
+    matches: tuple[Match, ...]
+
+
+Condition = Match | Between | Either
+
+
+def conditions(filters: SearchFilters | None, doc_id: str | None = None) -> list[Condition]:
+    """What points must match, in payload field names: the filters of a search, or one
+    document's points (to delete, count or rename them). Each store translates these."""
+    out: list[Condition] = []
+    if doc_id is not None:
+        out.append(Match(DOC_ID, (doc_id,)))
+    if filters is None:
+        return out
+    if filters.doc_id:
+        out.append(Match(DOC_ID, _as_tuple(filters.doc_id)))
+    if filters.label:
+        out.append(Match("labels", _as_tuple(filters.label)))
+    low, high = _page_range(filters)
+    if low is not None or high is not None:
+        out.append(Between("pages", low, high))
+    if filters.source:  # a path as ingested, or a file name
+        named = (filters.source,)
+        out.append(Either((Match("source", named), Match("source_name", named))))
+    return out
 
 
 # --- Qdrant Edge ------------------------------------------------------------------------
@@ -164,30 +214,20 @@ class EdgeStore:
         with self._lock:
             self._shard.update(operation)
 
-    def _filter(self, filters: SearchFilters | None, doc_id: str | None = None) -> Any:
+    def _condition(self, condition: Condition) -> Any:
         qe = self._qe
-        must: list[Any] = []
-        if doc_id is not None:
-            must.append(qe.FieldCondition("doc_id", match=qe.MatchValue(doc_id)))
-        if filters is None:
-            return qe.Filter(must=must) if must else None
-        if filters.doc_id:
-            must.append(qe.FieldCondition("doc_id", match=qe.MatchAny(_as_list(filters.doc_id))))
-        if filters.label:
-            must.append(qe.FieldCondition("labels", match=qe.MatchAny(_as_list(filters.label))))
-        low, high = _page_range(filters)
-        if low is not None or high is not None:
-            must.append(qe.FieldCondition("pages", range=qe.RangeFloat(gte=low, lte=high)))
-        if filters.source:
-            must.append(
-                qe.Filter(
-                    should=[
-                        qe.FieldCondition("source", match=qe.MatchValue(filters.source)),
-                        qe.FieldCondition("source_name", match=qe.MatchValue(filters.source)),
-                    ]
-                )
-            )
-        return qe.Filter(must=must) if must else None
+        if isinstance(condition, Either):
+            return qe.Filter(should=[self._condition(match) for match in condition.matches])
+        if isinstance(condition, Between):
+            between = qe.RangeFloat(gte=condition.low, lte=condition.high)
+            return qe.FieldCondition(condition.key, range=between)
+        values = condition.values
+        match = qe.MatchValue(values[0]) if len(values) == 1 else qe.MatchAny(list(values))
+        return qe.FieldCondition(condition.key, match=match)
+
+    def _filter(self, filters: SearchFilters | None, doc_id: str | None = None) -> Any:
+        must = [self._condition(condition) for condition in conditions(filters, doc_id)]
+        return self._qe.Filter(must=must) if must else None
 
     def upsert(self, points: list[StorePoint]) -> None:
         qe = self._qe
@@ -255,7 +295,7 @@ class EdgeStore:
 
     def doc_counts(self) -> dict[str, int]:
         with self._lock:
-            hits = self._shard.facet(self._qe.FacetRequest("doc_id", limit=1_000_000, exact=True))
+            hits = self._shard.facet(self._qe.FacetRequest(DOC_ID, limit=1_000_000, exact=True))
         # The engine's facet keeps a value whose points were all deleted, with count 0.
         return {str(hit.value): int(hit.count) for hit in hits if hit.count}
 
@@ -386,37 +426,21 @@ class ClientStore:
                     value,
                 )
 
-    def _filter(self, filters: SearchFilters | None, doc_id: str | None = None) -> Any:
+    def _condition(self, condition: Condition) -> Any:
         m = self._m
-        must: list[Any] = []
-        if doc_id is not None:
-            must.append(m.FieldCondition(key="doc_id", match=m.MatchValue(value=doc_id)))
-        if filters is not None:
-            if filters.doc_id:
-                must.append(
-                    m.FieldCondition(key="doc_id", match=m.MatchAny(any=_as_list(filters.doc_id)))
-                )
-            if filters.label:
-                must.append(
-                    m.FieldCondition(key="labels", match=m.MatchAny(any=_as_list(filters.label)))
-                )
-            low, high = _page_range(filters)
-            if low is not None or high is not None:
-                must.append(m.FieldCondition(key="pages", range=m.Range(gte=low, lte=high)))
-            if filters.source:
-                must.append(
-                    m.Filter(
-                        should=[
-                            m.FieldCondition(
-                                key="source", match=m.MatchValue(value=filters.source)
-                            ),
-                            m.FieldCondition(
-                                key="source_name", match=m.MatchValue(value=filters.source)
-                            ),
-                        ]
-                    )
-                )
-        return m.Filter(must=must) if must else None
+        if isinstance(condition, Either):
+            return m.Filter(should=[self._condition(match) for match in condition.matches])
+        if isinstance(condition, Between):
+            return m.FieldCondition(
+                key=condition.key, range=m.Range(gte=condition.low, lte=condition.high)
+            )
+        values = condition.values
+        match = m.MatchValue(value=values[0]) if len(values) == 1 else m.MatchAny(any=list(values))
+        return m.FieldCondition(key=condition.key, match=match)
+
+    def _filter(self, filters: SearchFilters | None, doc_id: str | None = None) -> Any:
+        must = [self._condition(condition) for condition in conditions(filters, doc_id)]
+        return self._m.Filter(must=must) if must else None
 
     def upsert(self, points: list[StorePoint]) -> None:
         m = self._m
@@ -512,7 +536,7 @@ class ClientStore:
         ).count
 
     def doc_counts(self) -> dict[str, int]:
-        result = self._client.facet(self.collection, key="doc_id", exact=True, limit=1_000_000)
+        result = self._client.facet(self.collection, key=DOC_ID, exact=True, limit=1_000_000)
         return {str(hit.value): int(hit.count) for hit in result.hits}
 
     def optimize(self) -> None:
@@ -520,3 +544,22 @@ class ClientStore:
 
     def close(self) -> None:
         self._client.close()
+
+
+def open_store(settings: Settings, edge_path: Path, dimension: int) -> Store:
+    """A Qdrant server, cluster or local mode when the settings name one (`qdrant_url`,
+    `qdrant_path`), else the embedded Qdrant Edge engine at `edge_path`."""
+    s = settings
+    if s.qdrant_url or s.qdrant_path:
+        return ClientStore(
+            dimension,
+            url=s.qdrant_url,
+            api_key=s.qdrant_api_key,
+            path=s.qdrant_path,
+            collection=s.qdrant_collection,
+            shards=s.qdrant_shards,
+            replicas=s.qdrant_replicas,
+            write_consistency=s.qdrant_write_consistency,
+            write_ordering=s.qdrant_write_ordering,
+        )
+    return EdgeStore(edge_path, dimension)

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the helpers: fakes, seams, corpus
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -20,14 +24,6 @@ def default_settings():
 @pytest.fixture(scope="session")
 def encoder():
     """MiniLM, loaded once for the whole run (loading it is the slow part of a small ingest)."""
-    from scanrag.retrieval.embedding import DenseEncoder
+    from seams import ENCODER
 
-    return DenseEncoder()
-
-
-@pytest.fixture
-def one_model(monkeypatch, encoder):
-    """Every Index the test opens shares the session's MiniLM instead of loading its own."""
-    from scanrag.retrieval import index as index_module
-
-    monkeypatch.setattr(index_module, "DenseEncoder", lambda *args, **kwargs: encoder)
+    return ENCODER

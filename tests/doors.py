@@ -7,14 +7,10 @@ from __future__ import annotations
 
 import shutil
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
-import pytest
+from seams import open_index
 
-from scanrag.retrieval import index as index_module
 from scanrag.testing import Sheet
 
 TOTAL_QUESTION = "What is the total due on invoice INV-1001?"
@@ -22,20 +18,12 @@ TOTAL = "$2,448.50"
 KEY = "door-key-51c2"
 
 
-@contextmanager
-def shared_encoder(encoder: Any) -> Iterator[None]:
-    """Every Index opened inside uses the session's MiniLM instead of loading its own."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(index_module, "DenseEncoder", lambda *args, **kwargs: encoder)
-        yield
-
-
-def index_scans(sheets: dict[str, Sheet], folder: Path, data_dir: Path, encoder: Any) -> None:
+def index_scans(sheets: dict[str, Sheet], folder: Path, data_dir: Path) -> None:
     """Save each sheet as a PNG scan in `folder` and index them all into `data_dir`."""
     folder.mkdir(parents=True, exist_ok=True)
     for name, sheet in sheets.items():
         sheet.image().save(folder / name)
-    with shared_encoder(encoder), index_module.Index(data_dir=data_dir) as index:
+    with open_index(data_dir=data_dir) as index:
         report = index.ingest([folder])
     assert (report.added, report.failed) == (len(sheets), 0), report
 

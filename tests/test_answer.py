@@ -10,6 +10,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fakes import INVOICE, R, hit, invoice_hits
 
+from scanrag.api import urls
 from scanrag.retrieval.answer import (
     NOT_FOUND,
     Citation,
@@ -35,10 +36,13 @@ def test_a_key_in_one_region_and_its_value_in_the_next_on_its_row_answer_with_th
     assert texts(first) == ["$2,448.50"]
     assert tuple(first.lines[0].bbox) == (1180, 880, 1330, 927)
     assert tuple(first.bbox) == (1180, 880, 1330, 927)  # the region's own box
-    assert first.crop_url == f"/v1/regions/{INVOICE}:p1:r3/crop"
-    assert first.page_image_url == f"/v1/documents/{INVOICE}/pages/1/image"
-    assert first.highlight_url == f"/v1/documents/{INVOICE}/pages/1/image?highlight={INVOICE}:p1:r3"
     assert (first.page_width, first.page_height) == (1654, 2339)
+    linked = urls.Citation.of(first)  # as the API hands it out
+    assert linked.crop_url == f"/v1/regions/{INVOICE}:p1:r3/crop"
+    assert linked.page_image_url == f"/v1/documents/{INVOICE}/pages/1/image"
+    page = f"/v1/documents/{INVOICE}/pages/1/image"
+    assert linked.highlight_url == f"{page}?highlight={INVOICE}:p1:r3"
+    assert linked.model_dump(exclude=set(urls.links("", 0, ""))) == first.model_dump()
 
 
 def test_a_line_item_question_is_answered_by_the_count_in_its_table_row():

@@ -15,13 +15,15 @@ from pathlib import Path
 
 import pytest
 from PIL import ImageFont
+from seams import open_index
 
 from scanrag.config import Settings
 from scanrag.ingest.model import BBox
-from scanrag.retrieval import index as index_module
 from scanrag.retrieval.answer import NOT_FOUND, Answer
 from scanrag.retrieval.index import Index
 from scanrag.testing import Sheet, font, has_cjk
+
+pytestmark = pytest.mark.slow  # OCRs six scans
 
 
 class Page(Sheet):
@@ -173,16 +175,14 @@ PAGES = {
 
 
 @pytest.fixture(scope="module")
-def index(tmp_path_factory, encoder) -> Iterator[Index]:
+def index(tmp_path_factory) -> Iterator[Index]:
     folder = tmp_path_factory.mktemp("scans")
     for name, page in PAGES.items():
         page.image(noise=4, seed=len(name)).save(folder / name)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(index_module, "DenseEncoder", lambda *args, **kwargs: encoder)
-        with Index(Settings(), data_dir=tmp_path_factory.mktemp("data")) as opened:
-            report = opened.ingest([folder])
-            assert not report.errors
-            yield opened
+    with open_index(Settings(), data_dir=tmp_path_factory.mktemp("data")) as opened:
+        report = opened.ingest([folder])
+        assert not report.errors
+        yield opened
 
 
 def ask(index: Index, file: str, question: str) -> Answer:

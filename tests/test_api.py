@@ -23,8 +23,8 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fakes import live_server, streamed_query
+from seams import app_for
 
-from scanrag.api.app import create_app
 from scanrag.config import Settings
 from scanrag.ingest.model import BBox
 from scanrag.retrieval.answer import NOT_FOUND
@@ -59,7 +59,7 @@ def settings(tmp_path_factory) -> Settings:
 
 @pytest.fixture(scope="module")
 def app(settings):
-    return create_app(settings)
+    return app_for(settings)
 
 
 @pytest.fixture(scope="module")
@@ -465,7 +465,7 @@ def test_every_route_but_healthz_needs_the_api_key(app, base_url, api, invoice_i
 def test_without_a_configured_key_the_api_is_open(tmp_path):
     from fastapi.testclient import TestClient
 
-    with TestClient(create_app(Settings(data_dir=tmp_path))) as client:
+    with TestClient(app_for(Settings(data_dir=tmp_path))) as client:
         assert client.get("/v1/documents").json() == []
         assert client.get("/metrics").status_code == 200
 

@@ -21,15 +21,15 @@ from hypothesis.errors import Unsatisfiable
 from pydantic import ValidationError
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
+from seams import app_for, open_index
 
-from scanrag.api.app import create_app
 from scanrag.api.routes.ingest import IngestRequest
 from scanrag.api.schemas import ExtractRequest, QueryRequest, SearchRequest
 from scanrag.config import Settings
-from scanrag.retrieval import index as index_module
-from scanrag.retrieval.index import Index
 from scanrag.retrieval.store import SearchFilters
 from scanrag.testing import code_pdf
+
+pytestmark = pytest.mark.slow  # fuzzes every route from the OpenAPI schema
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -37,23 +37,21 @@ EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "30"))  # per operation; CI: well
 
 
 @pytest.fixture(scope="module")
-def fuzz_app(tmp_path_factory, encoder):
+def fuzz_app(tmp_path_factory):
     """The app over an index holding one document, so reads find something to return."""
     base = tmp_path_factory.mktemp("fuzz")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(index_module, "DenseEncoder", lambda *args, **kwargs: encoder)
-        settings_ = Settings(
-            data_dir=base / "data",
-            parser="pdf-text",
-            allowed_roots=[base / "docs"],
-            access_log="off",
-            max_upload_mb=1,
-        )
-        (base / "docs").mkdir()
-        code_pdf(base / "docs" / "memo.pdf", "fuzzmemo", pages=2)
-        with Index(settings_) as index:
-            assert index.ingest([base / "docs"]).added == 1
-        yield create_app(settings_)
+    settings_ = Settings(
+        data_dir=base / "data",
+        parser="pdf-text",
+        allowed_roots=[base / "docs"],
+        access_log="off",
+        max_upload_mb=1,
+    )
+    (base / "docs").mkdir()
+    code_pdf(base / "docs" / "memo.pdf", "fuzzmemo", pages=2)
+    with open_index(settings_) as index:
+        assert index.ingest([base / "docs"]).added == 1
+    return app_for(settings_)
 
 
 @pytest.fixture(scope="module")

@@ -20,19 +20,16 @@ from starlette.routing import Route
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fakes import live_server
+from seams import app_for, override_index
 
 from scanrag.api import guard
-from scanrag.api.app import create_app
+from scanrag.api.deps import get_answerer
 from scanrag.config import Settings
-from scanrag.retrieval.answer import ExtractiveAnswerer
 from scanrag.testing import code_pdf
 
 KEY = "k3y-for-tests"
 PUBLIC = {"/healthz", "/", "/static/{name}", "/docs", "/docs/oauth2-redirect", "/redoc",
           "/docs/static/{name}", "/openapi.json"}  # fmt: skip
-
-
-pytestmark = pytest.mark.usefixtures("one_model")
 
 
 def every_route(app) -> list[tuple[str, str]]:
@@ -78,7 +75,7 @@ def test_every_route_but_the_public_ones_needs_the_key_and_compares_it_in_consta
         return real(a, b)
 
     monkeypatch.setattr(guard.hmac, "compare_digest", spy)
-    app = create_app(Settings(data_dir=tmp_path, api_key=KEY, access_log="off"))
+    app = app_for(Settings(data_dir=tmp_path, api_key=KEY, access_log="off"))
     routes = every_route(app)
     assert {path for _, path in routes} >= PUBLIC | {
         "/v1/documents/{doc_id}/pages/{number}/image", "/v1/regions/{region_id}/crop",
@@ -118,7 +115,7 @@ def raw_request(url: str, head: str) -> str:
 
 def test_a_request_without_the_key_or_over_the_size_limit_is_answered_before_its_body(tmp_path):
     settings = Settings(data_dir=tmp_path, api_key=KEY, max_upload_mb=1, max_upload_files=2)
-    with live_server(create_app(settings)) as url:
+    with live_server(app_for(settings)) as url:
         huge = 50 * (1 << 30)  # claimed, never sent: the answer comes at once
         head = (
             f"POST /v1/documents HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; "
@@ -145,7 +142,7 @@ def test_a_file_over_the_size_limit_refuses_the_whole_upload_and_nothing_is_stor
     good = code_pdf(tmp_path / "good.pdf", "keptfile").read_bytes()
     huge = b"%PDF-1.7\n" + bytes(2 * (1 << 20))
     files = [("files", ("good.pdf", good)), ("files", ("huge.pdf", huge))]
-    with TestClient(create_app(settings)) as client:
+    with TestClient(app_for(settings)) as client:
         response = client.post("/v1/documents?wait=true", files=files)
         assert response.status_code == 413, response.text
         detail = response.json()["detail"]
@@ -161,7 +158,7 @@ def test_deleting_an_uploaded_document_removes_its_file_with_a_relative_data_dir
 ):
     monkeypatch.chdir(tmp_path)
     uploads = tmp_path / "data" / "uploads"
-    with TestClient(create_app(Settings(data_dir=Path("data")))) as client:
+    with TestClient(app_for(Settings(data_dir=Path("data")))) as client:
         pdf = code_pdf(tmp_path / "memo.pdf", "deletedfile").read_bytes()
         response = client.post("/v1/documents?wait=true", files={"files": ("memo.pdf", pdf)})
         assert response.status_code == 200, response.text
@@ -172,13 +169,18 @@ def test_deleting_an_uploaded_document_removes_its_file_with_a_relative_data_dir
     assert not (tmp_path / "data" / "pages" / doc["doc_id"]).exists()
 
 
-def test_a_stream_that_fails_unexpectedly_ends_with_an_error_event(tmp_path, monkeypatch):
-    def broken(self, question, hits):
+class Breaks:
+    """An answerer whose stream fails after its first event."""
+
+    def stream(self, question, hits):
         yield {"answer": "partial"}
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(ExtractiveAnswerer, "stream", broken)  # the default answerer
-    with TestClient(create_app(Settings(data_dir=tmp_path / "data"))) as client:
+
+def test_a_stream_that_fails_unexpectedly_ends_with_an_error_event(tmp_path):
+    app = app_for(Settings(data_dir=tmp_path / "data"))
+    app.dependency_overrides[get_answerer] = Breaks
+    with TestClient(app) as client:
         response = client.post("/v1/query", json={"question": "anything", "stream": True})
     assert response.status_code == 200
     events = [block.split("\n")[0] for block in response.text.strip().split("\n\n")]
@@ -204,7 +206,7 @@ def roots(tmp_path) -> dict[str, Path]:
 
 
 def test_server_side_ingest_is_off_without_allowed_roots(tmp_path, roots):
-    with TestClient(create_app(Settings(data_dir=tmp_path / "data"))) as client:
+    with TestClient(app_for(Settings(data_dir=tmp_path / "data"))) as client:
         response = client.post("/v1/ingest", json={"path": str(roots["allowed"])})
         assert response.status_code == 403
         assert "SCANRAG_ALLOWED_ROOTS" in response.json()["detail"]
@@ -213,7 +215,7 @@ def test_server_side_ingest_is_off_without_allowed_roots(tmp_path, roots):
 def test_server_side_ingest_reads_only_below_the_allowed_roots(tmp_path, roots):
     allowed, outside = roots["allowed"], roots["outside"]
     settings = Settings(data_dir=tmp_path / "data", allowed_roots=[allowed])
-    with TestClient(create_app(settings)) as client:
+    with TestClient(app_for(settings)) as client:
         for path, status in [
             (str(outside), 403),  # absolute, elsewhere
             ("/etc", 403),
@@ -263,7 +265,7 @@ def preflight(client: TestClient, origin: str) -> httpx.Response:
 
 
 def test_cors_is_closed_by_default(tmp_path):
-    with TestClient(create_app(Settings(data_dir=tmp_path))) as client:
+    with TestClient(app_for(Settings(data_dir=tmp_path))) as client:
         assert "access-control-allow-origin" not in preflight(client, "https://evil.test").headers
         response = client.get("/v1/documents", headers={"Origin": "https://evil.test"})
         assert response.status_code == 200
@@ -272,7 +274,7 @@ def test_cors_is_closed_by_default(tmp_path):
 
 def test_cors_allows_exactly_the_configured_origins(tmp_path):
     settings = Settings(data_dir=tmp_path, api_key=KEY, cors_origins=["https://app.example"])
-    with TestClient(create_app(settings)) as client:
+    with TestClient(app_for(settings)) as client:
         allowed = preflight(client, "https://app.example")
         assert allowed.status_code == 200
         assert allowed.headers["access-control-allow-origin"] == "https://app.example"
@@ -301,7 +303,7 @@ def test_every_request_gets_one_access_log_line_apart_from_the_error_log(
 ):
     log_file = tmp_path / "access.log"
     settings = Settings(data_dir=tmp_path / "data", api_key=KEY, access_log=str(log_file))
-    app = create_app(settings)
+    app = app_for(settings)
     caplog.set_level(logging.INFO)
     with TestClient(app, raise_server_exceptions=False) as client:
         ok = client.get("/v1/documents", headers={"X-API-Key": KEY, "X-Request-ID": "trace-42"})
@@ -313,7 +315,7 @@ def test_every_request_gets_one_access_log_line_apart_from_the_error_log(
         def explode(*args, **kwargs):
             raise RuntimeError("store exploded")
 
-        monkeypatch.setattr(app.state.scanrag.index, "search", explode)
+        override_index(app, search=explode)
         crashed = client.post("/v1/search", json={"query": "x"}, headers={"X-API-Key": KEY})
     assert ok.headers["x-request-id"] == "trace-42"
     assert forged.headers["x-request-id"] != "x" * 200  # not a valid id: a fresh one

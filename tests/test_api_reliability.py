@@ -17,10 +17,12 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from PIL import Image
 from pydantic import ValidationError
@@ -28,17 +30,19 @@ from pydantic import ValidationError
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fakes import live_server
+from seams import ENCODER, app_for, open_index, override_index
 
 from scanrag.api.app import create_app
 from scanrag.api.jobs import JobStore
 from scanrag.api.schemas import JobStatus
 from scanrag.config import Settings
 from scanrag.errors import LimitExceeded
-from scanrag.retrieval import index as index_module
-from scanrag.retrieval.index import FileError, Index, read_page_image
+from scanrag.ingest.parallel import InlineRunner
+from scanrag.ingest.pipeline import parse_file
+from scanrag.retrieval.images import read_page_image
+from scanrag.retrieval.index import Index
+from scanrag.retrieval.reports import FileError
 from scanrag.testing import code_pdf, pdf_paragraph, text_pdf
-
-pytestmark = pytest.mark.usefixtures("one_model")
 
 
 def settings_for(tmp_path: Path, **values) -> Settings:
@@ -64,19 +68,26 @@ def poll(client, job_id: str, seconds: float = 120) -> dict:
         time.sleep(0.1)
 
 
+class Gate(threading.Event):
+    """Every ingest of an app made by `app` waits until the gate is set (a busy ingest worker,
+    on demand)."""
+
+    def app(self, settings: Settings) -> FastAPI:
+        gate = self
+
+        class Gated(Index):
+            def ingest(self, *args, **kwargs):
+                gate.wait(120)
+                return super().ingest(*args, **kwargs)
+
+        return create_app(settings, open_index=lambda s: Gated(s, encoder=ENCODER))
+
+
 @pytest.fixture
-def gate(monkeypatch) -> threading.Event:
-    """Every ingest waits until the event is set (a busy ingest worker, on demand)."""
-    event = threading.Event()
-    real = Index.ingest
-
-    def held(self, *args, **kwargs):
-        event.wait(120)
-        return real(self, *args, **kwargs)
-
-    monkeypatch.setattr(Index, "ingest", held)
-    yield event
-    event.set()
+def gate() -> Iterator[Gate]:
+    gate = Gate()
+    yield gate
+    gate.set()
 
 
 # --- 1. jobs outlive the server (with a real SIGKILL: tests/test_api_restart.py) ------------
@@ -85,7 +96,7 @@ def gate(monkeypatch) -> threading.Event:
 def test_a_folder_job_left_running_is_resumed_with_fresh_counts(tmp_path, rooted):
     allowed = rooted["allowed"]
     settings = settings_for(tmp_path, allowed_roots=[allowed])
-    Index(settings).close()  # the data dir a previous server used
+    open_index(settings).close()  # the data dir a previous server used
     store = JobStore(Path(settings.data_dir) / "jobs.sqlite")
     rejected = FileError(path="notes.txt", error="notes.txt: not a supported document type")
     left = JobStatus(
@@ -99,7 +110,7 @@ def test_a_folder_job_left_running_is_resumed_with_fresh_counts(tmp_path, rooted
     )
     store.add(left, [allowed], [allowed])
     store.close()
-    with TestClient(create_app(settings)) as client:
+    with TestClient(app_for(settings)) as client:
         job = poll(client, "0123456789ab")
     assert job["status"] == "done" and job["resumed"] == 1
     assert (job["files_total"], job["files_done"]) == (3, 3)  # a.pdf, b.pdf and the rejected
@@ -109,6 +120,7 @@ def test_a_folder_job_left_running_is_resumed_with_fresh_counts(tmp_path, rooted
 # --- 2. ?wait=true: bounded, no thread held, ends with its client ---------------------------
 
 
+@pytest.mark.slow  # fifty uploads held open at once
 def test_more_waiting_uploads_than_worker_threads_leave_health_and_reads_answering(tmp_path, gate):
     pdf = pdf_bytes(tmp_path, "waitmemo")
     waiters = 50  # more than the 40 threads sync routes share
@@ -128,7 +140,7 @@ def test_more_waiting_uploads_than_worker_threads_leave_health_and_reads_answeri
             gate.set()  # the ingest goes on: every waiter gets its finished job
             return await asyncio.gather(*waiting), health, documents
 
-    with live_server(create_app(settings_for(tmp_path))) as url:
+    with live_server(gate.app(settings_for(tmp_path))) as url:
         answers, health, documents = asyncio.run(scenario(url))
     assert health.status_code == 200 and documents.status_code == 200
     assert [answer.status_code for answer in answers] == [200] * waiters
@@ -137,7 +149,7 @@ def test_more_waiting_uploads_than_worker_threads_leave_health_and_reads_answeri
 
 def test_a_wait_that_runs_out_answers_202_with_the_job_as_it_is(tmp_path, gate):
     settings = settings_for(tmp_path, wait_timeout=1)
-    with TestClient(create_app(settings)) as client:
+    with TestClient(gate.app(settings)) as client:
         files = {"files": ("slow.pdf", pdf_bytes(tmp_path, "slowmemo"))}
         answer = client.post("/v1/documents?wait=true", files=files)
         assert answer.status_code == 202
@@ -151,7 +163,7 @@ def test_a_waiting_request_ends_when_its_client_goes_away(tmp_path, gate):
     log_file = tmp_path / "access.log"
     settings = Settings(data_dir=tmp_path / "data", parser="pdf-text", access_log=str(log_file))
     pdf = pdf_bytes(tmp_path, "leavingmemo")  # wait_timeout stays the default (60 s)
-    with live_server(create_app(settings)) as url:
+    with live_server(gate.app(settings)) as url:
         with pytest.raises(httpx.ReadTimeout):  # the client gives up, closing its connection
             httpx.post(
                 f"{url}/v1/documents?wait=true",
@@ -186,19 +198,23 @@ def swap_for_link(path: Path, target: Path) -> None:
     os.symlink(target, path)
 
 
+def parsing_with(parse) -> Callable[[Settings], Index]:
+    """Opens the app's index with files parsed in-process by `parse`."""
+    return lambda settings: open_index(settings, runner=InlineRunner(parse))
+
+
 def test_a_file_swapped_for_a_link_out_of_the_roots_after_the_walk_is_not_read(
-    tmp_path, rooted, monkeypatch
+    tmp_path, rooted
 ):
     allowed, outside = rooted["allowed"], rooted["outside"]
-    real = index_module.discover
 
-    def walk_then_swap(*args, **kwargs):
-        found = real(*args, **kwargs)
-        swap_for_link(allowed / "b.pdf", outside / "private.pdf")  # while a.pdf is read
-        return found
+    def swap_while_a_is_read(path, *args, **kwargs):  # the walk is over: a.pdf is open
+        if path.name == "a.pdf":
+            swap_for_link(allowed / "b.pdf", outside / "private.pdf")
+        return parse_file(path, *args, **kwargs)
 
-    monkeypatch.setattr(index_module, "discover", walk_then_swap)
-    with TestClient(create_app(settings_for(tmp_path, allowed_roots=[allowed]))) as client:
+    settings = settings_for(tmp_path, allowed_roots=[allowed])
+    with TestClient(create_app(settings, open_index=parsing_with(swap_while_a_is_read))) as client:
         job = client.post("/v1/ingest?wait=true", json={"path": "."}).json()["job"]
         assert job["report"]["added"] == 1
         (error,) = job["errors"]
@@ -207,18 +223,16 @@ def test_a_file_swapped_for_a_link_out_of_the_roots_after_the_walk_is_not_read(
         assert hits(client, "firstmemo")
 
 
-def test_a_file_swapped_after_its_check_is_not_parsed(tmp_path, rooted, monkeypatch):
+def test_a_file_swapped_after_its_check_is_not_parsed(tmp_path, rooted):
     allowed, outside = rooted["allowed"], rooted["outside"]
-    real = index_module.open_source
 
-    def check_then_swap(path, *args, **kwargs):
-        source = real(path, *args, **kwargs)
+    def swap_then_parse(path, *args, **kwargs):
         if path.name == "b.pdf":  # checked and hashed inside the root; then replaced
             swap_for_link(path, outside / "private.pdf")
-        return source
+        return parse_file(path, *args, **kwargs)
 
-    monkeypatch.setattr(index_module, "open_source", check_then_swap)
-    with TestClient(create_app(settings_for(tmp_path, allowed_roots=[allowed]))) as client:
+    settings = settings_for(tmp_path, allowed_roots=[allowed])
+    with TestClient(create_app(settings, open_index=parsing_with(swap_then_parse))) as client:
         job = client.post("/v1/ingest?wait=true", json={"path": "."}).json()["job"]
         (error,) = job["errors"]
         assert "b.pdf" in error["path"] and "replaced while being indexed" in error["error"]
@@ -228,7 +242,7 @@ def test_a_file_swapped_after_its_check_is_not_parsed(tmp_path, rooted, monkeypa
 def test_a_fifo_named_for_ingest_fails_at_once_and_the_worker_goes_on(tmp_path, rooted):
     allowed = rooted["allowed"]
     os.mkfifo(allowed / "pipe.pdf")
-    with TestClient(create_app(settings_for(tmp_path, allowed_roots=[allowed]))) as client:
+    with TestClient(app_for(settings_for(tmp_path, allowed_roots=[allowed]))) as client:
         try:
             started = client.post("/v1/ingest", json={"path": "pipe.pdf"}).json()
             job = poll(client, started["job_id"], 30)
@@ -261,7 +275,7 @@ def test_index_delete_removes_the_parse_the_page_images_and_uploads_but_not_user
     docs.mkdir()
     mine = code_pdf(docs / "mine.pdf", "usermemo")
     data = tmp_path / "data"
-    with Index(data_dir=data, parser="pdf-text") as index:
+    with open_index(data_dir=data, parser="pdf-text") as index:
         index.ingest([docs])
         uploads = data / "uploads" / "0123456789abcdef"
         uploads.mkdir(parents=True)
@@ -282,7 +296,7 @@ def test_index_delete_removes_the_parse_the_page_images_and_uploads_but_not_user
 
 def test_deleting_a_document_keeps_a_queued_upload_of_the_same_content(tmp_path, gate):
     pdf = pdf_bytes(tmp_path, "twinmemo")
-    with TestClient(create_app(settings_for(tmp_path))) as client:
+    with TestClient(gate.app(settings_for(tmp_path))) as client:
         gate.set()
         first = client.post("/v1/documents?wait=true", files={"files": ("first.pdf", pdf)})
         assert first.json()["job"]["report"]["added"] == 1
@@ -306,7 +320,7 @@ def test_highlights_and_crops_of_a_huge_page_are_read_within_the_pixel_budget(tm
     settings = settings_for(tmp_path, dpi=600)  # image_max_pixels: 16 million by default
     pdf = text_pdf([pdf_paragraph(72, 90, "Giant page gianttoken in small print.", 450)],
                    tmp_path / "giant.pdf")  # fmt: skip
-    with TestClient(create_app(settings)) as client:
+    with TestClient(app_for(settings)) as client:
         client.post("/v1/documents?wait=true", files={"files": ("giant.pdf", pdf.read_bytes())})
         (doc,) = client.get("/v1/documents").json()
         page = client.get(f"/v1/documents/{doc['doc_id']}").json()["page_list"][0]
@@ -341,7 +355,7 @@ def test_a_page_over_the_budget_even_at_one_eighth_is_a_clear_error(tmp_path):
 def test_without_a_key_a_foreign_host_or_a_cross_origin_write_is_refused(tmp_path, caplog):
     caplog.set_level(logging.WARNING)
     pdf = pdf_bytes(tmp_path, "originmemo")
-    with TestClient(create_app(settings_for(tmp_path)), base_url="http://127.0.0.1:8000") as client:
+    with TestClient(app_for(settings_for(tmp_path)), base_url="http://127.0.0.1:8000") as client:
         for host in ("127.0.0.1:8000", "localhost:8000", "[::1]:8000", "10.1.2.3", "LOCALHOST."):
             assert client.get("/v1/documents", headers={"Host": host}).status_code == 200
         rebound = client.get("/v1/documents", headers={"Host": "attacker.example:8000"})
@@ -364,7 +378,7 @@ def test_without_a_key_a_foreign_host_or_a_cross_origin_write_is_refused(tmp_pat
 
 def test_allowed_hosts_adds_names_the_keyless_server_answers_to(tmp_path):
     settings = settings_for(tmp_path, allowed_hosts=["Scans.Internal"])
-    with TestClient(create_app(settings)) as client:
+    with TestClient(app_for(settings)) as client:
         assert client.get("/v1/documents", headers={"Host": "scans.internal:80"}).status_code == 200
         assert client.get("/v1/documents", headers={"Host": "other.internal"}).status_code == 400
 
@@ -376,7 +390,7 @@ def test_with_a_key_any_host_and_origin_may_call_with_it(tmp_path):
         "Origin": "https://elsewhere.example",
         "X-API-Key": "k3y",
     }
-    with TestClient(create_app(settings)) as client:
+    with TestClient(app_for(settings)) as client:
         assert client.post("/v1/search", json={"query": "x"}, headers=headers).status_code == 200
 
 
@@ -391,7 +405,7 @@ def test_an_upload_named_with_ninety_chinese_characters_is_stored_and_indexed_wi
         ("files", ("before.pdf", pdf_bytes(tmp_path, "beforememo"))),
         ("files", (long_name, pdf_bytes(tmp_path, "longnamememo"))),
     ]
-    with TestClient(create_app(settings_for(tmp_path))) as client:
+    with TestClient(app_for(settings_for(tmp_path))) as client:
         response = client.post("/v1/documents?wait=true", files=files)
         assert response.status_code == 200, response.text
         body = response.json()
@@ -425,7 +439,7 @@ def test_an_upload_named_with_ninety_chinese_characters_is_stored_and_indexed_wi
 )
 def test_hostile_request_fields_are_client_errors_with_a_message(tmp_path, route, body):
     settings = settings_for(tmp_path, allowed_roots=[tmp_path])
-    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+    with TestClient(app_for(settings), raise_server_exceptions=False) as client:
         if b"DOC" in body:  # a document that exists, so that only the field can be refused
             files = {"files": ("f.pdf", pdf_bytes(tmp_path, "fieldmemo"))}
             client.post("/v1/documents?wait=true", files=files)
@@ -437,15 +451,14 @@ def test_hostile_request_fields_are_client_errors_with_a_message(tmp_path, route
     assert detail and "Traceback" not in response.text
 
 
-def test_an_extract_field_of_a_hundred_thousand_characters_is_refused_unsearched(
-    tmp_path, monkeypatch
-):
-    with TestClient(create_app(settings_for(tmp_path))) as client:
+def test_an_extract_field_of_a_hundred_thousand_characters_is_refused_unsearched(tmp_path):
+    app = app_for(settings_for(tmp_path))
+    with TestClient(app) as client:
         files = {"files": ("e.pdf", pdf_bytes(tmp_path, "extractmemo"))}
         client.post("/v1/documents?wait=true", files=files)
         (doc,) = client.get("/v1/documents").json()
         searched = []
-        monkeypatch.setattr(Index, "search", lambda self, *a, **k: searched.append(a) or [])
+        override_index(app, search=lambda *args, **kwargs: searched.append(args) or [])
         body = {"doc_id": doc["doc_id"], "fields": ["total", "y" * 100_000]}
         response = client.post("/v1/extract", json=body)
     assert response.status_code == 422 and searched == []
@@ -456,7 +469,7 @@ def test_an_extract_field_of_a_hundred_thousand_characters_is_refused_unsearched
 
 def test_a_file_over_the_limit_is_refused_before_the_rest_of_the_body_is_sent(tmp_path):
     settings = settings_for(tmp_path, max_upload_mb=1, max_upload_files=8)
-    with live_server(create_app(settings)) as url:
+    with live_server(app_for(settings)) as url:
         host, port = url.removeprefix("http://").split(":")
         part = (
             b'--b\r\nContent-Disposition: form-data; name="files"; filename="big.pdf"\r\n'
@@ -487,7 +500,7 @@ def test_answers_name_files_relative_to_the_data_dir_or_their_root(tmp_path, roo
     allowed = rooted["allowed"]
     (allowed / "broken.pdf").write_bytes(b"%PDF-1.7\nnot really")
     settings = settings_for(tmp_path, allowed_roots=[allowed])
-    with TestClient(create_app(settings)) as client:
+    with TestClient(app_for(settings)) as client:
         ingest = client.post("/v1/ingest?wait=true", json={"path": str(allowed)})
         upload = client.post(
             "/v1/documents?wait=true", files={"files": ("up.pdf", pdf_bytes(tmp_path, "upmemo"))}
@@ -506,7 +519,7 @@ def test_answers_name_files_relative_to_the_data_dir_or_their_root(tmp_path, roo
 
 
 def test_the_api_docs_load_nothing_from_other_origins(tmp_path):
-    with TestClient(create_app(settings_for(tmp_path))) as client:
+    with TestClient(app_for(settings_for(tmp_path))) as client:
         for page in ("/docs", "/redoc"):
             response = client.get(page)
             assert response.status_code == 200
@@ -518,7 +531,7 @@ def test_the_api_docs_load_nothing_from_other_origins(tmp_path):
 
 
 def test_page_images_crops_and_answers_are_never_cached(tmp_path):
-    with TestClient(create_app(settings_for(tmp_path))) as client:
+    with TestClient(app_for(settings_for(tmp_path))) as client:
         client.post(
             "/v1/documents?wait=true", files={"files": ("c.pdf", pdf_bytes(tmp_path, "cachememo"))}
         )

@@ -27,10 +27,12 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fakes import free_port
+from seams import open_index
 from test_ingest_crash import by_doc, cached_chunks, engine_points
 
-from scanrag.retrieval.index import Index
 from scanrag.testing import code_pdf
+
+pytestmark = pytest.mark.slow  # SIGKILLs scanrag serve
 
 TRIALS = int(os.environ.get("API_KILL_TRIALS", "2"))
 SEED = int(os.environ.get("API_KILL_SEED", "20261203"))
@@ -160,7 +162,7 @@ def started() -> Iterator[list[Server]]:
 
 
 def test_a_killed_server_loses_no_accepted_upload_and_indexes_each_once(
-    tmp_path, one_model, started
+    tmp_path, started
 ):
     rng = random.Random(SEED)
     data, folder = tmp_path / "data", tmp_path / "files"
@@ -228,7 +230,7 @@ def test_a_killed_server_loses_no_accepted_upload_and_indexes_each_once(
 
     assert all(job["status"] == "done" for job in jobs.values()), jobs
     codes = [code for codes in accepted.values() for code in codes]
-    with Index(data_dir=data, parser="pdf-text") as index:
+    with open_index(data_dir=data, parser="pdf-text") as index:
         rows = index.manifest.all()
         counts = index.store.doc_counts()
     names = [row.path.name for row in rows]

@@ -222,6 +222,7 @@ def inbox(tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.mark.slow  # runs the CLI in a subprocess
 def test_cli_run_with_bad_files_writes_the_good_ones_and_exits_1(inbox, tmp_path):
     out = tmp_path / "parsed"
     result = subprocess.run(

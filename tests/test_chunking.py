@@ -9,7 +9,7 @@ import re
 from scanrag.ingest.layout import markdown_table
 from scanrag.ingest.model import BBox, Document, Line, Page, ParserInfo, Region, union_all
 from scanrag.retrieval.chunking import HEADING_SEPARATOR, Chunk, chunk_document, count_tokens
-from scanrag.retrieval.index import _payload
+from scanrag.retrieval.points import chunk_payload
 
 WIDTH, HEIGHT = 1654, 2339
 DOC_ID = "0123456789abcdef"
@@ -325,7 +325,7 @@ def test_provenance_sits_beside_the_text_not_inside_it():
     doc, _ = long_document()
     sizes = {page.number: (page.width, page.height) for page in doc.pages}
     for chunk in chunk_document(doc, max_tokens=120):
-        payload = _payload(chunk, doc.source, sizes)
+        payload = chunk_payload(chunk, doc.source, sizes).model_dump(mode="json")
         assert payload["text"] == chunk.text
         for region in payload["regions"]:
             assert {"region_id", "page", "bbox", "bbox_norm", "label", "start", "end"} <= set(

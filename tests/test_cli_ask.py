@@ -15,10 +15,11 @@ from fastapi.testclient import TestClient
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fakes import AMOUNT, free_port, memo_pdf
+from seams import app_for, open_index
 
-from scanrag.api.app import create_app
 from scanrag.config import Settings
-from scanrag.retrieval.index import Index
+
+pytestmark = pytest.mark.slow  # runs the CLI in subprocesses
 
 QUESTION = "What budget was approved for Project Falcon-31?"
 
@@ -41,7 +42,7 @@ def work(tmp_path_factory) -> Path:
 def data_dir(tmp_path_factory, work) -> Path:
     folder = work / "memos"
     data = tmp_path_factory.mktemp("cli-data")
-    with Index(Settings(data_dir=data)) as index:
+    with open_index(Settings(data_dir=data)) as index:
         assert index.ingest([folder]).added == 1
     return data
 
@@ -57,7 +58,7 @@ def test_ask_json_prints_the_same_document_as_the_query_api(data_dir):
         "page_image_url", "highlight_url",
     }  # fmt: skip
 
-    with TestClient(create_app(Settings(data_dir=data_dir))) as client:
+    with TestClient(app_for(Settings(data_dir=data_dir))) as client:
         served = client.post("/v1/query", json={"question": QUESTION, "top_k": 3}).json()
     assert printed == served
 

@@ -285,9 +285,6 @@ def citation(box, lines=(), source="/data/set/invoice.pdf", page=1, size=(1000, 
             "text": "x",
             "score": 1.0,
             "lines": [{"text": "x", "bbox": line} for line in lines],
-            "crop_url": "",
-            "page_image_url": "",
-            "highlight_url": "",
         }
     )
 

@@ -13,7 +13,7 @@ from scanrag import ConfigError, ModelServerError
 from scanrag.config import Settings
 from scanrag.fakeserver import FakeServer, Reply, Request, decode_data_uri, layout_parsing
 from scanrag.ingest.model import BBox
-from scanrag.ingest.parsers import get_parser, glm_maas
+from scanrag.ingest.parsers import get_parser
 from scanrag.ingest.parsers.glm_maas import MaasParser
 from scanrag.ingest.pipeline import parse_file
 from scanrag.testing import Sheet, image_pdf
@@ -145,9 +145,8 @@ def test_a_reply_without_layout_details_is_an_error(tmp_path: Path):
             parse_file(pdf, config, get_parser(config))
 
 
-def test_a_batch_answered_with_a_page_too_few_names_its_pages(tmp_path: Path, monkeypatch):
+def test_a_batch_answered_with_a_page_too_few_names_its_pages(tmp_path: Path):
     """Pages are joined batch after batch: a short batch must fail, not shift later pages."""
-    monkeypatch.setattr(glm_maas, "MAX_PDF_PAGES", 1)  # two batches of one page
     pdf, _ = two_page_pdf(tmp_path)
 
     def handle(request: Request) -> Reply:
@@ -157,8 +156,10 @@ def test_a_batch_answered_with_a_page_too_few_names_its_pages(tmp_path: Path, mo
 
     with FakeServer(handle) as server:
         config = settings(server.url)
+        parser = MaasParser.from_settings(config)
+        parser.max_pdf_pages = 1  # two batches of one page
         with pytest.raises(ModelServerError) as caught:
-            parse_file(pdf, config, get_parser(config))
+            parse_file(pdf, config, parser)
     message = str(caught.value)
     assert "layout_parsing returned 0 pages for page 1 of a 2-page PDF" in message
     assert "report.pdf" in message and len(server.requests) == 1
@@ -166,4 +167,4 @@ def test_a_batch_answered_with_a_page_too_few_names_its_pages(tmp_path: Path, mo
 
 def test_maas_needs_an_api_key():
     with pytest.raises(ConfigError, match="SCANRAG_OCR_API_KEY"):
-        MaasParser(Settings(ocr_api="maas"))
+        MaasParser.from_settings(Settings(ocr_api="maas"))

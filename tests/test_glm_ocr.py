@@ -26,15 +26,17 @@ from scanrag.fakeserver import (
 from scanrag.ingest.blocks import LayoutBox
 from scanrag.ingest.loaders import PageImage
 from scanrag.ingest.model import BBox
-from scanrag.ingest.parsers.glm import (
-    CROP_PAD,
-    cut_repetition,
-    layout_detector,
-    read_html_table,
-)
-from scanrag.ingest.parsers.glm_ocr import GlmOcrParser
+from scanrag.ingest.parsers.glm import CROP_PAD, cut_repetition, read_html_table
+from scanrag.ingest.parsers.glm_ocr import GlmOcrOptions, GlmOcrParser
+from scanrag.ingest.parsers.layout_models import layout_detector
 from scanrag.ingest.pipeline import parse_file
 from scanrag.testing import Sheet
+
+
+def parser_for(config: Settings, page) -> GlmOcrParser:
+    """The glm-ocr parser with the page's own layout (no layout model runs)."""
+    return GlmOcrParser(GlmOcrOptions.of(config), layout=page.detect)
+
 
 TABLE_HTML = (
     '<table border="1"><tr><td>Item</td><td>Qty</td></tr>'
@@ -111,7 +113,7 @@ def answering(page: Page, calls: list[tuple[int, int]] | None = None):
 
 def test_each_region_is_read_with_its_task_prompt_and_mapped_to_the_region_model(page: Page):
     with FakeServer(answering(page)) as server:
-        parser = GlmOcrParser(settings(server.url), layout=page.detect)
+        parser = parser_for(settings(server.url), page)
         doc = parse_file(page.path, settings(server.url), parser)
 
     # one request per readable region; the figure is kept without OCR
@@ -144,7 +146,7 @@ def test_each_region_is_read_with_its_task_prompt_and_mapped_to_the_region_model
 def test_api_key_is_sent_as_a_bearer_token(page: Page):
     with FakeServer(answering(page)) as server:
         config = settings(server.url, ocr_api_key="sk-test")
-        parse_file(page.path, config, GlmOcrParser(config, layout=page.detect))
+        parse_file(page.path, config, parser_for(config, page))
     assert {r.headers["authorization"] for r in server.requests} == {"Bearer sk-test"}
 
 
@@ -159,7 +161,7 @@ def test_region_requests_run_concurrently(page: Page):
     with FakeServer(handle) as server:
         config = settings(server.url, ocr_workers=4)
         started = time.perf_counter()
-        parse_file(page.path, config, GlmOcrParser(config, layout=page.detect))
+        parse_file(page.path, config, parser_for(config, page))
         elapsed = time.perf_counter() - started
     assert server.max_in_flight >= 3
     assert elapsed < 4 * 0.4
@@ -179,7 +181,7 @@ def test_error_statuses_are_retried_with_backoff(page: Page):
 
     with FakeServer(handle) as server:
         config = settings(server.url)
-        doc = parse_file(page.path, config, GlmOcrParser(config, layout=page.detect))
+        doc = parse_file(page.path, config, parser_for(config, page))
     assert len(server.requests) == 8
     assert len(doc.pages[0].regions) == 5
 
@@ -198,7 +200,7 @@ def test_a_slow_reply_times_out_and_is_retried(page: Page):
 
     with FakeServer(handle) as server:
         config = settings(server.url, ocr_timeout=0.5)
-        doc = parse_file(page.path, config, GlmOcrParser(config, layout=page.detect))
+        doc = parse_file(page.path, config, parser_for(config, page))
     assert seen.count(page.crop_size("text")) == 2
     assert doc.pages[0].regions[1].text == PARAGRAPH
 
@@ -207,7 +209,7 @@ def test_a_server_that_keeps_failing_fails_the_file_with_one_line(page: Page):
     with FakeServer(lambda request: Reply(error_body("CUDA out of memory", 500), 500)) as server:
         config = settings(server.url, ocr_retries=1)
         with pytest.raises(ModelServerError) as caught:
-            parse_file(page.path, config, GlmOcrParser(config, layout=page.detect))
+            parse_file(page.path, config, parser_for(config, page))
     message = str(caught.value)
     assert "\n" not in message
     assert f"{server.url}/v1" in message
@@ -222,7 +224,7 @@ def test_a_wrong_model_name_says_which_setting_to_fix(page: Page):
     with FakeServer(handle) as server:
         config = settings(server.url, ocr_model="glm-ocr-typo")
         with pytest.raises(ModelServerError, match="--ocr-model") as caught:
-            parse_file(page.path, config, GlmOcrParser(config, layout=page.detect))
+            parse_file(page.path, config, parser_for(config, page))
     assert "glm-ocr-typo" in str(caught.value)
     assert len(server.requests) <= 4  # not retried
 
@@ -239,7 +241,7 @@ def test_a_repeating_reply_is_truncated_and_flagged(page: Page):
 
     with FakeServer(handle) as server:
         config = settings(server.url)
-        doc = parse_file(page.path, config, GlmOcrParser(config, layout=page.detect))
+        doc = parse_file(page.path, config, parser_for(config, page))
     text = doc.pages[0].regions[1]
     assert text.text == "Revenue grew by 12%. Costs stayed flat."
     assert set(text.flags) == {"repetition", "truncated"}
@@ -260,7 +262,7 @@ def test_default_layout_crops_are_the_regions_boxes(tmp_path: Path):
 
     with FakeServer(handle) as server:
         config = settings(server.url)
-        doc = parse_file(path, config, GlmOcrParser(config))
+        doc = parse_file(path, config, GlmOcrParser.from_settings(config))
     regions = doc.pages[0].regions
     assert {r.label for r in regions} >= {"title", "text", "table"}
     assert len(server.requests) == len([r for r in regions if r.label != "figure"])

@@ -17,11 +17,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import seams
 
-from scanrag.ingest.model import doc_id_for
-from scanrag.retrieval import index as index_module
+from scanrag.errors import ConfigError
+from scanrag.ingest.model import BBox, doc_id_for
+from scanrag.ingest.parallel import InlineRunner
+from scanrag.ingest.parsers import Block
+from scanrag.ingest.pipeline import parse_file
 from scanrag.retrieval.chunking import chunk_document
-from scanrag.retrieval.index import Index, IngestReport
+from scanrag.retrieval.index import Index
+from scanrag.retrieval.reports import IngestReport
+from scanrag.retrieval.store import EdgeStore
 from scanrag.testing import pdf_paragraph, text_pdf
 
 #: One unique code word per file, so a search can tell the files apart.
@@ -44,9 +50,6 @@ def write_pdf(path: Path, code: str, paragraphs: int = 1, extra: str = "") -> Pa
     return text_pdf([items], path)
 
 
-pytestmark = pytest.mark.usefixtures("one_model")
-
-
 def make_folder(docs: Path) -> Path:
     docs.mkdir(parents=True)
     for name, code in CODES.items():
@@ -65,7 +68,7 @@ def data_dir(tmp_path) -> Path:
 
 
 def open_index(data_dir: Path, **options) -> Index:
-    return Index(data_dir=data_dir, parser="pdf-text", **options)
+    return seams.open_index(data_dir=data_dir, parser="pdf-text", **options)
 
 
 @dataclass
@@ -76,15 +79,13 @@ class Workspace:
 
 
 @pytest.fixture(scope="session")
-def pristine(tmp_path_factory, encoder) -> tuple[Path, IngestReport]:
+def pristine(tmp_path_factory) -> tuple[Path, IngestReport]:
     """The corpus ingested once; tests get a fresh copy at the same paths (the manifest
     records absolute paths, and copying keeps every file's size and mtime)."""
     base = tmp_path_factory.mktemp("index")
     docs = make_folder(base / "work" / "docs")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(index_module, "DenseEncoder", lambda *args, **kwargs: encoder)
-        with open_index(base / "work" / "data") as index:
-            report = index.ingest([docs])
+    with open_index(base / "work" / "data") as index:
+        report = index.ingest([docs])
     shutil.copytree(base / "work", base / "pristine")
     return base, report
 
@@ -97,22 +98,24 @@ def indexed(pristine) -> Workspace:
     return Workspace(base / "work" / "docs", base / "work" / "data", report)
 
 
-def forbid_parsing(monkeypatch):
-    def fail(*args, **kwargs):
-        raise AssertionError("the parser was called")
+def watched_runner() -> tuple[InlineRunner, list[Path]]:
+    """An in-process runner that parses as usual and records every file it is given."""
+    parsed: list[Path] = []
 
-    monkeypatch.setattr(index_module, "parse_file", fail)
-    monkeypatch.setattr("scanrag.ingest.pipeline.parse_file", fail)
+    def parse(path: Path, *args, **kwargs):
+        parsed.append(path)
+        return parse_file(path, *args, **kwargs)
+
+    return InlineRunner(parse), parsed
 
 
-def forbid_reading(monkeypatch):
-    """Unchanged files must not even be hashed or opened."""
-
-    def fail(*args, **kwargs):
-        raise AssertionError("an unchanged file was read")
-
-    monkeypatch.setattr(index_module, "open_source", fail)
-    monkeypatch.setattr("scanrag.ingest.loaders.file_sha256", fail)
+def scramble_keeping_stat(folder: Path) -> None:
+    """Every file's bytes replaced by as many others, its mtime put back: a file that is
+    skipped on its stat alone stays unchanged, one that is hashed (or read) would not."""
+    for path in folder.iterdir():
+        stat = path.stat()
+        path.write_bytes(os.urandom(stat.st_size))
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
 
 def doc_of(path: Path) -> str:
@@ -146,19 +149,19 @@ def test_every_file_becomes_one_document_with_one_point_per_chunk(indexed):
             assert hit.text[region.start : region.end].strip()
 
 
-def test_a_second_ingest_reads_only_stats_and_is_fast(indexed, monkeypatch):
+def test_a_second_ingest_reads_only_stats_and_is_fast(indexed):
     folder, data_dir = indexed.docs, indexed.data
     with open_index(data_dir) as index:
         before = index.store.doc_counts()
-    forbid_parsing(monkeypatch)
-    forbid_reading(monkeypatch)
+    scramble_keeping_stat(folder)
+    runner, parsed = watched_runner()
     started = time.perf_counter()
-    with open_index(data_dir) as index:
+    with open_index(data_dir, runner=runner) as index:
         report = index.ingest([folder])
         after = index.store.doc_counts()
     elapsed = time.perf_counter() - started
     assert (report.unchanged, report.added, report.updated, report.removed) == (4, 0, 0, 0)
-    assert report.pages == 0 and report.failed == 0
+    assert report.pages == 0 and report.failed == 0 and parsed == []
     assert elapsed < 3.0, elapsed
     assert after == before
 
@@ -187,19 +190,21 @@ def test_changing_one_files_content_reindexes_exactly_that_file(indexed):
         assert index.manifest.get(bravo).doc_id == new_doc
 
 
-def test_touching_a_file_without_changing_it_reindexes_nothing(indexed, monkeypatch):
+def test_touching_a_file_without_changing_it_reindexes_nothing(indexed):
     folder, data_dir = indexed.docs, indexed.data
     charlie = folder / "charlie.pdf"
     stat = charlie.stat()
     os.utime(charlie, ns=(stat.st_atime_ns, stat.st_mtime_ns + 5_000_000_000))
-    forbid_parsing(monkeypatch)
-    with open_index(data_dir) as index:
+    runner, parsed = watched_runner()
+    with open_index(data_dir, runner=runner) as index:
         report = index.ingest([folder])
         assert (report.unchanged, report.updated, report.pages) == (4, 0, 0)
         assert index.manifest.get(charlie).mtime_ns == stat.st_mtime_ns + 5_000_000_000
-    forbid_reading(monkeypatch)  # the new stat is recorded: next time not even a hash
+    assert parsed == []
+    scramble_keeping_stat(folder)  # the new stat is recorded: next time not even a hash
     with open_index(data_dir) as index:
-        assert index.ingest([folder]).unchanged == 4
+        report = index.ingest([folder])
+        assert (report.unchanged, report.failed, report.updated) == (4, 0, 0)
 
 
 def test_deleting_a_file_removes_its_points_and_its_row(indexed):
@@ -217,15 +222,15 @@ def test_deleting_a_file_removes_its_points_and_its_row(indexed):
         assert "delta.pdf" not in sources(index, f"project {CODES['delta']}")
 
 
-def test_changing_the_chunk_budget_rechunks_from_the_cache(indexed, monkeypatch):
+def test_changing_the_chunk_budget_rechunks_from_the_cache(indexed):
     folder, data_dir = indexed.docs, indexed.data
     alpha = doc_of(folder / "alpha.pdf")
     with open_index(data_dir) as index:
         before = index.store.count(alpha)
-    forbid_parsing(monkeypatch)
-    with open_index(data_dir, chunk_tokens=64) as index:
+    runner, parsed = watched_runner()
+    with open_index(data_dir, chunk_tokens=64, runner=runner) as index:
         report = index.ingest([folder])
-        assert (report.updated, report.pages, report.failed) == (4, 0, 0)
+        assert (report.updated, report.pages, report.failed) == (4, 0, 0) and parsed == []
         after = index.store.count(alpha)
         assert after == expected_chunks(index, alpha, 64) > before
         assert sum(index.store.doc_counts().values()) == index.store.count()
@@ -338,20 +343,20 @@ def test_a_corrupt_cache_entry_is_no_document_rather_than_an_error(indexed):
         assert index.region_image(f"{doc_id}:p1:r0") is None
 
 
-def test_closing_releases_the_manifest_even_when_the_store_fails_to_close(data_dir, monkeypatch):
-    index = open_index(data_dir)
-    store = index.store
-
-    def broken() -> None:
+class FailsToClose(EdgeStore):
+    def close(self) -> None:
         raise OSError("disk gone")
 
-    monkeypatch.setattr(store, "close", broken)
+
+def test_closing_releases_the_manifest_even_when_the_store_fails_to_close(data_dir):
+    store = FailsToClose(data_dir / "qdrant", seams.ENCODER.dimension)
+    index = open_index(data_dir, store=store)
+    assert index.store is store
     with pytest.raises(OSError, match="disk gone"):
         index.close()
     with pytest.raises(sqlite3.ProgrammingError):  # closed database
         index.manifest.meta("anything")
-    monkeypatch.undo()
-    store.close()
+    EdgeStore.close(store)
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -362,6 +367,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow  # runs the CLI in subprocesses
 def test_cli_ingest_and_search_print_exactly_one_json_document(indexed):
     folder, data_dir = indexed.docs, indexed.data
     write_pdf(folder / "echo.pdf", "emberfall")
@@ -395,7 +401,7 @@ def test_points_of_a_document_no_file_refers_to_are_swept(tmp_path, store):
     with open_index(tmp_path / "data", **options) as index:
         index.ingest([docs])
         kept = doc_of(docs / "only.pdf")
-        orphan = index._points(index.document(kept), "/gone/orphan.pdf")
+        orphan = index.encoders.points(index.document(kept), "/gone/orphan.pdf")
         for point in orphan:
             point.id = str(uuid.uuid4())
             point.payload["doc_id"] = "feedfacefeedface"
@@ -404,3 +410,31 @@ def test_points_of_a_document_no_file_refers_to_are_swept(tmp_path, store):
     with open_index(tmp_path / "data", **options) as index:
         assert index.ingest([docs]).unchanged == 1
         assert index.store.doc_counts() == {kept: expected_chunks(index, kept)}
+
+
+class OneRegion:
+    """A parser object of one's own: every page is one region saying so."""
+
+    name, version = "one-region", "1"
+
+    def config(self) -> dict:
+        return {}
+
+    def parse_page(self, page) -> list[Block]:
+        return [Block("text", BBox(10, 10, 400, 60), text="handwritten ledger", source=self.name)]
+
+
+def test_a_parser_object_reads_every_file_in_this_process(folder, data_dir):
+    with seams.open_index(data_dir=data_dir, parser=OneRegion()) as index:
+        assert index.settings.parser == "auto"  # an object is no setting
+        report = index.ingest([folder])
+        assert (report.added, report.failed) == (4, 0)
+        assert isinstance(index.runner, InlineRunner)
+        for info in index.documents():
+            doc = index.document(info.doc_id)
+            assert {region.source for region in doc.regions()} == {"one-region"}
+        assert len(index.search("handwritten ledger", top_k=10, mode="sparse")) == 4
+    with seams.open_index(data_dir=data_dir, parser="pdf-text") as index:
+        assert index.ingest([folder]).updated == 4  # another parser: parsed again
+    with pytest.raises(ConfigError, match="in this process"):
+        Index(data_dir=data_dir, parser=OneRegion(), workers=2)

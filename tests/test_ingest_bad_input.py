@@ -20,18 +20,17 @@ from fastapi.testclient import TestClient
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from corpus import drop_root_read_override, permissions_apply
+from seams import ENCODER, app_for, open_index
 
 from scanrag.api.app import create_app
 from scanrag.config import Settings
 from scanrag.errors import LimitExceeded
 from scanrag.ingest.loaders import show
-from scanrag.retrieval.index import Index, IngestReport
+from scanrag.retrieval.index import Index
+from scanrag.retrieval.reports import IngestReport
 from scanrag.testing import BadInput, code_pdf, malformed_corpus, scan_image
 
 PASSWORD = "s3cret"
-
-
-pytestmark = pytest.mark.usefixtures("one_model")
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +110,7 @@ def assert_failed_files_add_nothing(index: Index, cases: list[BadInput]) -> None
 def test_index_ingest_reports_each_bad_file_and_indexes_the_rest(corpus, tmp_path):
     docs, cases = corpus
     data = tmp_path / "data"
-    with Index(data_dir=data) as index:
+    with open_index(data_dir=data) as index:
         with permissions_apply():  # unreadable.pdf is unreadable even for root
             report = index.ingest([docs])
         body = json.loads(report.model_dump_json())  # serialisable, non-UTF-8 names included
@@ -131,10 +130,10 @@ def test_index_ingest_reports_each_bad_file_and_indexes_the_rest(corpus, tmp_pat
 def test_the_pdf_password_opens_the_encrypted_pdf_and_a_wrong_one_says_so(corpus, tmp_path):
     docs, _ = corpus
     locked = docs / "locked.pdf"
-    with Index(data_dir=tmp_path / "wrong", pdf_password="guess") as index:
+    with open_index(data_dir=tmp_path / "wrong", pdf_password="guess") as index:
         (error,) = index.ingest([locked]).errors
         assert "locked.pdf" in error.error and "password given is wrong" in error.error
-    with Index(data_dir=tmp_path / "right", pdf_password=PASSWORD) as index:
+    with open_index(data_dir=tmp_path / "right", pdf_password=PASSWORD) as index:
         report = index.ingest([locked])
         assert (report.added, report.failed) == (1, 0)
         assert Path(index.search("lockedmemo", top_k=1)[0].source).name == "locked.pdf"
@@ -144,7 +143,7 @@ def test_page_and_pixel_limits_are_settings(tmp_path):
     pdf = code_pdf(tmp_path / "three.pdf", "threepager", pages=3)
     scan = tmp_path / "scan.png"
     scan_image("pixelcount", size=(640, 160)).save(scan)
-    with Index(data_dir=tmp_path / "strict", max_pages=2, max_pixels=100_000) as index:
+    with open_index(data_dir=tmp_path / "strict", max_pages=2, max_pixels=100_000) as index:
         report = index.ingest([pdf, scan])
         messages = {Path(e.path).name: e.error for e in report.errors}
         assert "3 pages, more than the limit of 2" in messages["three.pdf"]
@@ -152,7 +151,7 @@ def test_page_and_pixel_limits_are_settings(tmp_path):
         assert "640×160 pixels, above the limit of 100,000" in messages["scan.png"]
         assert "SCANRAG_MAX_PIXELS" in messages["scan.png"]
         assert index.store.doc_counts() == {}
-    with Index(data_dir=tmp_path / "strict", max_pages=3, max_pixels=102_400) as index:
+    with open_index(data_dir=tmp_path / "strict", max_pages=3, max_pixels=102_400) as index:
         assert index.ingest([pdf, scan]).added == 2  # the same files, within the limits
 
 
@@ -161,7 +160,7 @@ def test_a_file_replaced_by_a_broken_one_keeps_its_indexed_version(tmp_path):
     docs.mkdir()
     kept = code_pdf(docs / "contract.pdf", "firstversion")
     code_pdf(docs / "other.pdf", "otherfile")
-    with Index(data_dir=tmp_path / "data") as index:
+    with open_index(data_dir=tmp_path / "data") as index:
         assert index.ingest([docs]).added == 2
         before = index.store.doc_counts()
     for garbage, problem in [
@@ -170,7 +169,7 @@ def test_a_file_replaced_by_a_broken_one_keeps_its_indexed_version(tmp_path):
         (b"\x00JNK" * 100, "not a supported document type"),
     ]:
         kept.write_bytes(garbage)
-        with Index(data_dir=tmp_path / "data") as index:
+        with open_index(data_dir=tmp_path / "data") as index:
             report = index.ingest([docs])
             assert (report.failed, report.unchanged, report.removed) == (1, 1, 0), garbage[:8]
             assert "contract.pdf" in report.errors[0].error
@@ -182,7 +181,7 @@ def test_a_file_replaced_by_a_broken_one_keeps_its_indexed_version(tmp_path):
             info = next(i for i in index.documents() if i.doc_id == row.doc_id)
             assert info.error == row.error  # the listing says the new version failed
     code_pdf(kept, "secondversion")
-    with Index(data_dir=tmp_path / "data") as index:
+    with open_index(data_dir=tmp_path / "data") as index:
         report = index.ingest([docs])
         assert (report.updated, report.failed) == (1, 0)
         assert index.search("firstversion", top_k=1, mode="sparse") == []
@@ -213,6 +212,7 @@ def run_ingest(*args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow  # runs the CLI in a subprocess
 def test_cli_ingest_prints_one_line_per_bad_file_and_exits_1(corpus, tmp_path):
     docs, cases = corpus
     data = tmp_path / "data"
@@ -235,7 +235,7 @@ def test_cli_ingest_prints_one_line_per_bad_file_and_exits_1(corpus, tmp_path):
     errors = [line for line in again.stderr.decode().splitlines() if line.startswith("error")]
     assert errors == [f"error: {missing}: no such file or folder"]
     assert again.stdout.decode().startswith("added 1, updated 0, unchanged 0, removed 0, failed 1")
-    with Index(data_dir=data) as index:
+    with open_index(data_dir=data) as index:
         assert Path(index.search("lockedmemo", top_k=1)[0].source).name == "locked.pdf"
         cases = [c for c in cases if c.name != "locked.pdf"]
         cases.append(BadInput("locked.pdf", docs / "locked.pdf", "indexed"))
@@ -266,7 +266,7 @@ def test_an_upload_of_the_corpus_rejects_or_fails_each_bad_file_and_indexes_the_
 ):
     sent = as_uploaded(corpus[1])
     settings = Settings(data_dir=tmp_path / "data")
-    with TestClient(create_app(settings)) as client:
+    with TestClient(app_for(settings)) as client:
         response = client.post("/v1/documents", params={"wait": "true"}, files=multipart(sent))
         assert response.status_code == 200, response.text  # 200 with wait=true, else 202
         body = response.json()
@@ -313,7 +313,7 @@ def test_an_upload_with_no_acceptable_file_answers_the_documented_status(
 ):
     _, cases = pristine
     (case,) = [c for c in cases if c.name == name]
-    with TestClient(create_app(Settings(data_dir=tmp_path))) as client:
+    with TestClient(app_for(Settings(data_dir=tmp_path))) as client:
         response = client.post("/v1/documents", files={"files": (name, case.path.read_bytes())})
         assert response.status_code == status, response.text
         assert name in response.json()["detail"]
@@ -325,7 +325,7 @@ def test_the_upload_limits_follow_the_server_settings(pristine, tmp_path):
     locked = next(c for c in cases if c.name == "locked.pdf").path.read_bytes()
     three = code_pdf(tmp_path / "three.pdf", "threepages", pages=3).read_bytes()
     settings = Settings(data_dir=tmp_path / "data", pdf_password=PASSWORD, max_pages=2)
-    with TestClient(create_app(settings)) as client:
+    with TestClient(app_for(settings)) as client:
         response = client.post(
             "/v1/documents?wait=true",
             files=[("files", ("locked.pdf", locked)), ("files", ("three.pdf", three))],
@@ -339,19 +339,20 @@ def test_the_upload_limits_follow_the_server_settings(pristine, tmp_path):
         assert body["job"]["report"]["added"] == 1
 
 
-def test_server_side_ingest_of_the_corpus_folder_reports_each_bad_file(
-    corpus, tmp_path, monkeypatch
-):
+class IngestsAsAReader(Index):
+    """Ingests with file permissions applied (on the job's thread: root cannot read
+    unreadable.pdf)."""
+
+    def ingest(self, *args, **kwargs) -> IngestReport:
+        with permissions_apply():
+            return super().ingest(*args, **kwargs)
+
+
+def test_server_side_ingest_of_the_corpus_folder_reports_each_bad_file(corpus, tmp_path):
     docs, cases = corpus
-    original = Index.ingest
-
-    def ingest_as_a_reader(self, *args, **kwargs) -> IngestReport:
-        with permissions_apply():  # on the job's thread: root cannot read unreadable.pdf
-            return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(Index, "ingest", ingest_as_a_reader)
     settings = Settings(data_dir=tmp_path / "data", allowed_roots=[docs.parent])
-    with TestClient(create_app(settings)) as client:
+    app = create_app(settings, open_index=lambda s: IngestsAsAReader(s, encoder=ENCODER))
+    with TestClient(app) as client:
         response = client.post("/v1/ingest", params={"wait": "true"}, json={"path": str(docs)})
         assert response.status_code == 200, response.text
         job = response.json()["job"]

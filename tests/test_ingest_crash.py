@@ -19,10 +19,15 @@ import time
 import uuid
 from pathlib import Path
 
+import pytest
+from seams import open_index
+
 from scanrag.ingest.model import Document
 from scanrag.retrieval.chunking import chunk_document
-from scanrag.retrieval.index import POINT_NAMESPACE, Index
+from scanrag.retrieval.points import POINT_NAMESPACE
 from scanrag.testing import pdf_paragraph, text_pdf
+
+pytestmark = pytest.mark.slow  # SIGKILLs scanrag ingest ten times
 
 SEED = int(os.environ.get("KILL_SEED", "20250611"))
 TRIALS = int(os.environ.get("KILL_TRIALS", "10"))
@@ -121,7 +126,7 @@ def file_sha(path: Path) -> str | None:
     return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
 
 
-def test_a_killed_ingest_is_completed_without_duplicates_or_orphans(tmp_path, one_model):
+def test_a_killed_ingest_is_completed_without_duplicates_or_orphans(tmp_path):
     rng = random.Random(SEED)
     docs, data = tmp_path / "docs", tmp_path / "data"
     docs.mkdir()
@@ -169,7 +174,7 @@ def test_a_killed_ingest_is_completed_without_duplicates_or_orphans(tmp_path, on
                 assert stored.get(doc_id) == cached_chunks(data, doc_id), (trial, path)
         stats["points_checked_after_kill"] += sum(len(ids) for ids in stored.values())
 
-        with Index(data_dir=data, parser="pdf-text") as index:
+        with open_index(data_dir=data, parser="pdf-text") as index:
             report = index.ingest([docs])
             assert report.failed == 0, report.errors
             rows = index.manifest.all()

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import ray
+from seams import open_index
 from typer.testing import CliRunner
 
 from scanrag.cli import app, optional_ray_address
@@ -27,10 +27,13 @@ from scanrag.config import Settings
 from scanrag.ingest import parallel
 from scanrag.ingest.loaders import open_source
 from scanrag.ingest.parsers import get_parser
-from scanrag.retrieval import index as index_module
+from scanrag.ingest.pipeline import parse_fingerprint
 from scanrag.retrieval.chunking import chunk_document
-from scanrag.retrieval.index import Index, IngestReport
+from scanrag.retrieval.reports import IngestReport
 from scanrag.testing import Sheet, pdf_paragraph, text_pdf
+
+pytestmark = pytest.mark.slow  # starts Ray and worker processes
+ray = pytest.importorskip("ray")
 
 CODES = {"memo-alder": "alderwick", "memo-birch": "birchmoor", "memo-cedar": "cedarholt"}
 
@@ -79,18 +82,13 @@ class Built:
     report: IngestReport
 
 
-pytestmark = pytest.mark.usefixtures("one_model")
-
-
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory, encoder) -> Built:
+def reference(tmp_path_factory) -> Built:
     """The folder indexed in-process, one file after another (the behaviour to match)."""
     base = tmp_path_factory.mktemp("parallel")
     docs = build_folder(base / "docs")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(index_module, "DenseEncoder", lambda *args, **kwargs: encoder)
-        with Index(data_dir=base / "in-process", workers=1) as index:
-            report = index.ingest([docs])
+    with open_index(data_dir=base / "in-process", workers=1) as index:
+        report = index.ingest([docs])
     assert (report.added, report.failed, report.skipped, report.pages) == (5, 0, 1, 9)
     return Built(docs, base / "in-process", report)
 
@@ -107,7 +105,7 @@ def local_ray():
 
 def documents(data: Path) -> dict[str, dict[str, Any]]:
     """Every indexed Document by source path, without its creation time."""
-    with Index(data_dir=data) as index:
+    with open_index(data_dir=data) as index:
         out = {}
         for row in index.manifest.all():
             doc = index.document(row.doc_id)
@@ -117,7 +115,7 @@ def documents(data: Path) -> dict[str, dict[str, Any]]:
 
 
 def manifest(data: Path) -> list[tuple]:
-    with Index(data_dir=data) as index:
+    with open_index(data_dir=data) as index:
         return [
             (
                 str(r.path),
@@ -172,7 +170,7 @@ def assert_same_index(data: Path, expected: Path) -> None:
     assert all(row[5] == "done" for row in rows)
     for path, doc in docs.items():
         doc_points = [p for p in stored.values() if p["doc_id"] == doc["id"]]
-        with Index(data_dir=data) as index:
+        with open_index(data_dir=data) as index:
             chunks = chunk_document(index.document(doc["id"]), index.settings.chunk_tokens)
         assert len(doc_points) == len(chunks), path
         assert {p["source"] for p in doc_points} == {path}
@@ -189,11 +187,11 @@ def same_report(report: IngestReport, expected: IngestReport) -> None:
 def test_ray_tasks_build_the_index_the_in_process_path_builds(reference, local_ray, tmp_path):
     data = tmp_path / "ray"
     events: list[tuple[str, str]] = []
-    with Index(data_dir=data, ray_address="auto", batch_pages=2) as index:
+    with open_index(data_dir=data, ray_address="auto", batch_pages=2) as index:
         report = index.ingest(
             [reference.docs], on_progress=lambda e: events.append((e.kind, e.path.name))
         )
-        assert isinstance(index._parse_runner, parallel.RayRunner)
+        assert isinstance(index.runner, parallel.RayRunner)
     same_report(report, reference.report)
     assert report.errors == []
     assert_same_index(data, reference.data)
@@ -207,30 +205,26 @@ def test_ray_tasks_build_the_index_the_in_process_path_builds(reference, local_r
         ["ledger.pdf", "scan.png", *(f"{name}.pdf" for name in CODES)]
     )
 
-    with Index(data_dir=data, ray_address="auto") as index:  # a second run parses nothing
+    with open_index(data_dir=data, ray_address="auto") as index:  # a second run parses nothing
         again = index.ingest([reference.docs])
-        assert index._parse_runner is None  # not a single task went out
+        assert index.runner is None  # not a single task went out
     assert (again.unchanged, again.added, again.updated, again.pages) == (5, 0, 0, 0)
 
 
-def test_a_ray_task_that_raises_is_that_files_error_and_the_others_land(
-    tmp_path, local_ray, monkeypatch
-):
+def test_a_ray_task_that_raises_is_that_files_error_and_the_others_land(tmp_path, local_ray):
     docs = tmp_path / "docs"
     docs.mkdir()
     for name, code in CODES.items():
         memo(docs / f"{name}.pdf", code)
     memo(docs / "explode.pdf", "emberfall")
-    original = parallel.parse_unit
-
     def dies_on_explode(unit, *args, **kwargs):  # shipped to the Ray workers by value
         if unit.path.name == "explode.pdf":
             raise RuntimeError("the node lost its scratch disk")
-        return original(unit, *args, **kwargs)
+        return parallel.parse_unit(unit, *args, **kwargs)
 
-    monkeypatch.setattr(parallel, "parse_unit", dies_on_explode)
     data = tmp_path / "data"
-    with Index(data_dir=data, ray_address="auto", ray_send_files=False) as index:
+    runner = parallel.RayRunner("auto", dies_on_explode, send_files=False)
+    with open_index(data_dir=data, ray_address="auto", runner=runner) as index:
         report = index.ingest([docs])
         (error,) = report.errors
         assert Path(error.path).name == "explode.pdf"
@@ -244,15 +238,14 @@ def test_a_ray_task_that_raises_is_that_files_error_and_the_others_land(
         assert set(index.store.doc_counts()) == done and len(done) == 3
         assert index.search("emberfall", top_k=3, mode="sparse") == []
 
-    monkeypatch.setattr(parallel, "parse_unit", original)
-    with Index(data_dir=data, ray_address="auto", ray_send_files=False) as index:
+    with open_index(data_dir=data, ray_address="auto", ray_send_files=False) as index:
         retry = index.ingest([docs])  # only the failed file is parsed again
         assert (retry.added, retry.unchanged, retry.failed, retry.pages) == (1, 3, 0, 1)
         hit = index.search("emberfall", top_k=1, mode="sparse")[0]
         assert Path(hit.source).name == "explode.pdf"
-    with Index(data_dir=data, ray_address="auto") as index:
+    with open_index(data_dir=data, ray_address="auto") as index:
         assert index.ingest([docs]).unchanged == 4
-        assert index._parse_runner is None
+        assert index.runner is None
 
 
 def test_scanrag_ingest_ray_prints_one_json_report(reference, local_ray, tmp_path):
@@ -289,9 +282,9 @@ def test_a_bare_ray_option_means_auto_and_an_address_is_kept():
 
 def test_two_worker_processes_build_the_index_the_in_process_path_builds(reference, tmp_path):
     data = tmp_path / "pool"
-    with Index(data_dir=data, workers=2, batch_pages=2) as index:
+    with open_index(data_dir=data, workers=2, batch_pages=2) as index:
         report = index.ingest([reference.docs])
-        assert isinstance(index._parse_runner, parallel.PoolRunner)
+        assert isinstance(index.runner, parallel.PoolRunner)
     same_report(report, reference.report)
     assert_same_index(data, reference.data)
 
@@ -312,10 +305,8 @@ def test_scanrag_ingest_workers_keeps_stdout_for_the_json_report(reference, tmp_
     assert documents(data) == documents(reference.data)
 
 
-def test_each_worker_gets_its_share_of_the_cores(monkeypatch, tmp_path):
-    monkeypatch.setattr(parallel, "available_cpus", lambda: 16)
-    assert parallel.default_workers() == 8
-    monkeypatch.setattr(index_module, "available_cpus", lambda: 16)
+def test_each_worker_gets_its_share_of_the_cores():
+    assert parallel.default_workers(16) == 8
     for options, threads in [
         ({"workers": 4}, 4),
         ({}, 2),  # 8 workers by default
@@ -323,10 +314,26 @@ def test_each_worker_gets_its_share_of_the_cores(monkeypatch, tmp_path):
         ({"ray_address": "auto"}, 1),  # one CPU per Ray task
         ({"workers": 4, "ocr_threads": 3}, 3),
     ]:
-        with Index(data_dir=tmp_path, **options) as index:
-            assert index._worker_threads() == threads, options
-    monkeypatch.setattr(parallel, "available_cpus", lambda: 2)
-    assert parallel.default_workers() == 1  # a 2-core machine parses in-process
+        assert parallel.worker_threads(Settings(**options), cpus=16) == threads, options
+    assert parallel.default_workers(2) == 1  # a 2-core machine parses in-process
+
+
+def test_workers_parse_with_their_share_of_the_cores(tmp_path):
+    """What a worker is sent: the settings with its share of onnxruntime threads."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    memo(docs / "a.pdf", "ashgrove")
+    sent: list[parallel.ParseUnit] = []
+
+    class Recording(parallel.InlineRunner):
+        def submit(self, unit: parallel.ParseUnit) -> None:
+            sent.append(unit)
+            super().submit(unit)
+
+    with open_index(data_dir=tmp_path / "data", workers=4, runner=Recording()) as index:
+        assert index.ingest([docs]).added == 1
+    (unit,) = sent
+    assert unit.settings["ocr_threads"] == parallel.worker_threads(Settings(workers=4))
 
 
 def test_the_ocr_threads_setting_reaches_onnxruntime():
@@ -335,7 +342,7 @@ def test_the_ocr_threads_setting_reaches_onnxruntime():
     from scanrag.config import Settings
 
     parser = get_parser(Settings(parser="embedded", ocr_threads=1))
-    ocr, layout = parser._models()
+    ocr, layout = parser.models()
     ocr(np.full((64, 256, 3), 255, dtype=np.uint8))  # RapidOCR builds its sessions lazily
     options = ocr.text_det.session.session.get_session_options()
     assert options.intra_op_num_threads == 1
@@ -352,7 +359,7 @@ class DiesWhenUnpickled:
 
 def memo_unit(path: Path, code: str, die: bool = False) -> parallel.ParseUnit:
     settings = Settings()
-    parser_fp = parallel.parse_fingerprint(get_parser(settings), settings)
+    parser_fp = parse_fingerprint(get_parser(settings), settings)
     values = settings.model_dump()
     if die:
         values["die"] = DiesWhenUnpickled()
@@ -376,31 +383,25 @@ def test_a_unit_sent_after_a_worker_died_goes_to_a_fresh_pool(tmp_path):
     assert parsed.error is None and "alderwick" in parsed.document
 
 
-def test_a_worker_that_dies_fails_its_files_and_a_fresh_pool_parses_the_rest(tmp_path, monkeypatch):
+def test_a_worker_that_dies_fails_its_files_and_a_fresh_pool_parses_the_rest(tmp_path):
     docs = tmp_path / "docs"
     docs.mkdir()
     memo(docs / "a-killed.pdf", "emberfall")  # first: it goes out before the others
     for n in range(7):  # more than the runner's 4 slots: some go out after the death
         memo(docs / f"memo-{n}.pdf", f"codeword{n}")
-    plan_units = index_module.plan_units
-
-    def kill_a_worker(source, *args):
-        units = plan_units(source, *args)
-        if source.path.name == "a-killed.pdf":
-            for unit in units:
-                unit.settings = {**unit.settings, "die": DiesWhenUnpickled()}
-        return units
-
     pools: dict[str, int] = {}  # file name → the pool its unit went to
-    submit = parallel.PoolRunner.submit
 
-    def record_pool(runner, unit):
-        submit(runner, unit)
-        pools[unit.path.name] = id(runner._pool)
+    class KillsAWorker(parallel.PoolRunner):
+        """The unit of a-killed.pdf kills the worker that unpickles it."""
 
-    monkeypatch.setattr(index_module, "plan_units", kill_a_worker)
-    monkeypatch.setattr(parallel.PoolRunner, "submit", record_pool)
-    with Index(data_dir=tmp_path / "data", workers=2) as index:
+        def submit(self, unit: parallel.ParseUnit) -> None:
+            if unit.path.name == "a-killed.pdf":
+                unit.settings = {**unit.settings, "die": DiesWhenUnpickled()}
+            super().submit(unit)
+            pools[unit.path.name] = id(self._pool)
+
+    runner = KillsAWorker(2, parallel.parse_unit)
+    with open_index(data_dir=tmp_path / "data", workers=2, runner=runner) as index:
         report = index.ingest([docs])
     errors = {Path(error.path).name: error.error for error in report.errors}
     assert "BrokenProcessPool" in errors["a-killed.pdf"]

@@ -20,12 +20,12 @@ from pydantic import ValidationError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from doors import TOTAL, TOTAL_QUESTION, index_scans, shared_encoder
+from doors import TOTAL, TOTAL_QUESTION, index_scans
 
+from scanrag.api.urls import Citation
 from scanrag.connectors.langchain import ScanRAGLoader, ScanRAGRetriever
 from scanrag.errors import ScanragError
 from scanrag.ingest.model import BBox
-from scanrag.retrieval.answer import Citation
 from scanrag.retrieval.index import Index
 from scanrag.testing import Sheet, invoice
 
@@ -34,15 +34,15 @@ METADATA = {"source", "page", "bbox", "bbox_norm", "region_id", "label", "doc_id
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory, encoder) -> Path:
+def data_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("langchain")
-    index_scans(SHEETS, root / "scans", root / "data", encoder)
+    index_scans(SHEETS, root / "scans", root / "data")
     return root / "data"
 
 
 @pytest.fixture(scope="module")
-def retriever(data_dir, encoder):
-    with shared_encoder(encoder), ScanRAGRetriever(data_dir=str(data_dir), top_k=3) as retriever:
+def retriever(data_dir):
+    with ScanRAGRetriever(data_dir=str(data_dir), top_k=3) as retriever:
         yield retriever
 
 
@@ -66,7 +66,8 @@ def test_retrieved_documents_carry_the_citation_of_the_region_that_answers(retri
 
     # the region /v1/query (Index.ask) cites for the question, in the same form
     citation = Citation.model_validate(top.metadata)
-    (answer_citation,) = retriever.index.ask(TOTAL_QUESTION).citations
+    (answered,) = retriever.index.ask(TOTAL_QUESTION).citations
+    answer_citation = Citation.of(answered)
     region = {"doc_id", "source", "page", "region_id", "label", "bbox", "bbox_norm", "crop_url"}
     assert citation.model_dump(include=region) == answer_citation.model_dump(include=region)
 

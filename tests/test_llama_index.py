@@ -21,7 +21,9 @@ from llama_index.core.node_parser import SentenceSplitter
 from llama_index.core.query_engine import RetrieverQueryEngine
 from llama_index.core.schema import Document, MetadataMode
 from llama_index.core.vector_stores.utils import node_to_metadata_dict
+from seams import open_index
 
+from scanrag.api.urls import Citation
 from scanrag.connectors import llama_index as connector
 from scanrag.connectors.llama_index import (
     ScanRAGEmbedding,
@@ -32,10 +34,10 @@ from scanrag.connectors.llama_index import (
 )
 from scanrag.errors import ConfigError, ScanragError
 from scanrag.ingest.model import BBox
-from scanrag.ingest.model import Document as ScanDocument
-from scanrag.retrieval.answer import Citation
-from scanrag.retrieval.index import Index
+from scanrag.ingest.parsers import Block, Parser, get_parser
 from scanrag.testing import Sheet, image_pdf, invoice, receipt_zh, two_column_report
+
+pytestmark = pytest.mark.slow  # OCRs three scans and builds LlamaIndex indexes
 
 REGION_ID = re.compile(r"[0-9a-f]{16}:p\d+:r\d+")
 
@@ -75,7 +77,7 @@ def data_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def scan_index(scans, data_dir):
-    with Index(data_dir=data_dir) as index:
+    with open_index(data_dir=data_dir) as index:
         report = index.ingest([scans])
         assert (report.added, report.failed) == (3, 0)
         yield index
@@ -256,42 +258,58 @@ def test_retriever_gives_query_engines_nodes_that_are_citations(scan_index, shee
     assert receipts and {Path(n.node.metadata["source"]).name for n in receipts} == {"receipt.png"}
 
 
-def test_reader_caches_its_parse_and_loads_lazily(tmp_path, scans, monkeypatch):
+class Unasked:
+    """A parser with another's name, version and options (so its fingerprint), that must
+    never be asked to read a page."""
+
+    def __init__(self, real: Parser) -> None:
+        self.name, self.version, self.config = real.name, real.version, real.config
+        self.asked = 0
+
+    def parse_page(self, page) -> list[Block]:
+        self.asked += 1
+        raise AssertionError("parsed again")
+
+
+def test_reader_caches_its_parse_and_loads_lazily(tmp_path, scans):
     reader = ScanRAGReader(data_dir=tmp_path / "empty", cache_dir=tmp_path / "cache")
     pages = reader.lazy_load_data([scans / "receipt.png"])
     first = next(pages)  # parsed now, on demand
     assert Path(first.metadata[connector.DOCUMENT_KEY]).parent == tmp_path / "cache"
 
-    def no_ocr(*args, **kwargs):
-        raise AssertionError("parsed again")
-
-    monkeypatch.setattr(connector, "parse_file", no_ocr)
-    again = ScanRAGReader(data_dir=tmp_path / "empty", cache_dir=tmp_path / "cache")
+    unasked = Unasked(get_parser(reader.settings))
+    again = ScanRAGReader(data_dir=tmp_path / "empty", cache_dir=tmp_path / "cache", parser=unasked)
     [cached] = again.load_data(scans / "receipt.png")
+    assert unasked.asked == 0
     assert (cached.id_, cached.text, cached.metadata) == (first.id_, first.text, first.metadata)
 
 
-def test_a_fallback_parse_is_chunked_but_parsed_again_next_time(
-    tmp_path, scans, documents, monkeypatch
-):
-    receipt = next(doc for doc in documents if doc.metadata["file_name"] == "receipt.png")
-    parsed = ScanDocument.model_validate_json(
-        Path(receipt.metadata[connector.DOCUMENT_KEY]).read_bytes()
-    )
-    for region in parsed.regions():
-        region.flags.append("fallback")  # the model server failed; the fallback parser read it
-    calls = []
+class FellBack:
+    """Reads every page as the fallback parser does when the model server has failed: the
+    regions carry the `fallback` flag."""
 
-    def fallback_parse(*args, **kwargs):
-        calls.append(args[0])
-        return parsed
+    name, version = "glm-ocr", "test"
 
-    monkeypatch.setattr(connector, "parse_file", fallback_parse)
-    reader = ScanRAGReader(data_dir=tmp_path)
+    def __init__(self) -> None:
+        self.pages = 0
+
+    def config(self) -> dict:
+        return {}
+
+    def parse_page(self, page) -> list[Block]:
+        self.pages += 1
+        box = BBox(40, 40, page.width - 40, 120)
+        return [Block("text", box, text="合计 ¥165.04", source="embedded", flags=["fallback"])]
+
+
+def test_a_fallback_parse_is_chunked_but_parsed_again_next_time(tmp_path, scans):
+    parser = FellBack()
+    reader = ScanRAGReader(data_dir=tmp_path, parser=parser, straighten=False)
     for _ in range(2):
         [page] = reader.load_data(scans / "receipt.png")
-    assert len(calls) == 2
-    assert page.metadata[connector.DOCUMENT_KEY].endswith(".fallback.json")
+    assert parser.pages == 2
+    # kept under the fallback fingerprint, which no reader or Index looks up
+    assert Path(page.metadata[connector.DOCUMENT_KEY]).name.split("-")[1] == "fallback"
     assert ScanRAGNodeParser().get_nodes_from_documents([page])
 
 

@@ -8,6 +8,10 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # a minute of queries against a live ingest
+
 BENCH = Path(__file__).resolve().parent.parent / "bench" / "load_while_ingesting.py"
 
 

@@ -30,14 +30,13 @@ from mcp.types import ImageContent
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from doors import KEY, TOTAL, TOTAL_QUESTION, console_script, copy_of, index_scans, shared_encoder
+from doors import KEY, TOTAL, TOTAL_QUESTION, console_script, copy_of, index_scans
 from fakes import free_port, live_server
+from seams import app_for, open_index
 
 from scanrag.api import mcp_server
-from scanrag.api.app import create_app
 from scanrag.config import Settings
 from scanrag.ingest.model import BBox
-from scanrag.retrieval.index import Index
 from scanrag.testing import invoice
 
 SHEET = invoice()
@@ -45,9 +44,9 @@ TOOLS = {"search", "ask", "get_region_image", "list_documents"}
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory, encoder) -> Path:
+def data_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("mcp")
-    index_scans({"invoice.png": SHEET}, root / "scans", root / "data", encoder)
+    index_scans({"invoice.png": SHEET}, root / "scans", root / "data")
     return root / "data"
 
 
@@ -162,10 +161,10 @@ def test_standalone_http_server_needs_the_key_and_answers_like_stdio(data_dir, t
 
 
 def test_serve_mounts_mcp_behind_its_key_with_the_citations_of_the_query_api(
-    data_dir, tmp_path, encoder
+    data_dir, tmp_path
 ):
     settings = Settings(data_dir=copy_of(data_dir, tmp_path / "data"), api_key=KEY)
-    with shared_encoder(encoder), live_server(create_app(settings)) as base:
+    with live_server(app_for(settings)) as base:
         seen = session(http_client(f"{base}/mcp", KEY))
         refused = httpx.post(f"{base}/mcp", json={}, headers={"X-API-Key": "wrong"})
         no_stream = httpx.get(f"{base}/mcp", headers={"X-API-Key": KEY}, timeout=10)
@@ -198,10 +197,10 @@ def test_without_the_mcp_package_the_command_says_what_to_install(tmp_path):
 
 
 def test_without_the_mcp_package_serve_answers_mcp_clients_what_to_install(
-    tmp_path, monkeypatch, encoder
+    tmp_path, monkeypatch
 ):
     monkeypatch.setattr(mcp_server, "MCPServer", None)  # as when `import mcp` failed
-    with shared_encoder(encoder), TestClient(create_app(Settings(data_dir=tmp_path))) as client:
+    with TestClient(app_for(Settings(data_dir=tmp_path))) as client:
         response = client.post("/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
         health = client.get("/healthz")
     assert response.status_code == 501
@@ -210,10 +209,10 @@ def test_without_the_mcp_package_serve_answers_mcp_clients_what_to_install(
 
 
 def test_a_data_dir_held_by_another_process_fails_at_start_with_one_line(
-    data_dir, tmp_path, encoder
+    data_dir, tmp_path
 ):
     held = copy_of(data_dir, tmp_path / "data")
-    with shared_encoder(encoder), Index(data_dir=held) as index:
+    with open_index(data_dir=held) as index:
         index.search("total", 1)  # the store is open: its directory lock is held
         done = subprocess.run(
             [console_script(), "mcp", "--data-dir", str(held)],

@@ -6,6 +6,7 @@ import json
 import socket
 from pathlib import Path
 
+from seams import open_index
 from typer.testing import CliRunner
 
 from scanrag import testing
@@ -116,7 +117,7 @@ def test_once_the_server_stops_answering_the_other_pages_go_straight_to_the_fall
 ):
     from scanrag.ingest.blocks import LayoutBox
     from scanrag.ingest.model import BBox
-    from scanrag.ingest.parsers.glm_ocr import GlmOcrParser
+    from scanrag.ingest.parsers.glm_ocr import GlmOcrOptions, GlmOcrParser
 
     def hang(request: Request) -> Reply:
         return Reply(chat_completion("too late"), delay=1.0)
@@ -127,7 +128,8 @@ def test_once_the_server_stops_answering_the_other_pages_go_straight_to_the_fall
             fallback=True,
         )  # fmt: skip
         parser = GlmOcrParser(
-            config, layout=lambda page: [LayoutBox("text", BBox(50, 50, 700, 120))]
+            GlmOcrOptions.of(config),
+            layout=lambda page: [LayoutBox("text", BBox(50, 50, 700, 120))],
         )
         doc = parse_file(two_page_pdf(tmp_path), config, parser)
     assert len(server.requests) == 1  # page 1 timed out; page 2 did not wait for it again
@@ -157,11 +159,10 @@ def test_a_whole_document_request_that_fails_leaves_every_page_to_the_fallback(t
 
 
 def test_a_fallback_parse_has_its_pages_and_crops_and_is_parsed_again_next_run(
-    tmp_path: Path, one_model
+    tmp_path: Path
 ):
     """The row of a fallback parse names its own cache entry: the document, its page image
     and its crops are served, yet the next run does not take it for the model's parse."""
-    from scanrag.retrieval.index import Index
 
     docs = tmp_path / "docs"
     docs.mkdir()
@@ -174,7 +175,7 @@ def test_a_fallback_parse_has_its_pages_and_crops_and_is_parsed_again_next_run(
         "fallback": True,
         "workers": 1,
     }
-    with Index(**options) as index:
+    with open_index(**options) as index:
         first = index.ingest([docs])
         assert (first.added, first.failed, len(first.warnings)) == (1, 0, 1)
         (info,) = index.documents()
@@ -183,10 +184,10 @@ def test_a_fallback_parse_has_its_pages_and_crops_and_is_parsed_again_next_run(
         assert index.page_image(doc, 1) is not None
         region = next(r for r in doc.regions() if "Ines Alvarez" in r.text)
         assert index.region_image(region.id) is not None
-        parser_fp = index.parser_fingerprint(index._parser())
-        assert index._cached(doc.sha256, parser_fp) is None  # not the model's parse
+        # not the model's parse: no run looks it up
+        assert index.data.cache.get(doc.sha256, index.parse_fingerprint) is None
 
-    with Index(**options) as index:
+    with open_index(**options) as index:
         second = index.ingest([docs])  # the model server is tried again
         assert (second.updated, second.unchanged, len(second.warnings)) == (1, 0, 1)
         assert index.document(info.doc_id) is not None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,11 +15,20 @@ from scanrag import modelserver as modelserver_module
 from scanrag.config import Settings
 from scanrag.fakeserver import FakeServer, Reply, Request, chat_completion, error_body
 from scanrag.ingest.blocks import LayoutBox
-from scanrag.ingest.parsers.glm_ocr import GlmOcrParser, ocr_server
+from scanrag.ingest.parsers.glm_ocr import GlmOcrOptions, GlmOcrParser, ocr_server
 from scanrag.ingest.pipeline import parse_file
+from scanrag.modelserver import ModelServer
 from scanrag.testing import Sheet
 
 LINES = [f"Shipment {n} left the Rotterdam depot on schedule" for n in range(1, 7)]
+
+
+def fleet_parser(settings: Settings, layout: list[LayoutBox]) -> GlmOcrParser:
+    return GlmOcrParser(GlmOcrOptions.of(settings), layout=lambda page: layout)
+
+
+def server_for(**values: Any) -> ModelServer:
+    return ocr_server(GlmOcrOptions.of(Settings(**values)))
 
 
 def closed_port() -> int:
@@ -55,14 +65,14 @@ def page_with_six_regions(tmp_path: Path) -> tuple[Path, list[LayoutBox]]:
 def test_a_list_of_urls_becomes_one_fleet_setting():
     settings = Settings(ocr_url=["http://gpu-1:8080/v1", "http://gpu-2:8080/v1/"])
     assert settings.ocr_url == "http://gpu-1:8080/v1,http://gpu-2:8080/v1/"
-    assert ocr_server(settings).urls == ["http://gpu-1:8080/v1", "http://gpu-2:8080/v1"]
+    assert ocr_server(GlmOcrOptions.of(settings)).urls == ["http://gpu-1:8080/v1", "http://gpu-2:8080/v1"]
 
 
 def test_the_regions_of_a_page_are_read_by_every_server_of_the_fleet(tmp_path, no_sleep):
     path, layout = page_with_six_regions(tmp_path)
     with FakeServer(reads_crops) as one, FakeServer(reads_crops) as two:
         settings = Settings(parser="glm-ocr", ocr_url=f"{one.url}/v1, {two.url}/v1", ocr_workers=1)
-        doc = parse_file(path, settings, GlmOcrParser(settings, layout=lambda page: layout))
+        doc = parse_file(path, settings, fleet_parser(settings, layout))
     # one request per region; with one at a time, the idle servers take turns
     assert (len(one.requests), len(two.requests)) == (3, 3)
     assert all(r.path == "/v1/chat/completions" for r in one.requests + two.requests)
@@ -80,7 +90,7 @@ def test_concurrent_requests_go_to_the_least_busy_server(tmp_path, no_sleep):
 
     with FakeServer(slow) as one, FakeServer(slow) as two:
         settings = Settings(parser="glm-ocr", ocr_url=[f"{one.url}/v1", f"{two.url}/v1"])
-        parse_file(path, settings, GlmOcrParser(settings, layout=lambda page: layout))
+        parse_file(path, settings, fleet_parser(settings, layout))
     assert len(one.requests) + len(two.requests) == 6
     assert len(one.requests) == len(two.requests) == 3  # each busy server gets the next one
     assert one.max_in_flight >= 2 and two.max_in_flight >= 2
@@ -89,7 +99,7 @@ def test_concurrent_requests_go_to_the_least_busy_server(tmp_path, no_sleep):
 def test_a_server_that_is_down_is_skipped_and_the_retry_lands_on_another(no_sleep):
     dead = f"http://127.0.0.1:{closed_port()}/v1"
     with FakeServer(reads_crops) as live:
-        server = ocr_server(Settings(ocr_url=f"{dead},{live.url}/v1", ocr_retries=1))
+        server = server_for(ocr_url=f"{dead},{live.url}/v1", ocr_retries=1)
         replies = [server.chat("glm-ocr", [{"type": "text", "text": "Text Recognition:"}])
                    for _ in range(8)]  # fmt: skip
     assert [reply.content for reply in replies] == ["Shipment left the depot on schedule"] * 8
@@ -102,7 +112,7 @@ def test_a_failing_server_hands_the_retry_to_the_other(no_sleep):
         return Reply(error_body("no KV cache left", 503), status=503)
 
     with FakeServer(overloaded) as busy, FakeServer(reads_crops) as live:
-        server = ocr_server(Settings(ocr_url=f"{busy.url}/v1,{live.url}/v1"))
+        server = server_for(ocr_url=f"{busy.url}/v1,{live.url}/v1")
         for _ in range(4):
             reply = server.chat("glm-ocr", [{"type": "text", "text": "Text Recognition:"}])
             assert reply.content == "Shipment left the depot on schedule"
@@ -113,7 +123,7 @@ def test_a_failing_server_hands_the_retry_to_the_other(no_sleep):
 
 def test_when_every_server_is_down_the_error_names_the_fleet(no_sleep):
     urls = [f"http://127.0.0.1:{closed_port()}/v1" for _ in range(2)]
-    server = ocr_server(Settings(ocr_url=",".join(urls), ocr_retries=3))
+    server = server_for(ocr_url=",".join(urls), ocr_retries=3)
     with pytest.raises(ModelServerUnreachable) as caught:
         server.chat("glm-ocr", [{"type": "text", "text": "Text Recognition:"}])
     message = str(caught.value)

@@ -18,6 +18,8 @@ from scanrag import Settings, testing
 from scanrag.errors import ConfigError
 from scanrag.ingest.parsers import fingerprint, get_parser, int8
 
+pytestmark = pytest.mark.slow  # quantises the OCR detector and reads pages twice
+
 
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory) -> Path:

@@ -19,8 +19,8 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fakes import AMOUNT, Reply, fake_openai, free_port, invoice_hits, memo_pdf, streamed_query
+from seams import app_for
 
-from scanrag.api.app import create_app
 from scanrag.config import Settings
 from scanrag.errors import ModelServerError
 from scanrag.retrieval.answer import NOT_FOUND, SYSTEM_PROMPT, OpenAIAnswerer
@@ -232,7 +232,7 @@ def client(llm, tmp_path_factory):
         llm_timeout=20,
     )
     pdf = memo_pdf(tmp_path_factory.mktemp("memo") / "memo.pdf")
-    with TestClient(create_app(settings)) as client:
+    with TestClient(app_for(settings)) as client:
         upload = client.post(
             "/v1/documents?wait=true",
             files={"files": ("memo.pdf", pdf.read_bytes(), "application/pdf")},

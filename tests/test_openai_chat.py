@@ -15,10 +15,10 @@ from openai import OpenAI
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from doors import KEY, TOTAL, TOTAL_QUESTION, index_scans, shared_encoder
+from doors import KEY, TOTAL, TOTAL_QUESTION, index_scans
 from fakes import live_server
+from seams import app_for
 
-from scanrag.api.app import create_app
 from scanrag.config import Settings
 from scanrag.ingest.model import BBox
 from scanrag.testing import invoice
@@ -28,13 +28,10 @@ ASK = [{"role": "user", "content": TOTAL_QUESTION}]
 
 
 @pytest.fixture(scope="module")
-def base_url(tmp_path_factory, encoder):
+def base_url(tmp_path_factory):
     root = tmp_path_factory.mktemp("chat")
-    index_scans({"invoice.png": SHEET}, root / "scans", root / "data", encoder)
-    with (
-        shared_encoder(encoder),
-        live_server(create_app(Settings(data_dir=root / "data", api_key=KEY))) as url,
-    ):
+    index_scans({"invoice.png": SHEET}, root / "scans", root / "data")
+    with live_server(app_for(Settings(data_dir=root / "data", api_key=KEY))) as url:
         yield url
 
 

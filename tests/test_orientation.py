@@ -23,9 +23,10 @@ from scanrag.cli import app
 from scanrag.ingest.markdown import document_markdown
 from scanrag.ingest.model import BBox, Document, Page, PageRotation
 from scanrag.ingest.orientation import Straightener, map_box, skew_matrix, turn_matrix
-from scanrag.ingest.parallel import parse_fingerprint
 from scanrag.ingest.parsers import get_parser
-from scanrag.ingest.pipeline import parse_file
+from scanrag.ingest.pipeline import parse_file, parse_fingerprint
+
+pytestmark = pytest.mark.slow  # OCRs turned and skewed pages at every angle
 
 #: Pure quarter turns move pixels exactly: boxes may differ by OCR rounding only.
 TURN_TOLERANCE = 3

@@ -11,8 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from seams import app_for
 
-from scanrag.api.app import create_app
 from scanrag.config import Settings
 from scanrag.retrieval.pii import luhn, mask_pii, valid_resident_id
 from scanrag.testing import text_pdf
@@ -91,9 +91,6 @@ def pdf(tmp_path_factory):
     return text_pdf([[(72, 80 + 24 * i, line, 12) for i, line in enumerate(LINES)]], path)
 
 
-pytestmark = pytest.mark.usefixtures("one_model")
-
-
 def everything(client: TestClient, pdf) -> str:
     """All the text the API gives about the record, as one string."""
     upload = client.post(
@@ -118,7 +115,7 @@ def everything(client: TestClient, pdf) -> str:
 
 def test_with_mask_pii_no_id_card_or_phone_leaves_the_api(tmp_path, pdf):
     settings_ = Settings(data_dir=tmp_path, mask_pii=True, parser="pdf-text")
-    with TestClient(create_app(settings_)) as client:
+    with TestClient(app_for(settings_)) as client:
         out = everything(client, pdf)
         extract = client.post(
             "/v1/extract",
@@ -137,7 +134,7 @@ def test_with_mask_pii_no_id_card_or_phone_leaves_the_api(tmp_path, pdf):
 
 
 def test_without_mask_pii_the_numbers_are_returned_as_written(tmp_path, pdf):
-    with TestClient(create_app(Settings(data_dir=tmp_path, parser="pdf-text"))) as client:
+    with TestClient(app_for(Settings(data_dir=tmp_path, parser="pdf-text"))) as client:
         out = everything(client, pdf)
     assert "13884707867" in out and ID in out and CARD in out
     assert not re.search(r"\d\*{4}\d", out)

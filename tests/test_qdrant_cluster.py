@@ -13,23 +13,11 @@ from typing import Any
 
 import pytest
 from qdrant_client import QdrantClient, models
+from seams import open_index
 from typer.testing import CliRunner
 
 from scanrag.cli import app
-from scanrag.retrieval import index as index_module
-from scanrag.retrieval.embedding import DenseEncoder
-from scanrag.retrieval.index import Index
 from scanrag.testing import pdf_paragraph, text_pdf
-
-
-@pytest.fixture(scope="module")
-def encoder() -> DenseEncoder:
-    return DenseEncoder()
-
-
-@pytest.fixture(autouse=True)
-def one_model(monkeypatch, encoder):
-    monkeypatch.setattr(index_module, "DenseEncoder", lambda *args, **kwargs: encoder)
 
 
 @pytest.fixture
@@ -59,7 +47,7 @@ def docs(tmp_path) -> Path:
 
 
 def test_a_new_collection_gets_the_shards_replicas_and_write_consistency(tmp_path, docs, calls):
-    with Index(
+    with open_index(
         data_dir=tmp_path / "data",
         parser="pdf-text",
         qdrant_path=str(tmp_path / "qdrant"),
@@ -85,7 +73,7 @@ def test_a_new_collection_gets_the_shards_replicas_and_write_consistency(tmp_pat
 
 
 def test_without_cluster_settings_the_server_defaults_apply(tmp_path, docs, calls):
-    with Index(data_dir=tmp_path / "data", parser="pdf-text", qdrant_path=":memory:") as index:
+    with open_index(data_dir=tmp_path / "data", parser="pdf-text", qdrant_path=":memory:") as index:
         assert index.ingest([docs]).added == 2
     (create,) = [kwargs for name, kwargs in calls if name == "create_collection"]
     assert create["shard_number"] is None and create["replication_factor"] is None

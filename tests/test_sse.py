@@ -19,13 +19,12 @@ from openai import OpenAI
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from doors import KEY, shared_encoder
+from doors import KEY
 from fakes import AMOUNT, Reply, fake_openai, live_server, memo_pdf, sse_events
+from seams import app_for, open_index
 
 from scanrag.api import sse
-from scanrag.api.app import create_app
 from scanrag.config import Settings
-from scanrag.retrieval.index import Index
 
 QUESTION = "What budget was approved for Project Falcon-31?"
 PING = b": ping\n\n"
@@ -48,7 +47,7 @@ def llm():
 
 
 @pytest.fixture(scope="module")
-def base_url(tmp_path_factory, encoder, llm):
+def base_url(tmp_path_factory, llm):
     root = tmp_path_factory.mktemp("sse")
     memo_pdf(root / "memo.pdf")
     settings = Settings(
@@ -59,12 +58,11 @@ def base_url(tmp_path_factory, encoder, llm):
         llm_model="slow-model",
         llm_retries=0,
     )
-    with shared_encoder(encoder):
-        with Index(settings) as index:
-            assert index.ingest([root / "memo.pdf"]).added == 1
-        with pytest.MonkeyPatch.context() as patch, live_server(create_app(settings)) as url:
-            patch.setattr(sse, "KEEPALIVE_SECONDS", 0.05)
-            yield url
+    with open_index(settings) as index:
+        assert index.ingest([root / "memo.pdf"]).added == 1
+    with pytest.MonkeyPatch.context() as patch, live_server(app_for(settings)) as url:
+        patch.setattr(sse, "KEEPALIVE_SECONDS", 0.05)
+        yield url
 
 
 def raw_stream(base_url: str, path: str, body: dict) -> tuple[httpx.Response, bytes]:

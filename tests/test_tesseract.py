@@ -12,8 +12,15 @@ from scanrag import ConfigError, testing
 from scanrag.config import Settings
 from scanrag.ingest.model import BBox
 from scanrag.ingest.parsers import get_parser
-from scanrag.ingest.parsers.tesseract import TesseractParser, join_words, lines_from_tsv
+from scanrag.ingest.parsers.tesseract import (
+    TesseractOptions,
+    TesseractParser,
+    join_words,
+    lines_from_tsv,
+)
 from scanrag.ingest.pipeline import parse_file
+
+pytestmark = pytest.mark.slow  # runs Tesseract
 
 needs_tesseract = pytest.mark.skipif(
     shutil.which("tesseract") is None and not os.environ.get("CI"),
@@ -70,7 +77,7 @@ def test_a_chinese_receipt_is_read_without_spaces_between_characters(tmp_path: P
 @needs_tesseract
 def test_a_missing_language_names_the_package_to_install():
     with pytest.raises(ConfigError, match="tesseract-ocr-klingon"):
-        TesseractParser(Settings(tesseract_lang="eng+klingon"))
+        TesseractParser(TesseractOptions(tesseract_lang="eng+klingon"))
 
 
 def test_tsv_words_become_lines_split_at_wide_gaps():

@@ -17,7 +17,10 @@ import pytest
 pytest.importorskip("transformers")
 torch = pytest.importorskip("torch")
 #: transformers' GLM-V processor builds numpy arrays in a way numpy 2 warns about
-pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+pytestmark = [
+    pytest.mark.slow,  # needs torch and transformers
+    pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning"),
+]
 
 from scanrag import ConfigError, testing  # noqa: E402
 from scanrag.config import Settings  # noqa: E402
@@ -197,11 +200,12 @@ def test_a_local_glm_ocr_checkpoint_reads_every_region_once(tiny_model: Path, tm
 def test_pp_doclayout_boxes_come_back_in_page_pixels_with_mapped_labels(tiny_layout: Path):
     from scanrag.ingest.loaders import PageImage
     from scanrag.ingest.model import LABELS
-    from scanrag.ingest.parsers.ppdoclayout import PPDocLayout
+    from scanrag.ingest.parsers.ppdoclayout import PPDocLayout, PPDocLayoutOptions
 
     image = testing.receipt_zh().image()
     page = PageImage(1, image.width, image.height, 200, render=lambda: image)
-    boxes = PPDocLayout(Settings(layout_model=str(tiny_layout)), threshold=0.0)(page)
+    options = PPDocLayoutOptions.of(Settings(layout_model=str(tiny_layout)))
+    boxes = PPDocLayout(options, threshold=0.0)(page)
     assert len(boxes) == 20  # every query, in the order head's reading order
     for box in boxes:
         assert box.label in LABELS and box.native in PP_LABELS

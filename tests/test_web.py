@@ -19,11 +19,14 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
-from playwright.sync_api import expect, sync_playwright
+from seams import app_for
 
-from scanrag.api.app import create_app
 from scanrag.config import Settings
 from scanrag.testing import invoice, text_pdf
+
+pytestmark = pytest.mark.slow  # drives Chromium
+playwright = pytest.importorskip("playwright.sync_api")
+expect, sync_playwright = playwright.expect, playwright.sync_playwright
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -50,7 +53,7 @@ class Server:
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        config = uvicorn.Config(create_app(settings), log_level="warning", lifespan="on")
+        config = uvicorn.Config(app_for(settings), log_level="warning", lifespan="on")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]})
         self.thread.start()

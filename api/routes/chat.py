@@ -13,7 +13,8 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends
@@ -22,12 +23,14 @@ from fastapi.sse import EventSourceResponse, format_sse_event
 from pydantic import BaseModel, ConfigDict, Field
 
 from ...errors import ScanragError, Text
-from ...retrieval.answer import Answer, Citation
+from ...retrieval.answer import Answer, Answerer
+from ...retrieval.index import Index
 from ...retrieval.store import SearchFilters
-from ..deps import AppState, get_state
+from ..deps import get_answerer, get_index
 from ..sse import event_stream, sse_event
+from ..urls import API, Citation
 
-router = APIRouter(prefix="/v1", tags=["openai"])
+router = APIRouter(prefix=API, tags=["openai"])
 log = logging.getLogger("scanrag.api")
 
 MODEL = "scanrag"
@@ -120,7 +123,9 @@ def models() -> ModelList:
     },
 )
 def chat_completions(
-    request: ChatRequest, state: Annotated[AppState, Depends(get_state)]
+    request: ChatRequest,
+    index: Annotated[Index, Depends(get_index)],
+    answerer: Annotated[Answerer, Depends(get_answerer)],
 ) -> ChatCompletion | EventSourceResponse | JSONResponse:
     """Answer the last user message over the indexed documents, with citations."""
     if request.model != MODEL:
@@ -135,19 +140,22 @@ def chat_completions(
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
     if request.stream:
-        return event_stream(_chunks(state, request, question, completion_id, created))
-    result = state.index.ask(question, request.top_k, request.filters)
+        ask = partial(_answer, index, answerer, request, question)
+        return event_stream(_chunks(ask, completion_id, created))
+    result = _answer(index, answerer, request, question)
     return ChatCompletion(
         id=completion_id,
         created=created,
         choices=[Choice(message=AssistantMessage(content=result.answer))],
-        citations=result.citations,
+        citations=[Citation.of(citation) for citation in result.citations],
     )
 
 
-def _chunks(
-    state: AppState, request: ChatRequest, question: str, completion_id: str, created: int
-) -> Iterator[bytes]:
+def _answer(index: Index, answerer: Answerer, request: ChatRequest, question: str) -> Answer:
+    return answerer.answer(question, index.search(question, request.top_k, request.filters))
+
+
+def _chunks(ask: Callable[[], Answer], completion_id: str, created: int) -> Iterator[bytes]:
     """`chat.completion.chunk` events: the role first (at once), the answer's words, a last
     chunk with `finish_reason` and the citations, then `[DONE]`. A failure after the 200 is an
     `error` chunk, which the openai client raises as `APIError`.
@@ -167,7 +175,7 @@ def _chunks(
 
     yield chunk({"role": "assistant", "content": ""})
     try:
-        result: Answer = state.index.ask(question, request.top_k, request.filters)
+        result = ask()
     except ScanragError as exc:
         yield sse_event({"error": {"message": str(exc), "type": type(exc).__name__}})
         return
@@ -178,6 +186,6 @@ def _chunks(
         return
     for word in re.findall(r"\S+\s*", result.answer):
         yield chunk({"content": word})
-    citations = [citation.model_dump(mode="json") for citation in result.citations]
+    citations = [Citation.of(c).model_dump(mode="json") for c in result.citations]
     yield chunk({}, "stop", citations=citations)
     yield DONE

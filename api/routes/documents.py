@@ -10,39 +10,45 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.background import BackgroundTask
 
+from ...config import Settings
+from ...datadir import DataDir
 from ...errors import CorruptFile, LimitExceeded, ScanragError, UnsupportedFile
 from ...ingest.loaders import check_source, empty_message, show
 from ...ingest.markdown import document_markdown
 from ...ingest.model import Document
-from ...retrieval.index import DocumentInfo, FileError
+from ...retrieval.index import Index
 from ...retrieval.pii import mask_document
-from ..deps import AppState, DocId, document_info, get_state, job_response
+from ...retrieval.reports import DocumentInfo, FileError
+from ..deps import DocId, document_info, get_index, get_jobs, get_settings, job_response
+from ..jobs import JobManager
 from ..schemas import DocumentDetail, PageInfo, UploadResponse
 from ..uploads import UPLOAD_BODY, Incoming, UploadRefused, discard, drain, receive_files, store
+from ..urls import DOCUMENTS, job_url, page_image_url
 
-router = APIRouter(prefix="/v1/documents", tags=["documents"])
+router = APIRouter(prefix=DOCUMENTS, tags=["documents"])
 
 
-def _check(file: Incoming, state: AppState) -> Rejected | None:
+def _check(file: Incoming, settings: Settings) -> Rejected | None:
     """Check a received file by its header (type, pages, pixels, password): decoding is the
     job's work."""
     try:
         if file.size == 0:  # not a document at all (415), where check_source says "corrupt"
             raise UnsupportedFile(empty_message(file.name))
-        check_source(file.tmp, state.settings)
+        check_source(file.tmp, settings)
     except ScanragError as exc:
         return Rejected(file.name, type(exc)(str(exc).replace(show(file.tmp), file.name)))
     return None
 
 
-def _accept(files: list[Incoming], state: AppState) -> tuple[list[Path], list[Rejected]]:
+def _accept(
+    files: list[Incoming], settings: Settings, data: DataDir
+) -> tuple[list[Path], list[Rejected]]:
     """Check every file of a request, then store the good ones; whatever happens, no
     temporary file stays behind."""
-    uploads = state.index.data_dir / "uploads"
     try:
-        checked = [(file, _check(file, state)) for file in files]
+        checked = [(file, _check(file, settings)) for file in files]
         refused = [error for _, error in checked if error is not None]
-        accepted = [store(file, uploads) for file, error in checked if error is None]
+        accepted = [store(file, data) for file, error in checked if error is None]
     finally:
         discard(files)
     return accepted, refused
@@ -70,9 +76,9 @@ def rejection_status(rejected: list[Rejected]) -> int:
     return 415
 
 
-def too_large(name: str, state: AppState) -> str:
+def too_large(name: str, settings: Settings) -> str:
     return (
-        f"{name}: larger than the upload limit of {state.settings.max_upload_mb} MB "
+        f"{name}: larger than the upload limit of {settings.max_upload_mb} MB "
         "(SCANRAG_MAX_UPLOAD_MB); nothing of this upload was stored"
     )
 
@@ -98,7 +104,9 @@ async def upload_documents(
     wait: bool = Query(
         False, description="Answer when the files are indexed (at most SCANRAG_WAIT_TIMEOUT)."
     ),
-    state: AppState = Depends(get_state),
+    settings: Settings = Depends(get_settings),
+    index: Index = Depends(get_index),
+    jobs: JobManager = Depends(get_jobs),
 ) -> JSONResponse:
     """Upload one or more files (multipart field `files`); they are indexed by a background
     job, recorded before this answers, so that it survives a restart of the server.
@@ -108,14 +116,13 @@ async def upload_documents(
     size limit refuses the whole upload (413) the moment its bytes pass the limit. A file
     whose pages turn out not to decode fails in the job (`GET /v1/jobs/{id}` lists it).
     """
-    settings = state.settings
     try:
         files = await receive_files(
             request,
-            state.index.data_dir / "uploads" / ".incoming",
+            index.data.incoming,
             settings.max_upload_mb << 20,
             settings.max_upload_files,
-            lambda name: too_large(name, state),
+            lambda name: too_large(name, settings),
         )
     except UploadRefused as exc:
         return JSONResponse(
@@ -123,29 +130,29 @@ async def upload_documents(
             status_code=exc.status,
             background=BackgroundTask(drain, request),
         )
-    accepted, refused = await run_in_threadpool(_accept, files, state)
+    accepted, refused = await run_in_threadpool(_accept, files, settings, index.data)
     rejected = [item.as_file_error() for item in refused]
     if not accepted:
         raise HTTPException(rejection_status(refused), " | ".join(e.error for e in rejected))
-    job = await run_in_threadpool(state.jobs.submit, accepted, rejected)
+    job = await run_in_threadpool(jobs.submit, accepted, rejected)
     body = UploadResponse(
         job_id=job.id,
-        status_url=f"/v1/jobs/{job.id}",
+        status_url=job_url(job.id),
         files=[p.name for p in accepted],
         rejected=rejected,
     )
-    return await job_response(body, state, wait, request)
+    return await job_response(body, jobs, settings, wait, request)
 
 
 @router.get("", response_model=list[DocumentInfo])
-def list_documents(state: AppState = Depends(get_state)) -> list[DocumentInfo]:
-    return state.index.documents()
+def list_documents(index: Index = Depends(get_index)) -> list[DocumentInfo]:
+    return index.documents()
 
 
 @router.get("/{doc_id}", response_model=DocumentDetail)
-def get_document(doc_id: DocId, state: AppState = Depends(get_state)) -> DocumentDetail:
-    info = document_info(doc_id, state)
-    doc = state.index.document(doc_id)
+def get_document(doc_id: DocId, index: Index = Depends(get_index)) -> DocumentDetail:
+    info = document_info(doc_id, index)
+    doc = index.document(doc_id)
     detail = DocumentDetail(**info.model_dump())
     if doc is not None:
         detail.mime = doc.mime
@@ -158,7 +165,7 @@ def get_document(doc_id: DocId, state: AppState = Depends(get_state)) -> Documen
                 height=page.height,
                 regions=len(page.regions),
                 error=page.error,
-                image_url=f"/v1/documents/{doc_id}/pages/{page.number}/image",
+                image_url=page_image_url(doc_id, page.number),
             )
             for page in doc.pages
         ]
@@ -166,34 +173,34 @@ def get_document(doc_id: DocId, state: AppState = Depends(get_state)) -> Documen
 
 
 @router.delete("/{doc_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_document(doc_id: DocId, state: AppState = Depends(get_state)) -> Response:
+def delete_document(doc_id: DocId, index: Index = Depends(get_index)) -> Response:
     """Remove the document: its points, its manifest rows, its cached parse, its page images
     and its uploaded files (other files queued for indexing are left alone)."""
-    document_info(doc_id, state)  # 404 for an unknown id
-    state.index.delete(doc_id)
+    document_info(doc_id, index)  # 404 for an unknown id
+    index.delete(doc_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-def _document(doc_id: str, state: AppState) -> Document:
-    doc = state.index.document(doc_id)
+def _document(doc_id: str, index: Index) -> Document:
+    doc = index.document(doc_id)
     if doc is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no parsed document {doc_id!r}")
-    return mask_document(doc) if state.settings.mask_pii else doc
+    return mask_document(doc) if index.settings.mask_pii else doc
 
 
 @router.get("/{doc_id}/markdown", response_class=PlainTextResponse)
 def document_as_markdown(
     doc_id: DocId,
     anchors: bool = Query(True, description="Keep the region anchor comments."),
-    state: AppState = Depends(get_state),
+    index: Index = Depends(get_index),
 ) -> PlainTextResponse:
     """Layout-aware Markdown; anchors carry region ids and boxes."""
     return PlainTextResponse(
-        document_markdown(_document(doc_id, state), anchors), media_type="text/markdown"
+        document_markdown(_document(doc_id, index), anchors), media_type="text/markdown"
     )
 
 
 @router.get("/{doc_id}/json")
-def document_as_json(doc_id: DocId, state: AppState = Depends(get_state)) -> Response:
+def document_as_json(doc_id: DocId, index: Index = Depends(get_index)) -> Response:
     """The full Document: pages, regions, lines and boxes."""
-    return Response(_document(doc_id, state).model_dump_json(), media_type="application/json")
+    return Response(_document(doc_id, index).model_dump_json(), media_type="application/json")

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
 
-from ...ingest.model import BBox
-from ...retrieval.index import parse_region_id, read_page_image
-from ..deps import AppState, DocId, RegionId, get_state
+from ...ingest.model import BBox, parse_region_id
+from ...retrieval.images import read_page_image
+from ...retrieval.index import Index
+from ..deps import DocId, RegionId, get_index
 from ..imaging import highlight, jpeg_bytes, parse_boxes
+from ..urls import PAGE_IMAGE, REGION_CROP
 
 router = APIRouter(tags=["images"])
-JPEG = {200: {"content": {"image/jpeg": {}}, "description": "A JPEG image."}}
+JPEG: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"image/jpeg": {}}, "description": "A JPEG image."}
+}
 
 
-@router.get("/v1/documents/{doc_id}/pages/{number}/image", responses=JPEG, response_class=Response)
+@router.get(PAGE_IMAGE, responses=JPEG, response_class=Response)
 def page_image(
     doc_id: DocId,
     number: int = PathParam(ge=1),
@@ -28,11 +34,11 @@ def page_image(
     boxes: str | None = Query(
         None, description="Pixel boxes to outline: x0,y0,x1,y1;x0,y0,x1,y1", max_length=4000
     ),
-    state: AppState = Depends(get_state),
+    index: Index = Depends(get_index),
 ) -> Response:
     """The stored page image; with `highlight` or `boxes`, those boxes drawn on it."""
-    doc = state.index.document(doc_id)
-    path = state.index.page_image(doc, number) if doc else None
+    doc = index.document(doc_id)
+    path = index.page_image(doc, number) if doc else None
     if doc is None or path is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no page {number} of document {doc_id!r}")
     if not highlight_ids and not boxes:
@@ -50,24 +56,24 @@ def page_image(
             drawn.extend(parse_boxes(boxes))
         except ValueError as exc:
             raise HTTPException(422, f"bad boxes: {exc}") from exc
-    image, scale = read_page_image(path, state.settings.image_max_pixels)
+    image, scale = read_page_image(path, index.settings.image_max_pixels)
     with image:
         scaled = [BBox(*(round(v / scale) for v in box)) for box in drawn]
         return Response(jpeg_bytes(highlight(image, scaled)), media_type="image/jpeg")
 
 
-@router.get("/v1/regions/{region_id}/crop", responses=JPEG, response_class=Response)
+@router.get(REGION_CROP, responses=JPEG, response_class=Response)
 def region_crop(
     region_id: RegionId,
     pad: int = Query(0, ge=0, le=500, description="Pixels of margin around the region."),
-    state: AppState = Depends(get_state),
+    index: Index = Depends(get_index),
 ) -> Response:
     """The region cut out of its page image."""
     try:
         parse_region_id(region_id)
     except ValueError as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
-    crop = state.index.region_image(region_id, pad)
+    crop = index.region_image(region_id, pad)
     if crop is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no region {region_id!r}")
     return Response(jpeg_bytes(crop), media_type="image/jpeg")

@@ -15,12 +15,15 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from ...config import Settings
 from ...errors import Text
 from ...ingest.loaders import show
-from ..deps import AppState, get_state, job_response
+from ..deps import get_jobs, get_settings, job_response
+from ..jobs import JobManager
 from ..schemas import JobAccepted
+from ..urls import API, job_url
 
-router = APIRouter(prefix="/v1", tags=["ingest"])
+router = APIRouter(prefix=API, tags=["ingest"])
 
 
 class IngestRequest(BaseModel):
@@ -88,17 +91,18 @@ async def ingest_path(
     wait: bool = Query(
         False, description="Answer when the files are indexed (at most SCANRAG_WAIT_TIMEOUT)."
     ),
-    state: AppState = Depends(get_state),
+    settings: Settings = Depends(get_settings),
+    jobs: JobManager = Depends(get_jobs),
 ) -> JSONResponse:
     """Index a folder (recursively, only what changed) or a file that the server reads
     itself; returns a job like an upload does."""
-    roots = state.settings.allowed_roots
+    roots = settings.allowed_roots
     if not roots:
         raise HTTPException(
             status.HTTP_403_FORBIDDEN,
             "server-side ingest is off: set SCANRAG_ALLOWED_ROOTS to the folders it may read",
         )
     path = await run_in_threadpool(resolve_under_roots, body.path, roots)
-    job = await run_in_threadpool(state.jobs.submit, [path], None, roots)
-    accepted = IngestResponse(job_id=job.id, status_url=f"/v1/jobs/{job.id}", path=show(path))
-    return await job_response(accepted, state, wait, request)
+    job = await run_in_threadpool(jobs.submit, [path], None, roots)
+    accepted = IngestResponse(job_id=job.id, status_url=job_url(job.id), path=show(path))
+    return await job_response(accepted, jobs, settings, wait, request)

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, HTTPException, status
 
-from ..deps import AppState, JobId, get_state
+from ..deps import JobId, get_jobs
+from ..jobs import JobManager
 from ..schemas import JobStatus
+from ..urls import JOB
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+router = APIRouter(tags=["jobs"])
 
 
-@router.get("/{job_id}", response_model=JobStatus)
-def get_job(job_id: JobId, state: AppState = Depends(get_state)) -> JobStatus:
+@router.get(JOB, response_model=JobStatus)
+def get_job(job_id: JobId, jobs: JobManager = Depends(get_jobs)) -> JobStatus:
     """Status, files and pages done, and per-file errors of an ingest job."""
-    job = state.jobs.get(job_id)
+    job = jobs.get(job_id)
     if job is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no job {job_id!r}")
     return job

@@ -8,9 +8,11 @@ from collections.abc import Iterator
 from fastapi import APIRouter, Depends
 from fastapi.sse import EventSourceResponse
 
+from ...config import Settings
 from ...errors import ScanragError
-from ...retrieval.answer import extract_value
-from ..deps import AppState, document_info, get_state
+from ...retrieval.answer import Answerer, extract_value
+from ...retrieval.index import Index
+from ..deps import document_info, get_answerer, get_index, get_settings
 from ..schemas import (
     ExtractedField,
     ExtractRequest,
@@ -21,24 +23,29 @@ from ..schemas import (
     SearchResponse,
 )
 from ..sse import event_stream, sse_event
+from ..urls import API, Citation, linked
 
-router = APIRouter(prefix="/v1", tags=["query"])
+router = APIRouter(prefix=API, tags=["query"])
 log = logging.getLogger("scanrag.api")
 
 
 @router.post("/search", response_model=SearchResponse)
-def search(request: SearchRequest, state: AppState = Depends(get_state)) -> SearchResponse:
+def search(request: SearchRequest, index: Index = Depends(get_index)) -> SearchResponse:
     """Ranked chunks with the regions, boxes and lines they came from."""
-    hits = state.index.search(request.query, request.top_k, request.filters, request.mode)
+    hits = index.search(request.query, request.top_k, request.filters, request.mode)
     return SearchResponse(query=request.query, hits=hits)
 
 
 def _sse(events: Iterator[dict]) -> Iterator[bytes]:
-    """Server-sent events; a failure after the 200 was sent ends the stream with an `error`
-    event (the app's error handlers can no longer answer)."""
+    """Server-sent events, citations linked; a failure after the 200 was sent ends the stream
+    with an `error` event (the app's error handlers can no longer answer)."""
     try:
         for event in events:
             ((name, data),) = event.items()
+            if name == "citations":
+                data = [linked(citation) for citation in data]
+            elif name == "done":
+                data = {**data, "citations": [linked(c) for c in data.get("citations", [])]}
             yield sse_event(data, name)
     except ScanragError as exc:
         yield sse_event({"detail": str(exc)}, "error")
@@ -55,24 +62,30 @@ def _sse(events: Iterator[dict]) -> Iterator[bytes]:
     },
 )
 def query(
-    request: QueryRequest, state: AppState = Depends(get_state)
+    request: QueryRequest,
+    index: Index = Depends(get_index),
+    answerer: Answerer = Depends(get_answerer),
 ) -> QueryResponse | EventSourceResponse:
     """Answer a question; every `[n]` in the answer is a citation of a page region."""
-    hits = state.index.search(request.question, request.top_k, request.filters)
-    answerer = state.index.answerer
+    hits = index.search(request.question, request.top_k, request.filters)
     if request.stream:
         return event_stream(_sse(answerer.stream(request.question, hits)))
     result = answerer.answer(request.question, hits)
-    return QueryResponse(answer=result.answer, citations=result.citations)
+    return QueryResponse.of(result)
 
 
 @router.post("/extract", response_model=ExtractResponse)
-def extract(request: ExtractRequest, state: AppState = Depends(get_state)) -> ExtractResponse:
+def extract(
+    request: ExtractRequest,
+    index: Index = Depends(get_index),
+    settings: Settings = Depends(get_settings),
+) -> ExtractResponse:
     """Named fields of one document ("total", "date"...) with the regions they came from."""
-    document_info(request.doc_id, state)  # 404 for an unknown id
+    document_info(request.doc_id, index)  # 404 for an unknown id
     fields = []
     for name in request.fields:
-        hits = state.index.search(name, top_k=5, filters={"doc_id": request.doc_id})
-        value, citations = extract_value(name, hits, state.settings.min_answer_score)
-        fields.append(ExtractedField(name=name, value=value, citations=citations))
+        hits = index.search(name, top_k=5, filters={"doc_id": request.doc_id})
+        value, citations = extract_value(name, hits, settings.min_answer_score)
+        linked_citations = [Citation.of(citation) for citation in citations]
+        fields.append(ExtractedField(name=name, value=value, citations=linked_citations))
     return ExtractResponse(doc_id=request.doc_id, fields=fields)

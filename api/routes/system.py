@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Response
 
-from ..deps import AppState, get_state, require_api_key
+from ..deps import get_metrics, require_api_key
+from ..metrics import Metrics
 
 router = APIRouter(tags=["system"])
 
@@ -16,6 +17,6 @@ def healthz() -> dict[str, str]:
 
 
 @router.get("/metrics", response_class=Response, dependencies=[Depends(require_api_key)])
-def metrics(state: AppState = Depends(get_state)) -> Response:
+def metrics(metrics: Metrics = Depends(get_metrics)) -> Response:
     """Prometheus text format: request counts and latencies, ingest counters."""
-    return Response(state.metrics.render(), media_type="text/plain; version=0.0.4")
+    return Response(metrics.render(), media_type="text/plain; version=0.0.4")

@@ -1,28 +1,30 @@
 """Parser backends, chosen by name in `Settings.parser`.
 
-The registry maps a name to "module:factory"; backends import lazily, so optional ones cost
-nothing until used. Adding a backend is one new module and one line here.
+The registry maps a name to "module:factory" (a parser's `from_settings`); backends import
+lazily, so optional ones cost nothing until used. Adding a backend is one new module (a
+parser and its `ParserOptions`) and one line here.
 """
 
 from __future__ import annotations
 
 import importlib
 import threading
+from typing import Any
 
 from pydantic import SecretStr
 
 from ...config import Settings
 from ...errors import ConfigError
-from .base import Block, Parser, fingerprint
+from .base import Block, Parser, ParserOptions, fingerprint
 
 REGISTRY: dict[str, str] = {
-    "auto": "scanrag.ingest.parsers.auto:AutoParser",
-    "embedded": "scanrag.ingest.parsers.embedded:EmbeddedParser",
-    "pdf-text": "scanrag.ingest.parsers.pdf_text:PdfTextParser",
+    "auto": "scanrag.ingest.parsers.auto:AutoParser.from_settings",
+    "embedded": "scanrag.ingest.parsers.embedded:EmbeddedParser.from_settings",
+    "pdf-text": "scanrag.ingest.parsers.pdf_text:PdfTextParser.from_settings",
     "glm-ocr": "scanrag.ingest.parsers.glm_ocr:glm_ocr_parser",
-    "vlm": "scanrag.ingest.parsers.vlm:VlmParser",
-    "transformers": "scanrag.ingest.parsers.transformers_glm:TransformersParser",
-    "tesseract": "scanrag.ingest.parsers.tesseract:TesseractParser",
+    "vlm": "scanrag.ingest.parsers.vlm:VlmParser.from_settings",
+    "transformers": "scanrag.ingest.parsers.transformers_glm:TransformersParser.from_settings",
+    "tesseract": "scanrag.ingest.parsers.tesseract:TesseractParser.from_settings",
 }
 
 _cache: dict[tuple[str, str, tuple[str, ...]], Parser] = {}
@@ -43,9 +45,12 @@ def get_parser(settings: Settings, name: str | None = None) -> Parser:
     key = (name, settings.model_dump_json(), secrets)
     with _lock:
         if key not in _cache:
-            module_name, factory = REGISTRY[name].split(":")
-            _cache[key] = getattr(importlib.import_module(module_name), factory)(settings)
+            module_name, path = REGISTRY[name].split(":")
+            factory: Any = importlib.import_module(module_name)
+            for attribute in path.split("."):
+                factory = getattr(factory, attribute)
+            _cache[key] = factory(settings)
         return _cache[key]
 
 
-__all__ = ["REGISTRY", "Block", "Parser", "fingerprint", "get_parser"]
+__all__ = ["REGISTRY", "Block", "Parser", "ParserOptions", "fingerprint", "get_parser"]

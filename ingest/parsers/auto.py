@@ -4,26 +4,41 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import Field
+
 from ...config import Settings
 from ..loaders import PageImage
-from .base import Block, Parser
+from . import get_parser
+from .base import Block, Parser, ParserOptions
 from .pdf_text import PdfTextParser
+
+
+class AutoOptions(ParserOptions):
+    min_text_layer_chars: int
+    scan_parser: str = Field(exclude=True)  # its own options go in, keyed by its name
 
 
 class AutoParser:
     name = "auto"
 
-    def __init__(self, settings: Settings) -> None:
-        from . import get_parser
-
-        self.min_chars = settings.min_text_layer_chars
-        self.text = PdfTextParser(settings)
-        self.scan: Parser = get_parser(settings, settings.scan_parser)
+    def __init__(self, options: AutoOptions, text: PdfTextParser, scan: Parser) -> None:
+        self.options = options
+        self.min_chars = options.min_text_layer_chars
+        self.text = text
+        self.scan = scan
         self.version = f"{self.text.version}|{self.scan.name}-{self.scan.version}"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AutoParser:
+        return cls(
+            AutoOptions.of(settings),
+            PdfTextParser.from_settings(settings),
+            get_parser(settings, settings.scan_parser),
+        )
 
     def config(self) -> dict[str, Any]:
         return {
-            "min_text_layer_chars": self.min_chars,
+            **self.options.fingerprint(),
             "text": self.text.config(),
             self.scan.name: self.scan.config(),
         }

@@ -10,90 +10,31 @@ line boxes cost answer figures on dev-eval and xfund (docs/benchmarks.md).
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import os
 import threading
-from collections.abc import Iterator
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import Field
 
 from ...config import Settings
 from ..blocks import LayoutBox, build_blocks
 from ..loaders import PageImage
-from ..model import BBox, Label, Line
+from ..model import BBox, Line
 from . import int8
-from .base import Block
+from .base import Block, ParserOptions
+from .layout_models import load_rapid_layout, rapid_layout_boxes
+from .quiet import loading_quietly
 
 #: The `fast` profile's cap on the longest side of the image the text detector sees.
 FAST_DET_SIDE = 1280
 
-#: CDLA class names → scanrag labels.
-CDLA_LABELS: dict[str, Label] = {
-    "text": "text",
-    "title": "title",
-    "figure": "figure",
-    "figure_caption": "caption",
-    "table": "table",
-    "table_caption": "caption",
-    "header": "header",
-    "footer": "footer",
-    "reference": "text",
-    "equation": "formula",
-}
-
-
-def quiet_model_logs() -> None:
-    """RapidOCR and RapidLayout log every model load at INFO; keep stdout for results."""
-    for name in ("RapidOCR", "rapid_layout"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    for name in list(logging.root.manager.loggerDict):
-        if name.startswith(("RapidOCR", "rapid_layout")):
-            logging.getLogger(name).setLevel(logging.WARNING)
-
-
-@contextlib.contextmanager
-def _loading_quietly() -> Iterator[None]:
-    """Their loggers are created, at INFO, while the models load: silence INFO meanwhile."""
-    quiet_model_logs()
-    logging.disable(logging.INFO)
-    try:
-        yield
-    finally:
-        logging.disable(logging.NOTSET)
-        quiet_model_logs()
-
-
-def load_rapid_layout(min_score: float, threads: int | None) -> Any:
-    """RapidLayout (CDLA) with `threads` onnxruntime threads (None: all cores): several OCR
-    processes on one machine share the cores. -1 (onnxruntime's default) is passed
-    explicitly, as rapid-layout keeps the last value class-wide."""
-    from rapid_layout import RapidLayout
-
-    engine = {"intra_op_num_threads": threads or -1}
-    with _loading_quietly():
-        return RapidLayout(conf_thresh=min_score, engine_cfg=engine)
-
-
-def rapid_layout_boxes(model: Any, bgr: np.ndarray) -> list[LayoutBox]:
-    """RapidLayout's regions on a BGR page, with scanrag labels."""
-    result = model(bgr)
-    if result.boxes is None:
-        return []
-    found = zip(result.boxes, result.class_names, result.scores, strict=True)
-    return [
-        LayoutBox(CDLA_LABELS.get(name, "other"), BBox.enclosing(*box), float(score))
-        for box, name, score in found
-    ]
-
-
-def model_cache_dir(settings: Settings) -> Path:
-    """Where models made on this machine live (Settings.model_cache_dir, else the XDG cache)."""
-    if settings.model_cache_dir is not None:
-        return settings.model_cache_dir
+def model_cache_dir(configured: Path | None) -> Path:
+    """Where models made on this machine live (`model_cache_dir`, else the XDG cache)."""
+    if configured is not None:
+        return configured
     root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(root) / "scanrag" / "models"
 
@@ -114,34 +55,52 @@ def load_rapid_ocr(
     }
     if det_side is not None:
         params |= {"Det.limit_type": "max", "Det.limit_side_len": det_side}
-    with _loading_quietly():
+    with loading_quietly():
         return RapidOCR(params=params)
+
+
+class EmbeddedOptions(ParserOptions):
+    ocr_use_cls: bool = Field(serialization_alias="use_cls")
+    layout_min_score: float
+    ocr_profile: Literal["accurate", "fast"] = Field(serialization_alias="profile")
+    model_cache_dir: Path | None = Field(exclude=True)  # where the int8 detector is kept
+    ocr_threads: int | None = Field(exclude=True)  # speed, not output
+
+    def fingerprint(self) -> dict[str, Any]:
+        """`fast` names the int8 recipe too; `accurate` is left out, which keeps the
+        fingerprints of caches made before there were profiles."""
+        out = super().fingerprint()
+        if self.ocr_profile == "accurate":
+            del out["profile"]
+        else:
+            out["profile"] = f"{self.ocr_profile}-{int8.RECIPE}"
+        return out
 
 
 class EmbeddedParser:
     name = "embedded"
 
-    def __init__(self, settings: Settings) -> None:
-        self.use_cls = settings.ocr_use_cls
-        self.layout_min_score = settings.layout_min_score
-        self.profile = settings.ocr_profile
-        self.cache_dir = model_cache_dir(settings)
-        self.threads = settings.ocr_threads  # not in config(): it changes speed, not output
+    def __init__(self, options: EmbeddedOptions) -> None:
+        self.options = options
+        self.use_cls = options.ocr_use_cls
+        self.layout_min_score = options.layout_min_score
+        self.profile = options.ocr_profile
+        self.cache_dir = model_cache_dir(options.model_cache_dir)
+        self.threads = options.ocr_threads
         self.version = f"rapidocr-{version('rapidocr')}+rapid-layout-{version('rapid-layout')}"
         self._lock = threading.Lock()
         self._ocr: Any = None
         self._layout: Any = None
 
-    def config(self) -> dict[str, Any]:
-        config: dict[str, Any] = {
-            "use_cls": self.use_cls,
-            "layout_min_score": self.layout_min_score,
-        }
-        if self.profile != "accurate":  # accurate keeps the fingerprints of earlier caches
-            config["profile"] = f"{self.profile}-{int8.RECIPE}"
-        return config
+    @classmethod
+    def from_settings(cls, settings: Settings) -> EmbeddedParser:
+        return cls(EmbeddedOptions.of(settings))
 
-    def _models(self) -> tuple[Any, Any]:
+    def config(self) -> dict[str, Any]:
+        return self.options.fingerprint()
+
+    def models(self) -> tuple[Any, Any]:
+        """The OCR and layout engines, loaded on first use (one per process)."""
         if self._ocr is None:
             shipped = int8.shipped_models()
             if self.profile == "accurate":
@@ -160,7 +119,7 @@ class EmbeddedParser:
 
     def read_lines(self, bgr: np.ndarray) -> list[Line]:
         """RapidOCR's lines as axis-aligned boxes with confidences."""
-        ocr, _ = self._models()
+        ocr, _ = self.models()
         result = ocr(bgr)
         if result.boxes is None:
             return []
@@ -171,7 +130,7 @@ class EmbeddedParser:
         ]
 
     def detect_layout(self, bgr: np.ndarray) -> list[LayoutBox]:
-        _, layout = self._models()
+        _, layout = self.models()
         return rapid_layout_boxes(layout, bgr)
 
     def parse_page(self, page: PageImage) -> list[Block]:

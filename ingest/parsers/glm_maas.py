@@ -13,16 +13,17 @@ import io
 import json
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import Field
 
 from ...config import Settings
 from ...errors import ConfigError
 from ...modelserver import Endpoint, ModelServer, one_line
 from ..loaders import PDF, PageImage, SourceFile
 from ..model import BBox
-from .base import Block
-from .glm import content_block, map_label
-from .glm_ocr import OCR_ENDPOINT
+from .base import Block, ServerOptions
+from .glm import OCR_ENDPOINT, content_block, map_label
 
 log = logging.getLogger(__name__)
 
@@ -33,30 +34,40 @@ MAX_PDF_PAGES = 100
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
 
 
+class MaasOptions(ServerOptions):
+    ocr_api: Literal["openai", "maas"] = Field(serialization_alias="api")
+    ocr_model: str = Field(serialization_alias="model")
+
+
 class MaasParser:
     name = "glm-ocr"
     version = "maas-1"
 
-    def __init__(self, settings: Settings) -> None:
-        if not settings.ocr_api_key:
+    def __init__(self, options: MaasOptions) -> None:
+        if not options.ocr_api_key:
             raise ConfigError(
                 "Zhipu MaaS (ocr_api=maas) needs an API key: pass --ocr-api-key "
                 "or set SCANRAG_OCR_API_KEY"
             )
-        self.settings = settings
+        self.options = options
+        self.max_pdf_pages = MAX_PDF_PAGES
         self.server = ModelServer(
-            Endpoint(settings.ocr_url or DEFAULT_URL, **OCR_ENDPOINT),
-            api_key=settings.ocr_api_key.get_secret_value(),
-            timeout=settings.ocr_timeout,
-            retries=settings.ocr_retries,
+            Endpoint(options.ocr_url or DEFAULT_URL, **OCR_ENDPOINT),
+            api_key=options.ocr_api_key.get_secret_value(),
+            timeout=options.ocr_timeout,
+            retries=options.ocr_retries,
         )
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> MaasParser:
+        return cls(MaasOptions.of(settings))
+
     def config(self) -> dict[str, Any]:
-        return {"api": "maas", "model": self.settings.ocr_model}
+        return self.options.fingerprint()
 
     def _request(self, file: str, **extra: Any) -> dict[str, Any]:
         return self.server.post(
-            "/layout_parsing", {"model": self.settings.ocr_model, "file": file, **extra}
+            "/layout_parsing", {"model": self.options.ocr_model, "file": file, **extra}
         )
 
     def parse_document(self, source: SourceFile) -> Callable[[PageImage], list[Block]]:
@@ -65,8 +76,8 @@ class MaasParser:
             return self.parse_page
         data = base64.b64encode(source.read_bytes()).decode("ascii")
         pages: list[tuple[list[dict[str, Any]], tuple[float, float] | None]] = []
-        for start in range(1, source.page_count + 1, MAX_PDF_PAGES):
-            end = min(start + MAX_PDF_PAGES - 1, source.page_count)
+        for start in range(1, source.page_count + 1, self.max_pdf_pages):
+            end = min(start + self.max_pdf_pages - 1, source.page_count)
             reply = self._request(
                 f"data:application/pdf;base64,{data}", start_page_id=start, end_page_id=end
             )

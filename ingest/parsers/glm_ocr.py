@@ -12,28 +12,16 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from PIL import Image
+from pydantic import Field
 
 from ...config import Settings
 from ...errors import ConfigError
 from ...modelserver import Endpoint, ModelServer, image_data_uri
 from ..loaders import PageImage
-from .base import Block
-from .glm import (
-    TASK_PROMPTS,
-    Layout,
-    Task,
-    describe_layout,
-    layout_detector,
-    plan_regions,
-    read_regions,
-)
-
-OCR_ENDPOINT = dict(
-    what="glm-ocr server",
-    url_setting="--ocr-url / SCANRAG_OCR_URL",
-    key_setting="--ocr-api-key / SCANRAG_OCR_API_KEY",
-    model_setting="--ocr-model / SCANRAG_OCR_MODEL",
-)
+from .base import Block, ServerOptions
+from .glm import OCR_ENDPOINT, TASK_PROMPTS, Task, plan_regions, read_regions
+from .glm_maas import MaasParser
+from .layout_models import Layout, describe_layout, layout_detector
 
 #: Sampling the GLM-OCR SDK sends: greedy, with a mild repetition penalty. `top_k` and
 #: `repetition_penalty` are vLLM / SGLang sampling extensions; Ollama ignores them.
@@ -45,19 +33,25 @@ SAMPLING: dict[str, Any] = {
 }
 
 
-def ocr_server(settings: Settings) -> ModelServer:
-    if not settings.ocr_url:
+class GlmOcrOptions(ServerOptions):
+    ocr_model: str = Field(serialization_alias="model")
+    ocr_max_tokens: int = Field(serialization_alias="max_tokens")
+    ocr_workers: int = Field(exclude=True)  # requests in flight: speed
+
+
+def ocr_server(options: GlmOcrOptions) -> ModelServer:
+    if not options.ocr_url:
         raise ConfigError(
             "the glm-ocr parser needs its server's URL: pass --ocr-url "
             "(e.g. http://localhost:8080/v1) or set SCANRAG_OCR_URL"
         )
-    key = settings.ocr_api_key.get_secret_value() if settings.ocr_api_key else None
+    key = options.ocr_api_key.get_secret_value() if options.ocr_api_key else None
     return ModelServer(
-        Endpoint(settings.ocr_url, **OCR_ENDPOINT),
+        Endpoint(options.ocr_url, **OCR_ENDPOINT),
         api_key=key,
-        timeout=settings.ocr_timeout,
-        retries=settings.ocr_retries,
-        pool=settings.ocr_workers,
+        timeout=options.ocr_timeout,
+        retries=options.ocr_retries,
+        pool=options.ocr_workers,
     )
 
 
@@ -65,28 +59,28 @@ class GlmOcrParser:
     name = "glm-ocr"
     version = "openai-1"  # bump when the request or the reply mapping changes
 
-    def __init__(self, settings: Settings, layout: Layout | None = None) -> None:
-        self.settings = settings
-        self.server = ocr_server(settings)
-        self.layout = layout or layout_detector(settings, self.name)
-        self._pool = ThreadPoolExecutor(settings.ocr_workers, thread_name_prefix="glm-ocr")
+    def __init__(self, options: GlmOcrOptions, layout: Layout) -> None:
+        self.options = options
+        self.server = ocr_server(options)
+        self.layout = layout
+        self._pool = ThreadPoolExecutor(options.ocr_workers, thread_name_prefix="glm-ocr")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> GlmOcrParser:
+        return cls(GlmOcrOptions.of(settings), layout_detector(settings, cls.name))
 
     def config(self) -> dict[str, Any]:
-        return {
-            "model": self.settings.ocr_model,
-            "max_tokens": self.settings.ocr_max_tokens,
-            "layout": describe_layout(self.layout),
-        }
+        return {**self.options.fingerprint(), "layout": describe_layout(self.layout)}
 
     def recognize(self, crop: Image.Image, task: Task) -> tuple[str, str | None]:
         """One region: the crop as a data URI, then the task prompt (the SDK's order)."""
         reply = self.server.chat(
-            self.settings.ocr_model,
+            self.options.ocr_model,
             [
                 {"type": "image_url", "image_url": {"url": image_data_uri(crop)}},
                 {"type": "text", "text": TASK_PROMPTS[task]},
             ],
-            max_tokens=self.settings.ocr_max_tokens,
+            max_tokens=self.options.ocr_max_tokens,
             **SAMPLING,
         )
         return reply.content, reply.finish_reason
@@ -99,7 +93,5 @@ class GlmOcrParser:
 def glm_ocr_parser(settings: Settings) -> Any:
     """`glm-ocr`: a self-hosted server region by region, or Zhipu MaaS (ocr_api=maas)."""
     if settings.ocr_api == "maas":
-        from .glm_maas import MaasParser
-
-        return MaasParser(settings)
-    return GlmOcrParser(settings)
+        return MaasParser.from_settings(settings)
+    return GlmOcrParser.from_settings(settings)

@@ -9,18 +9,26 @@ import pymupdf
 from ...config import Settings
 from ..blocks import build_blocks
 from ..loaders import PageImage
-from .base import Block
+from .base import Block, ParserOptions
+
+
+class PdfTextOptions(ParserOptions):
+    """None: a text layer is read as it is."""
 
 
 class PdfTextParser:
     name = "pdf-text"
     version = f"pymupdf-{pymupdf.VersionBind}"
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+    def __init__(self, options: PdfTextOptions) -> None:
+        self.options = options
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PdfTextParser:
+        return cls(PdfTextOptions.of(settings))
 
     def config(self) -> dict[str, Any]:
-        return {}
+        return self.options.fingerprint()
 
     def parse_page(self, page: PageImage) -> list[Block]:
         # The text layer's lines go through the same geometry as OCR lines: paragraphs,

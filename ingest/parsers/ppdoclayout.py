@@ -12,12 +12,14 @@ import threading
 from typing import Any
 
 import numpy as np
+from pydantic import Field
 
-from ...config import Settings
 from ..blocks import LayoutBox
 from ..loaders import PageImage
 from ..model import BBox
+from .base import ParserOptions
 from .glm import map_label
+from .hf import missing_weights, torch_device, weights_path
 
 #: The input size the model was trained and exported at.
 INPUT_SIZE = 800
@@ -55,39 +57,44 @@ def detections(
     return [(label, score, box) for _, label, score, box in kept]  # type: ignore[misc]
 
 
+class PPDocLayoutOptions(ParserOptions):
+    layout_model: str = Field(serialization_alias="model")
+    # where it runs and whether weights may be fetched: not what it finds
+    transformers_device: str | None = Field(exclude=True)
+    model_download: bool = Field(exclude=True)
+
+
 class PPDocLayout:
     """Layout boxes in reading order from PP-DocLayoutV3 (weights: `layout_model`)."""
 
     ordered = True
 
-    def __init__(self, settings: Settings, threshold: float = THRESHOLD) -> None:
-        import torch  # noqa: F401  (fail early, with the install hint, in glm.layout_detector)
+    def __init__(self, options: PPDocLayoutOptions, threshold: float = THRESHOLD) -> None:
+        import torch  # noqa: F401  (fail early, with the install hint, in layout_detector)
         import transformers  # noqa: F401
 
-        self.model_id = settings.layout_model
-        self.settings = settings
+        self.options = options
         self.threshold = threshold
         self._lock = threading.Lock()
         self._model: Any = None
 
     def describe(self) -> dict[str, Any]:
-        return {"name": "pp-doclayout-v3", "model": self.model_id, "threshold": self.threshold}
+        threshold = self.threshold
+        return {"name": "pp-doclayout-v3", **self.options.fingerprint(), "threshold": threshold}
 
     def _load(self) -> Any:
         if self._model is None:
             from transformers import AutoModelForObjectDetection
 
-            from .transformers_glm import missing_weights, torch_device, weights_path
-
-            setting = "SCANRAG_LAYOUT_MODEL"
+            model_id, setting = self.options.layout_model, "SCANRAG_LAYOUT_MODEL"
             try:
                 model = AutoModelForObjectDetection.from_pretrained(
-                    weights_path(self.model_id, "PP-DocLayoutV3", setting),
-                    local_files_only=not self.settings.model_download,
+                    weights_path(model_id, "PP-DocLayoutV3", setting),
+                    local_files_only=not self.options.model_download,
                 )
             except (OSError, ValueError) as exc:
-                raise missing_weights("PP-DocLayoutV3", self.model_id, setting, exc) from exc
-            self._model = model.to(torch_device(self.settings)).eval()
+                raise missing_weights("PP-DocLayoutV3", model_id, setting, exc) from exc
+            self._model = model.to(torch_device(self.options.transformers_device)).eval()
         return self._model
 
     def __call__(self, page: PageImage) -> list[LayoutBox]:

@@ -17,12 +17,14 @@ import statistics
 import subprocess
 from typing import Any
 
+from pydantic import Field
+
 from ...config import Settings
 from ...errors import ConfigError
 from ..blocks import build_blocks
 from ..loaders import PageImage
 from ..model import BBox, Line, union_all
-from .base import Block
+from .base import Block, ParserOptions
 
 INSTALL_HINT = "apt-get install tesseract-ocr tesseract-ocr-chi-sim (or brew install tesseract)"
 #: Words further apart than this many line heights belong to different lines.
@@ -92,15 +94,20 @@ def _line(words: list[tuple[str, BBox, float]]) -> Line:
     )
 
 
+class TesseractOptions(ParserOptions):
+    tesseract_lang: str = Field(serialization_alias="lang")
+
+
 class TesseractParser:
     name = "tesseract"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, options: TesseractOptions) -> None:
         binary = shutil.which("tesseract")
         if binary is None:
             raise ConfigError(f"the tesseract parser needs the tesseract program: {INSTALL_HINT}")
         self.binary = binary
-        self.lang = settings.tesseract_lang
+        self.options = options
+        self.lang = options.tesseract_lang
         version = self._run(["--version"]).splitlines()
         self.version = version[0].split()[-1] if version else "unknown"
         available = set(self._run(["--list-langs"]).split()[1:])  # first line is a header
@@ -112,8 +119,12 @@ class TesseractParser:
                 f"{missing[0].replace('_', '-')} or change SCANRAG_TESSERACT_LANG"
             )
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TesseractParser:
+        return cls(TesseractOptions.of(settings))
+
     def config(self) -> dict[str, Any]:
-        return {"lang": self.lang}
+        return self.options.fingerprint()
 
     def _run(self, args: list[str], data: bytes | None = None) -> str:
         # Tesseract's OpenMP threads fight each other on small machines; its docs advise 1.

@@ -14,65 +14,22 @@ from __future__ import annotations
 
 import logging
 import threading
-from pathlib import Path
 from typing import Any
 
 from PIL import Image
+from pydantic import Field
 
 from ...config import Settings
 from ...errors import ConfigError
-from ...modelserver import one_line
 from ..loaders import PageImage
-from .base import Block
-from .glm import (
-    TASK_PROMPTS,
-    Layout,
-    Task,
-    describe_layout,
-    layout_detector,
-    plan_regions,
-    read_regions,
-)
+from .base import Block, ParserOptions
+from .glm import TASK_PROMPTS, Task, plan_regions, read_regions
+from .hf import missing_weights, torch_device, weights_path
+from .layout_models import Layout, describe_layout, layout_detector
 
 log = logging.getLogger(__name__)
 
 INSTALL_HINT = "pip install 'scanrag[transformers]'"
-
-
-def torch_device(settings: Settings) -> str:
-    import torch
-
-    return settings.transformers_device or ("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def missing_weights(what: str, model_id: str, setting: str, exc: Exception) -> ConfigError:
-    """One line for weights that could not be loaded: a broken folder or an uncached hub id."""
-    if Path(model_id).is_dir():
-        reason = one_line(str(exc).split(". ")[0], 120)
-        return ConfigError(
-            f"{what}: {model_id} is not a complete checkpoint ({reason}); fix {setting}"
-        )
-    return ConfigError(
-        f"{what} weights {model_id!r} are not in the local Hugging Face cache (nor a folder "
-        f"here); download them (huggingface-cli download {model_id}), point {setting} at a "
-        "local folder, or set SCANRAG_MODEL_DOWNLOAD=true"
-    )
-
-
-def weights_path(model_id: str, what: str, setting: str) -> str:
-    """A local folder as an absolute path; a hub id ("org/name") as it is.
-
-    Something that looks like a path but is not there fails here, with the setting to fix,
-    rather than as a hub-id validation error deep inside transformers.
-    """
-    path = Path(model_id).expanduser()
-    if path.is_dir():
-        return str(path.resolve())
-    if model_id.startswith(("/", ".", "~")) or model_id.count("/") != 1 or path.exists():
-        raise ConfigError(
-            f"{what} weights not found: no model folder at {model_id!r}; fix {setting}"
-        )
-    return model_id
 
 
 def image_only_processor() -> type:
@@ -109,7 +66,7 @@ def load_glm_ocr(model_id: str, device: str, download: bool) -> tuple[Any, Any]:
     dtype = torch.float32
     if device.startswith("cuda"):
         dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    processor_class = AutoProcessor if is_torchvision_available() else image_only_processor()
+    processor_class: Any = AutoProcessor if is_torchvision_available() else image_only_processor()
     model_id = weights_path(model_id, "GLM-OCR", "SCANRAG_TRANSFORMERS_MODEL")
     try:
         processor = processor_class.from_pretrained(model_id, local_files_only=not download)
@@ -118,40 +75,56 @@ def load_glm_ocr(model_id: str, device: str, download: bool) -> tuple[Any, Any]:
         )
     except (OSError, ValueError) as exc:
         raise missing_weights("GLM-OCR", model_id, "SCANRAG_TRANSFORMERS_MODEL", exc) from exc
-    return processor, model.to(device).eval()
+    # transformers types PreTrainedModel.to through a decorator that takes the model itself
+    return processor, model.to(device).eval()  # type: ignore[arg-type]
+
+
+class TransformersOptions(ParserOptions):
+    transformers_model: str = Field(serialization_alias="model")
+    ocr_max_tokens: int = Field(serialization_alias="max_tokens")
+    # where it runs and whether weights may be fetched (GPUs run it in bf16 / fp16; left out
+    # of the fingerprint, as it always was)
+    transformers_device: str | None = Field(exclude=True)
+    model_download: bool = Field(exclude=True)
+
+
+def _require_torch() -> str:
+    """transformers' version; a one-line install hint when torch or transformers is missing."""
+    try:
+        import torch  # noqa: F401
+        import transformers
+    except ImportError as exc:
+        raise ConfigError(
+            f"the transformers parser needs torch and transformers ({exc}); {INSTALL_HINT}"
+        ) from exc
+    return str(transformers.__version__)
 
 
 class TransformersParser:
     name = "transformers"
 
-    def __init__(self, settings: Settings, layout: Layout | None = None) -> None:
-        try:
-            import torch  # noqa: F401
-            import transformers
-        except ImportError as exc:
-            raise ConfigError(
-                f"the transformers parser needs torch and transformers ({exc}); {INSTALL_HINT}"
-            ) from exc
-        self.settings = settings
-        self.version = f"transformers-{transformers.__version__}"
-        self.layout = layout or layout_detector(settings, self.name)
+    def __init__(self, options: TransformersOptions, layout: Layout) -> None:
+        self.options = options
+        self.version = f"transformers-{_require_torch()}"
+        self.layout = layout
         self.generations = 0  # how many regions were read (tests and logs)
         self._lock = threading.Lock()
         self._loaded: tuple[Any, Any] | None = None
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TransformersParser:
+        _require_torch()  # before the layout step, which needs them too
+        return cls(TransformersOptions.of(settings), layout_detector(settings, cls.name))
+
     def config(self) -> dict[str, Any]:
-        return {
-            "model": self.settings.transformers_model,
-            "max_tokens": self.settings.ocr_max_tokens,
-            "layout": describe_layout(self.layout),
-        }
+        return {**self.options.fingerprint(), "layout": describe_layout(self.layout)}
 
     def _model(self) -> tuple[Any, Any]:
         if self._loaded is None:
             self._loaded = load_glm_ocr(
-                self.settings.transformers_model,
-                torch_device(self.settings),
-                self.settings.model_download,
+                self.options.transformers_model,
+                torch_device(self.options.transformers_device),
+                self.options.model_download,
             )
         return self._loaded
 
@@ -181,7 +154,7 @@ class TransformersParser:
             inputs = inputs.to(model.device)
             if "pixel_values" in inputs:
                 inputs["pixel_values"] = inputs["pixel_values"].to(model.dtype)
-            limit = self.settings.ocr_max_tokens
+            limit = self.options.ocr_max_tokens
             with torch.inference_mode():
                 output = model.generate(
                     **inputs, max_new_tokens=limit, do_sample=False, repetition_penalty=1.1

@@ -14,13 +14,14 @@ import re
 from typing import Any
 
 from PIL import Image
+from pydantic import Field, SecretStr
 
 from ...config import Settings
 from ...errors import ConfigError
 from ...modelserver import Endpoint, ModelServer, image_data_uri, one_line
 from ..loaders import PageImage
 from ..model import LABELS, BBox
-from .base import Block
+from .base import Block, ServerOptions
 from .glm import content_block, map_label
 
 #: The instruction sent with every page; tests check requests against it.
@@ -102,39 +103,48 @@ def norm_box(raw: Any) -> tuple[float, float, float, float] | None:
     return (x0, y0, x1, y1) if x1 > x0 and y1 > y0 else None
 
 
+class VlmOptions(ServerOptions):
+    vlm_model: str = Field(serialization_alias="model")
+    ocr_max_tokens: int = Field(serialization_alias="max_tokens")
+    vlm_extra: dict[str, Any] = Field(serialization_alias="extra")
+    # its own server, when not the GLM-OCR one (ocr_url, ocr_api_key)
+    vlm_url: str | None = Field(exclude=True)
+    vlm_api_key: SecretStr | None = Field(exclude=True)
+
+
 class VlmParser:
     name = "vlm"
     version = "1"
 
-    def __init__(self, settings: Settings) -> None:
-        url = settings.vlm_url or settings.ocr_url
+    def __init__(self, options: VlmOptions) -> None:
+        url = options.vlm_url or options.ocr_url
         if not url:
             raise ConfigError(
                 "the vlm parser needs its server's URL: set SCANRAG_VLM_URL "
                 "(or pass --ocr-url), e.g. http://localhost:8000/v1"
             )
-        own = settings.vlm_url is not None
-        key = settings.vlm_api_key or settings.ocr_api_key
-        self.settings = settings
+        own = options.vlm_url is not None
+        key = options.vlm_api_key or options.ocr_api_key
+        self.options = options
         self.server = ModelServer(
             Endpoint(
                 url,
                 what="VLM server",
                 url_setting="SCANRAG_VLM_URL" if own else "--ocr-url / SCANRAG_OCR_URL",
-                key_setting="SCANRAG_VLM_API_KEY" if settings.vlm_api_key else "--ocr-api-key",
+                key_setting="SCANRAG_VLM_API_KEY" if options.vlm_api_key else "--ocr-api-key",
                 model_setting="SCANRAG_VLM_MODEL",
             ),
             api_key=key.get_secret_value() if key else None,
-            timeout=settings.ocr_timeout,
-            retries=settings.ocr_retries,
+            timeout=options.ocr_timeout,
+            retries=options.ocr_retries,
         )
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> VlmParser:
+        return cls(VlmOptions.of(settings))
+
     def config(self) -> dict[str, Any]:
-        return {
-            "model": self.settings.vlm_model,
-            "max_tokens": self.settings.ocr_max_tokens,
-            "extra": self.settings.vlm_extra,
-        }
+        return self.options.fingerprint()
 
     def parse_page(self, page: PageImage) -> list[Block]:
         image = page.image
@@ -143,14 +153,14 @@ class VlmParser:
             size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
             image = image.resize(size, Image.Resampling.LANCZOS)
         reply = self.server.chat(
-            self.settings.vlm_model,
+            self.options.vlm_model,
             [
                 {"type": "image_url", "image_url": {"url": image_data_uri(image)}},
                 {"type": "text", "text": VLM_PROMPT},
             ],
-            max_tokens=self.settings.ocr_max_tokens,
+            max_tokens=self.options.ocr_max_tokens,
             temperature=0.0,
-            **self.settings.vlm_extra,
+            **self.options.vlm_extra,
         )
         items = regions_from_reply(reply.content)
         cut = reply.finish_reason == "length"

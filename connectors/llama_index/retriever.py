@@ -1,0 +1,78 @@
+"""A scanrag index as a LlamaIndex retriever: hybrid search, each node a linked citation."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from llama_index.core.base.base_retriever import BaseRetriever
+from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
+
+from ...api.urls import Citation
+from ...config import Settings
+from ...retrieval.answer import ExtractiveAnswerer
+from ...retrieval.index import Index
+from .metadata import node_metadata
+
+
+class ScanRAGRetriever(BaseRetriever):
+    """Nodes from a scanrag index (embedded Qdrant Edge or a Qdrant server), each one a search
+    hit whose metadata is the /v1/query citation of the region that answers best.
+
+    Pass an open `scanrag.Index`, or settings (`data_dir=`, `qdrant_url=`...) to open one; an
+    index opened here is closed by `close()`. `Citation.model_validate(node.metadata)` gives
+    the citation back; `regions` lists every region the hit covers.
+    """
+
+    def __init__(
+        self,
+        index: Any = None,
+        *,
+        top_k: int = 5,
+        filters: dict[str, Any] | None = None,
+        mode: Literal["hybrid", "dense", "sparse"] | None = None,
+        settings: Settings | None = None,
+        callback_manager: Any = None,
+        **options: Any,
+    ) -> None:
+        super().__init__(callback_manager=callback_manager)
+        self._own = index is None
+        self.index = index if index is not None else Index(settings, **options)
+        self.top_k = top_k
+        self.filters = filters
+        self.mode = mode
+
+    def close(self) -> None:
+        if self._own:
+            self.index.close()
+
+    def __enter__(self) -> ScanRAGRetriever:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        question = query_bundle.query_str
+        hits = self.index.search(question, self.top_k, self.filters, self.mode)
+        out = []
+        for rank, hit in enumerate(hits, start=1):
+            cited = ExtractiveAnswerer().cite_hit(question, hit, rank)
+            citation = Citation.of(cited).model_dump(mode="json")
+            ours = {
+                **citation,
+                "chunk_id": hit.chunk_id,
+                "regions": [
+                    r.model_dump(mode="json", exclude={"lines", "page_width", "page_height"})
+                    for r in hit.regions
+                ],
+            }
+            metadata, embed_excluded, llm_excluded = node_metadata(ours, None, flat=False)
+            node = TextNode(
+                id_=hit.chunk_id,
+                text=hit.text,
+                metadata=metadata,
+                excluded_embed_metadata_keys=embed_excluded,
+                excluded_llm_metadata_keys=llm_excluded,
+            )
+            out.append(NodeWithScore(node=node, score=hit.score))
+        return out
