@@ -297,6 +297,14 @@ def open_source(path: Path, settings: Settings, within: list[Path] | None = None
     return SourceFile(path, mime, sha256, count, identity=identity)
 
 
+def source_from_bytes(path: Path, data: bytes, settings: Settings) -> SourceFile:
+    """A file read elsewhere (through an fsspec file system), checked like `open_source` and
+    parsed from `data` as a Ray worker's copy is; `path` names it in the Document and in
+    messages."""
+    mime, count = check_source(path, settings, io.BytesIO(data))
+    return SourceFile(path, mime, hashlib.sha256(data).hexdigest(), count, data=data)
+
+
 def check_source(path: Path, settings: Settings, handle: BinaryIO | None = None) -> tuple[str, int]:
     """A file's type and page count, from its header only (no decoding, no hashing); raise a
     `ScanragError` naming the file when it is empty, of another type, broken, encrypted, or
@@ -305,7 +313,8 @@ def check_source(path: Path, settings: Settings, handle: BinaryIO | None = None)
         with open_regular(path) as opened:
             return check_source(path, settings, opened)
     try:
-        size = os.fstat(handle.fileno()).st_size
+        size = handle.seek(0, os.SEEK_END)  # a file or its bytes in memory
+        handle.seek(0)
         head = handle.read(SNIFF_BYTES)
     except OSError as exc:
         raise CorruptFile(cannot_read_message(path, exc)) from exc
@@ -393,6 +402,8 @@ def iter_pages(
 
 def open_pdf(path: Path, settings: Settings, data: bytes | BinaryIO) -> pymupdf.Document:
     """A PDF from its bytes or an open file (`path` names it in messages)."""
+    if isinstance(data, io.BytesIO):  # bytes in memory: no descriptor to open lazily
+        data = data.getvalue()
     try:
         if isinstance(data, bytes):
             pdf = pymupdf.open(stream=data, filetype="pdf")

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator, Sequence
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any, Literal
 
-from llama_index.core.readers.base import BaseReader
+from fsspec import AbstractFileSystem
+from llama_index.core.bridge.pydantic import Field, PrivateAttr, field_validator
+from llama_index.core.readers.base import BasePydanticReader
+from llama_index.core.readers.file.base import is_default_fs
 from llama_index.core.schema import Document
+from pydantic import SecretStr
 
 from ...config import Settings
 from ...datadir import DataDir, ParseCache
 from ...errors import ConfigError, ModelServerError, ScanragError
 from ...ingest import model as scan
-from ...ingest.loaders import discover, open_source
+from ...ingest.loaders import SourceFile, discover, open_source, show, source_from_bytes
 from ...ingest.markdown import page_markdown, region_anchor
 from ...ingest.parsers import Parser, get_parser
 from ...ingest.pipeline import parse_file, parse_fingerprint
@@ -22,8 +27,10 @@ from .metadata import DOCUMENT_KEY, node_metadata
 
 log = logging.getLogger(__name__)
 
+Paths = str | Path | PurePath | Sequence[str | Path | PurePath]
 
-class ScanRAGReader(BaseReader):
+
+class ScanRAGReader(BasePydanticReader):
     """Scanned documents → LlamaIndex Documents: one per page (or per region), as Markdown.
 
     `parser`, `dpi` and any other scanrag `Settings` field (`settings=` or keyword arguments,
@@ -34,58 +41,111 @@ class ScanRAGReader(BaseReader):
     loading the same files again runs no OCR (a parse that fell back from a failed model server
     is parsed again next time). `ScanRAGNodeParser` chunks from that JSON, so the Documents
     themselves carry only its path and compact provenance.
+
+    A pydantic reader (LlamaIndex's `BasePydanticReader`), so an `IngestionPipeline` can hold
+    and serialise it: `to_json()` names the parser and keeps the settings given in `options`,
+    except API keys (a reader loaded from JSON takes those from SCANRAG_* variables); a parser
+    object is kept by its name.
     """
+
+    parser: str | None = Field(None, description="scanrag parser name (Settings.parser).")
+    dpi: int | None = Field(None, description="Render DPI of PDF pages (Settings.dpi).")
+    per: Literal["page", "region"] = Field("page", description="One Document per page/region.")
+    anchors: bool = Field(False, description="Keep the region comments in the Markdown.")
+    cache_dir: str | None = Field(None, description="Parse cache (<data_dir>/llama-index).")
+    flat_metadata: bool = Field(False, description="JSON-encode list values (flat-only stores).")
+    raise_on_error: bool = Field(False, description="Raise on a bad file instead of skipping.")
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="Other scanrag Settings fields given, as JSON."
+    )
+    _parser: Parser | None = PrivateAttr(None)
+    _settings: Settings = PrivateAttr()
 
     def __init__(
         self,
         parser: str | Parser | None = None,
         dpi: int | None = None,
         *,
-        per: Literal["page", "region"] = "page",
-        anchors: bool = False,
-        cache_dir: str | Path | None = None,
-        flat_metadata: bool = False,
-        raise_on_error: bool = False,
         settings: Settings | None = None,
-        **options: Any,
+        options: dict[str, Any] | None = None,
+        **kwargs: Any,
     ) -> None:
-        if per not in ("page", "region"):
-            raise ValueError(f"per must be 'page' or 'region', not {per!r}")
-        self._parser = None if isinstance(parser, str) else parser
-        given = {"parser": parser if isinstance(parser, str) else None, "dpi": dpi}
-        options.update({key: value for key, value in given.items() if value is not None})
-        self.settings = settings.merged(**options) if settings else Settings(**options)
-        self.per = per
-        self.anchors = anchors
-        self.data = DataDir(self.settings.data_dir)
-        self.cache = ParseCache(Path(cache_dir) if cache_dir else self.data.llama_index)
-        self.flat_metadata = flat_metadata
-        self.raise_on_error = raise_on_error
+        fields = {key: kwargs.pop(key) for key in list(kwargs) if key in type(self).model_fields}
+        given = {**(options or {}), **kwargs}  # the rest are scanrag Settings fields
+        if parser is None or isinstance(parser, str):
+            instance, name = None, parser
+        else:
+            instance, name = parser, parser.name
+        given.update({key: v for key, v in (("parser", name), ("dpi", dpi)) if v is not None})
+        if instance is not None:
+            del given["parser"]  # the object reads every file; its name is for to_json only
+        built = settings.merged(**given) if settings else Settings(**given)
+        kept = (set(given) | (settings.model_fields_set if settings else set())) - {"parser", "dpi"}
+        public = {key for key in kept if not isinstance(getattr(built, key), SecretStr)}
+        options = built.model_dump(mode="json", include=public)
+        super().__init__(parser=name, dpi=dpi, options=options, **fields)
+        self._parser = instance
+        self._settings = built
+
+    @field_validator("cache_dir", mode="before")
+    @classmethod
+    def _path_as_text(cls, value: Any) -> Any:
+        return os.fspath(value) if isinstance(value, os.PathLike) else value
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "ScanRAGReader"
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings
+
+    @property
+    def data(self) -> DataDir:
+        return DataDir(self._settings.data_dir)
+
+    @property
+    def cache(self) -> ParseCache:
+        return ParseCache(Path(self.cache_dir) if self.cache_dir else self.data.llama_index)
 
     def load_data(
-        self, file_or_dir_or_list: str | Path | Sequence[str | Path], extra_info: dict | None = None
+        self,
+        file_or_dir_or_list: Paths,
+        extra_info: dict | None = None,
+        fs: AbstractFileSystem | None = None,
     ) -> list[Document]:
-        return list(self.lazy_load_data(file_or_dir_or_list, extra_info))
+        return list(self.lazy_load_data(file_or_dir_or_list, extra_info, fs))
 
     def lazy_load_data(
-        self, file_or_dir_or_list: str | Path | Sequence[str | Path], extra_info: dict | None = None
+        self,
+        file_or_dir_or_list: Paths,
+        extra_info: dict | None = None,
+        fs: AbstractFileSystem | None = None,
     ) -> Iterator[Document]:
         """Files and folders (walked recursively, other file types skipped), file by file.
 
-        A file that cannot be read is logged and skipped (`raise_on_error=True` raises);
-        configuration and model-server errors always raise.
+        `extra_info` joins every Document's metadata (SimpleDirectoryReader passes the file's
+        own there). With an fsspec `fs` (other than the local one), files are read through it
+        (folders are walked by SimpleDirectoryReader(fs=...)). A file that cannot be read is
+        logged and skipped (`raise_on_error=True` raises); configuration and model-server
+        errors always raise.
         """
         items = (
             [file_or_dir_or_list]
-            if isinstance(file_or_dir_or_list, str | Path)
+            if isinstance(file_or_dir_or_list, str | PurePath)
             else list(file_or_dir_or_list)
         )
-        found = discover([Path(item) for item in items])
-        for _path, message in found.errors:
-            self._fail(message)
-        for path, _mime in found.files:
+        sources: Iterator[tuple[Path, SourceFile | None]]
+        if fs is not None and not is_default_fs(fs):
+            sources = self._through(fs, [str(item) for item in items])
+        else:
+            found = discover([Path(item) for item in items])
+            for _path, message in found.errors:
+                self._fail(message)
+            sources = ((path, None) for path, _mime in found.files)
+        for path, source in sources:
             try:
-                doc, cache = self.parse(path)
+                doc, cache = self.parse(path, source)
             except (ConfigError, ModelServerError):
                 raise
             except ScanragError as exc:
@@ -93,10 +153,33 @@ class ScanRAGReader(BaseReader):
                 continue
             yield from self._documents(path, doc, cache, extra_info)
 
-    def parse(self, path: Path) -> tuple[scan.Document, Path]:
-        """The scanrag Document of a file, from the cache or parsed now, and its cache path."""
+    def _through(
+        self, fs: AbstractFileSystem, paths: list[str]
+    ) -> Iterator[tuple[Path, SourceFile | None]]:
+        """Each file read through `fs` and checked from its bytes (parsed from them, too)."""
+        for name in paths:
+            try:
+                if fs.isdir(name):
+                    self._fail(
+                        f"{show(name)}: a folder; walk it with SimpleDirectoryReader(input_dir="
+                        f"..., fs=..., file_extractor=...) and this reader for each file type"
+                    )
+                    continue
+                with fs.open(name, "rb") as handle:
+                    data = handle.read()
+            except OSError as exc:
+                self._fail(f"{show(name)}: cannot read it through {type(fs).__name__} ({exc})")
+                continue
+            try:
+                yield Path(name), source_from_bytes(Path(name), data, self._settings)
+            except ScanragError as exc:
+                self._fail(str(exc))
+
+    def parse(self, path: Path, source: SourceFile | None = None) -> tuple[scan.Document, Path]:
+        """The scanrag Document of a file (or of its `source` checked already), from the cache
+        or parsed now, and its cache path."""
         parser = self._parser or get_parser(self.settings)  # first: a bad name fails every file
-        source = open_source(path, self.settings)
+        source = source or open_source(path, self.settings)
         parser_fp = parse_fingerprint(parser, self.settings)  # Index's key: each reads the other's
         for cache in (self.cache, self.data.cache):  # ours, then Index's
             doc = cache.get(source.sha256, parser_fp)
@@ -120,9 +203,11 @@ class ScanRAGReader(BaseReader):
                 continue
             base = {
                 "source": str(path),
+                "file_path": str(path),  # LlamaIndex's key for the same
                 "file_name": path.name,
                 "doc_id": doc.id,
                 "page": page.number,
+                "page_label": str(page.number),  # LlamaIndex's page key: a string
                 "page_width": page.width,
                 "page_height": page.height,
             }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Literal
 
 from llama_index.core.base.base_retriever import BaseRetriever
@@ -50,6 +51,10 @@ class ScanRAGRetriever(BaseRetriever):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        """The search in a worker thread: it blocks (encoding, the store), the loop must not."""
+        return await asyncio.to_thread(self._retrieve, query_bundle)
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         question = query_bundle.query_str
