@@ -39,7 +39,7 @@ from ..api.urls import Citation
 from ..config import Settings
 from ..errors import ConfigError, ModelServerError, ScanragError
 from ..ingest.loaders import discover
-from ..ingest.markdown import page_markdown
+from ..ingest.markdown import page_markdown, region_spans
 from ..ingest.model import Document as ScanDocument
 from ..ingest.pipeline import parse_file
 from ..retrieval.answer import ExtractiveAnswerer
@@ -175,23 +175,17 @@ class ScanRAGLoader(BaseLoader):
                 log.warning("%s", page.error)
                 continue
             text = page_markdown(page, anchors=False)
-            regions, cursor = [], 0
-            for region in page.regions:
-                body = region.markdown or region.text
-                if not body:
-                    continue
-                start = text.index(body, cursor)
-                cursor = start + len(body)
-                regions.append(
-                    {
-                        "region_id": region.id,
-                        "label": region.label,
-                        "bbox": list(region.bbox),
-                        "bbox_norm": list(region.bbox_norm),
-                        "start": start,
-                        "end": cursor,
-                    }
-                )
+            regions = [
+                {
+                    "region_id": region.id,
+                    "label": region.label,
+                    "bbox": list(region.bbox),
+                    "bbox_norm": list(region.bbox_norm),
+                    "start": start,
+                    "end": end,
+                }
+                for region, start, end in region_spans(page, text, anchors=False)
+            ]
             if not regions:
                 continue
             metadata = {

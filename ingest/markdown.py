@@ -48,5 +48,23 @@ def page_markdown(page: Page, anchors: bool = True) -> str:
     return "\n\n".join(parts) + "\n"
 
 
+def region_spans(page: Page, text: str, anchors: bool) -> list[tuple[Region, int, int]]:
+    """Where each region's body sits in `page_markdown(page, anchors)`, so a chunk of that text
+    can be traced back to boxes: (region, start, end) for every region with a body."""
+    spans = []
+    cursor = 0
+    for region in page.regions:
+        body = region.markdown or region.text
+        if not body:
+            continue
+        if anchors:  # a short body ("1") must not be found inside its own anchor
+            anchor = region_anchor(region)
+            cursor = text.index(anchor, cursor) + len(anchor)
+        start = text.index(body, cursor)
+        cursor = start + len(body)
+        spans.append((region, start, cursor))
+    return spans
+
+
 def document_markdown(document: Document, anchors: bool = True) -> str:
     return "\n".join(page_markdown(page, anchors) for page in document.pages)

@@ -20,7 +20,7 @@ from ...datadir import DataDir, ParseCache
 from ...errors import ConfigError, ModelServerError, ScanragError
 from ...ingest import model as scan
 from ...ingest.loaders import SourceFile, discover, open_source, show, source_from_bytes
-from ...ingest.markdown import page_markdown, region_anchor
+from ...ingest.markdown import page_markdown, region_anchor, region_spans
 from ...ingest.parsers import Parser, get_parser
 from ...ingest.pipeline import parse_file, parse_fingerprint
 from .metadata import DOCUMENT_KEY, node_metadata
@@ -236,26 +236,16 @@ class ScanRAGReader(BasePydanticReader):
     def _page_text(self, page: scan.Page) -> tuple[str, list[dict[str, Any]]]:
         """The page's layout-aware Markdown and each region's character span inside it."""
         text = page_markdown(page, anchors=self.anchors)
-        regions = []
-        cursor = 0
-        for region in page.regions:
-            body = region.markdown or region.text
-            if not body:
-                continue
-            if self.anchors:  # a short body ("1") must not be found inside its own anchor
-                anchor = region_anchor(region)
-                cursor = text.index(anchor, cursor) + len(anchor)
-            start = text.index(body, cursor)
-            cursor = start + len(body)
-            regions.append(
-                {
-                    "region_id": region.id,
-                    "label": region.label,
-                    "bbox_norm": list(region.bbox_norm),
-                    "start": start,
-                    "end": cursor,
-                }
-            )
+        regions = [
+            {
+                "region_id": region.id,
+                "label": region.label,
+                "bbox_norm": list(region.bbox_norm),
+                "start": start,
+                "end": end,
+            }
+            for region, start, end in region_spans(page, text, self.anchors)
+        ]
         return text, regions
 
     def _document(self, id_: str, text: str, ours: dict[str, Any], extra: dict | None) -> Document:
