@@ -1,13 +1,18 @@
-"""Set-up shared by the tests of scanrag's doors for other tools (MCP, LangChain, the
-OpenAI-compatible endpoint): a scan rendered here, indexed once per test module (OCR is the
-slow part), and copies of that data dir for every server that opens it (the embedded Qdrant
-engine lets one process at a time hold a data dir)."""
+"""Set-up shared by the tests of scanrag's doors for other tools (MCP, LangChain, LlamaIndex,
+the OpenAI-compatible endpoint): a scan rendered here, indexed once per test module (OCR is the
+slow part), copies of that data dir for every server that opens it (the embedded Qdrant engine
+lets one process at a time hold a data dir), and a heartbeat that shows an event loop kept
+running."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import sys
+import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from seams import open_index
 
@@ -37,3 +42,20 @@ def copy_of(data_dir: Path, to: Path) -> Path:
 def console_script() -> str:
     """The installed `scanrag` command of this environment."""
     return str(Path(sys.executable).parent / "scanrag")
+
+
+async def with_heartbeat(call: Callable[[], Awaitable[Any]]) -> tuple[Any, list[float]]:
+    """Await `call()` while another task of the same loop notes the time every 10 ms."""
+    beats: list[float] = []
+
+    async def heartbeat() -> None:
+        while True:
+            beats.append(time.perf_counter())
+            await asyncio.sleep(0.01)
+
+    task = asyncio.create_task(heartbeat())
+    await asyncio.sleep(0)  # let it beat once
+    try:
+        return await call(), beats
+    finally:
+        task.cancel()

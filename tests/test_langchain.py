@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from doors import TOTAL, TOTAL_QUESTION, index_scans
+from doors import TOTAL, TOTAL_QUESTION, index_scans, with_heartbeat
 
 from scanrag.api.urls import Citation
 from scanrag.connectors.langchain import ScanRAGLoader, ScanRAGRetriever
@@ -101,20 +101,7 @@ def test_async_retrieval_leaves_the_event_loop_running(retriever):
     slow = SlowStore(retriever.index)
     async_retriever = ScanRAGRetriever(index=slow, top_k=2)
 
-    async def retrieve_with_a_heartbeat() -> tuple[list[Document], list[float]]:
-        beats: list[float] = []
-
-        async def heartbeat() -> None:
-            while True:
-                beats.append(time.perf_counter())
-                await asyncio.sleep(0.01)
-
-        task = asyncio.create_task(heartbeat())
-        documents = await async_retriever.ainvoke(TOTAL_QUESTION)
-        task.cancel()
-        return documents, beats
-
-    documents, beats = asyncio.run(retrieve_with_a_heartbeat())
+    documents, beats = asyncio.run(with_heartbeat(lambda: async_retriever.ainvoke(TOTAL_QUESTION)))
     ((started, ended),) = slow.spans
     assert [b for b in beats if started < b < ended]  # the loop ran during the search
     expected = retriever.invoke(TOTAL_QUESTION)[0]

@@ -26,6 +26,7 @@ import pytest
 pytest.importorskip("llama_index.core")
 
 import fsspec
+from doors import with_heartbeat
 from llama_index.core import SimpleDirectoryReader
 from llama_index.core.bridge.pydantic import PrivateAttr
 from llama_index.core.ingestion import IngestionPipeline
@@ -194,23 +195,6 @@ def test_a_pdf_is_parsed_from_the_bytes_read_through_fs(memory, tmp_path):
     ).load_data()
     assert page.text.startswith("Memo ZK-8812.")
     assert page.metadata["file_path"] == f"{root}/memo.pdf"
-
-
-async def with_heartbeat(call: Callable[[], Awaitable[Any]]) -> tuple[Any, list[float]]:
-    """Await `call()` while another task of the same loop notes the time every 10 ms."""
-    beats: list[float] = []
-
-    async def heartbeat() -> None:
-        while True:
-            beats.append(time.perf_counter())
-            await asyncio.sleep(0.01)
-
-    task = asyncio.create_task(heartbeat())
-    await asyncio.sleep(0)  # let it beat once
-    try:
-        return await call(), beats
-    finally:
-        task.cancel()
 
 
 class Spans:
