@@ -53,7 +53,7 @@ class Cell:
     norm: str = ""  # letters and digits, lower case, NFKC
     origin: list[int] = field(default_factory=list)  # index in line.text of each norm char
     row: int = 0
-    parts: tuple[Cell, ...] = ()  # the lines of a key written on two lines (see `_stacked`)
+    parts: tuple[Cell, ...] = ()  # the lines of a key written on several lines (`_stacked`)
 
     @property
     def text(self) -> str:
@@ -103,23 +103,35 @@ class Sheet:
 
     @cached_property
     def stacks(self) -> list[Cell]:
-        """Keys written on two lines, joined (`_stacked`); worked out when first needed."""
-        return _stacked(self)
+        """Keys of short lines written on two or three lines, joined (`_stacked`); worked
+        out when first needed."""
+        return _stacked(self, short=True)
+
+    @cached_property
+    def wrapped(self) -> list[Cell]:
+        """Keys of longer lines written on two or three lines, joined (`_stacked`)."""
+        return _stacked(self, short=False)
 
     def right_of(self, cell: Cell) -> Cell | None:
-        """The next cell to the right on the same row (for a key on two lines, a cell whose
-        middle lies within the key's height)."""
+        """The next cell to the right, level with this one: on its row or with its middle
+        within the key's height (a key on two lines); or, counted as `OFF_LEVEL` line heights
+        further away, sharing a good part of the key's height (a signature written a little
+        above its line)."""
         nearby = [c for row in self.rows[max(0, cell.row - 1) : cell.row + 3] for c in row]
-        after = [
-            other
-            for other in nearby
-            if other is not cell
-            and other not in cell.parts
-            and other.box.x0 > cell.box.x0
-            and other.box.x0 >= cell.box.x1 - 0.5 * self.line_height
-            and (other.row == cell.row or cell.box.y0 <= other.box.center[1] <= cell.box.y1)
-        ]
-        return min(after, key=lambda other: other.box.x0, default=None)
+        after = []
+        for other in nearby:
+            if (
+                other is cell
+                or other in cell.parts
+                or other.box.x0 <= cell.box.x0
+                or other.box.x0 < cell.box.x1 - 0.5 * self.line_height
+            ):
+                continue
+            if other.row == cell.row or cell.box.y0 <= other.box.center[1] <= cell.box.y1:
+                after.append((other.box.x0, other))
+            elif _shared_height(cell.box, other.box) >= LEVEL:
+                after.append((other.box.x0 + OFF_LEVEL * self.line_height, other))
+        return min(after, key=lambda item: item[0], default=(0.0, None))[1]
 
     def below(self, cell: Cell, gap: float = 2.5) -> Cell | None:
         """The nearest cell under this one that shares its columns (within `gap` line heights)."""
@@ -156,6 +168,16 @@ class Sheet:
         return None
 
 
+#: A cell off a key's row lies beside it when they share this much of the lower one's
+#: height; it then counts as this many line heights further right than it is.
+LEVEL, OFF_LEVEL = 0.35, 2.0
+
+
+def _shared_height(upper: BBox, lower: BBox) -> float:
+    overlap = min(upper.y1, lower.y1) - max(upper.y0, lower.y0)
+    return max(0.0, overlap / max(1, min(upper.height, lower.height)))
+
+
 def _shares_column(upper: BBox, lower: BBox, height: float) -> bool:
     overlap = min(upper.x1, lower.x1) - max(upper.x0, lower.x0)
     narrower = max(1, min(upper.width, lower.width))
@@ -190,7 +212,7 @@ def sheets(hits: list[SearchHit]) -> list[Sheet]:
     out = []
     for (doc_id, page), page_cells in cells.items():
         page_cells.sort(key=lambda cell: (cell.box.y0, cell.box.x0, cell.text))
-        grouped = rows(page_cells, box=lambda cell: cell.box)
+        grouped = rows(page_cells, box=lambda cell: cell.box, grow=False)
         for number, row in enumerate(grouped):
             for cell in row:
                 cell.row = number
@@ -199,37 +221,61 @@ def sheets(hits: list[SearchHit]) -> list[Sheet]:
     return out
 
 
-#: A key on two lines ("出生 / 年月" in a narrow table cell) has short lines (Latin widths).
+#: A key a narrow box wrapped ("出生 / 年月") has short lines (Latin widths); such keys are
+#: joined and stop a value read along its row. A key of long lines ("Perforation Type / and
+#: No. of lines") is joined only to be found.
 STACKED_WIDTH = 12
+#: A key runs over at most this many lines ("身体状 / 况及以 / 往病史").
+STACKED_LINES = 3
 
 
-def _stacked(sheet: Sheet) -> list[Cell]:
-    """Short lines written tightly one above the other in one column, joined into one cell:
-    a key that a narrow box wrapped. Used to find keys only, never cited."""
-    short = sorted(
-        (cell for cell in sheet.cells if text_width(cell.text) <= STACKED_WIDTH),
+def _stacked(sheet: Sheet, short: bool) -> list[Cell]:
+    """Lines written tightly one above the other in one column, joined into one cell (two or
+    three lines): a key that its box wrapped. Only lines without digits, all short or not
+    all short (`short`). Used to find keys, never cited."""
+    pool = sorted(
+        (cell for cell in sheet.cells if not any(char.isdigit() for char in cell.text)),
         key=lambda cell: cell.box.y0,
     )
-    tops = [cell.box.y0 for cell in short]
-    out = []
-    for upper in short:
+    tops = [cell.box.y0 for cell in pool]
+
+    def under(upper: Cell) -> list[Cell]:
         low = bisect.bisect_left(tops, upper.box.y1 - 0.5 * sheet.line_height)
         high = bisect.bisect_right(tops, upper.box.y1 + 0.4 * sheet.line_height)
-        for lower in short[low:high]:
-            overlap = min(upper.box.x1, lower.box.x1) - max(upper.box.x0, lower.box.x0)
-            narrower = max(1, min(upper.box.width, lower.box.width))
-            if lower is upper or overlap < 0.6 * narrower:
-                continue
-            line = HitLine(
-                text=f"{upper.text} {lower.text}",
-                bbox=upper.box.union(lower.box),
-                start=upper.line.start,
-                end=lower.line.end,
-            )
-            joined = Cell(line=line, region=upper.region, hit=upper.hit, rank=upper.rank)
-            joined.row, joined.parts = upper.row, (upper, lower)
-            out.append(joined)
+        return [
+            lower
+            for lower in pool[low:high]
+            if lower is not upper
+            and min(upper.box.x1, lower.box.x1) - max(upper.box.x0, lower.box.x0)
+            >= 0.6 * max(1, min(upper.box.width, lower.box.width))
+        ]
+
+    out = []
+    chains: list[tuple[Cell, ...]] = [(cell,) for cell in pool]
+    for _ in range(STACKED_LINES - 1):
+        chains = [(*chain, lower) for chain in chains for lower in under(chain[-1])]
+        for chain in chains:
+            if short == all(text_width(part.text) <= STACKED_WIDTH for part in chain):
+                out.append(_joined(chain))
     return out
+
+
+def _joined(parts: tuple[Cell, ...]) -> Cell:
+    first, last = parts[0], parts[-1]
+    line = HitLine(
+        text=" ".join(part.text for part in parts),
+        bbox=BBox.enclosing(
+            min(part.box.x0 for part in parts),
+            first.box.y0,
+            max(part.box.x1 for part in parts),
+            max(part.box.y1 for part in parts),
+        ),
+        start=first.line.start,
+        end=last.line.end,
+    )
+    joined = Cell(line=line, region=first.region, hit=first.hit, rank=first.rank)
+    joined.row, joined.parts = first.row, parts
+    return joined
 
 
 def _row_pairs(row: list[Cell]) -> str:
@@ -336,12 +382,13 @@ def find_key(sheet: Sheet, name: str) -> list[KeyHit]:
     if not wanted:
         return []
     out: list[KeyHit] = []
-    for cell in [*sheet.cells, *sheet.stacks]:
+    for cell in [*sheet.cells, *sheet.stacks, *sheet.wrapped]:
         if not cell.norm:
             continue
-        split = len(cell.parts[0].norm) if cell.parts else None
+        first = len(cell.parts[0].norm) if cell.parts else len(cell.norm)
+        last = len(cell.norm) - len(cell.parts[-1].norm) if cell.parts else 0
         for start, end, similarity in _occurrences(cell, wanted):
-            if split is None or start < split < end:  # a joined key must use both lines
+            if start < first and end > last:  # a joined key must use all its lines
                 out.append(_key_hit(cell, start, end, similarity, name))
     out.sort(key=lambda hit: -(hit.similarity + hit.keylike))
     return out
@@ -536,7 +583,7 @@ def values(sheet: Sheet, key: KeyHit) -> list[Value]:
     if inline is not None:
         spans = [inline]
         if stop >= len(cell.text):
-            spans += _with_unit(sheet, cell) or _continued(
+            spans += _along_row(sheet, cell) or _continued(
                 sheet, cell, (inline.box.x0, cell.box.x0)
             )
         out.append(Value(spans, "inline"))
@@ -544,7 +591,7 @@ def values(sheet: Sheet, key: KeyHit) -> list[Value]:
     if right is not None:
         part = _trim(right, 0, next_key(right.text, 0))
         if part is not None:
-            more = _with_unit(sheet, right) or _continued(sheet, right, (right.box.x0,))
+            more = _along_row(sheet, right) or _continued(sheet, right, (right.box.x0,))
             out.append(Value([part, *more], "right"))
     below = sheet.below(cell)
     if below is not None:
@@ -555,35 +602,61 @@ def values(sheet: Sheet, key: KeyHit) -> list[Value]:
     return out
 
 
+_BASE_UNIT = r"(?:mm|cm|m|km|mg|g|gm|kg|lbs?|oz|ml|l|cc|in|ft|pcs|kw|v|hz|s|h|hrs?)[23]?"
+#: A unit, compound ones included ("mg/cc", "gm/m²"); matched on NFKC text (² → 2).
 _UNIT = re.compile(
-    r"(?:mm|cm|m|km|mg|g|gm|kg|lbs?|oz|ml|l|cc|mg/cc|gm/m2|g/m2|in|ft|%|pcs|kw|v|hz)\.?"
+    rf"{_BASE_UNIT}(?:\s?/\s?{_BASE_UNIT})?\.?|%"
     r"|元|万元|亿元|岁|个月|年|月|日|天|人|次|克|千克|公斤|米|厘米|平方米",
     re.I,
 )
 
 
-def _with_unit(sheet: Sheet, cell: Cell) -> list[Span]:
-    """The rest of a value that OCR read as cells of their own on the same row: a unit right
-    after a number ("84 | mm"), or pieces that touch it ("2026年7 | 月13日", "SSC&B | Inc"),
-    up to a label or a key written on two lines."""
+def _unit(text: str) -> bool:
+    return bool(_UNIT.fullmatch(unicodedata.normalize("NFKC", text).strip()))
+
+
+#: How far the rest of a value may lie along its row, in line heights: a unit after its
+#: number ("2700 | m"), a piece that touches it ("2026年7 | 月13日"), any other piece ("33 |
+#: (42)", the same field's value in a second column).
+UNIT_GAP, TOUCH_GAP, PIECE_GAP = 5.0, 0.4, 3.0
+
+
+def _along_row(sheet: Sheet, cell: Cell) -> list[Span]:
+    """The rest of a value that OCR read as cells of their own on the same row, up to a
+    label, a key written on two lines, or words after a number (the next field's name);
+    specks of dirt read as a letter are passed over."""
     out: list[Span] = []
     current = cell
     stacked = {id(part) for joined in sheet.stacks for part in joined.parts}
+    numeric = any(char.isdigit() for char in cell.text)
     while True:
         after = sheet.right_of(current)
         if after is None or after.row != current.row:
             break
-        gap = after.box.x0 - current.box.x1
-        unit = re.search(r"\d\s*$", current.text) and _UNIT.fullmatch(after.text.strip())
-        piece = not is_label(after.text) and id(after) not in stacked
-        if gap > (2.5 if unit else 0.4 if piece else -1) * sheet.line_height:
+        if after.box.height < 0.5 * sheet.line_height and len(after.norm) <= 2:
+            current = after  # a speck
+            continue
+        gap = (after.box.x0 - current.box.x1) / sheet.line_height
+        text = after.text.strip()
+        unit = re.search(r"\d\s*$", current.text) and _unit(text)
+        if unit:
+            if gap > UNIT_GAP:
+                break
+        elif is_label(text) or id(after) in stacked:
             break
+        elif gap > PIECE_GAP or (
+            numeric
+            and not any(char.isdigit() for char in text)
+            and (gap > TOUCH_GAP or _unit(current.text))
+        ):
+            break  # far, or words after a number and its unit: the next field's name
         stop = next_key(after.text, 0)
         if stop == 0:
             break
         out.append(Span(after, 0, stop))
         if stop < len(after.text):
             break
+        numeric = numeric or any(char.isdigit() for char in text)
         current = after
     return out
 
