@@ -150,6 +150,68 @@ class Sheet:
                 return best
         return None
 
+    def heads_column(self, cell: Cell, first: Cell) -> bool:
+        """True when a key heads a table's column, so its value is the column under it and
+        not the next header to its right: the key's row is names (no digits), three or more
+        of them over three or more cells of the row under the key, which holds no label; and
+        the cell under the key (`first`) reads as data: a number, or a text repeated on its
+        row or under it ("OGS | OGS | OGS", "四川 / 四川")."""
+        own = self.rows[(cell.parts or (cell,))[0].row]
+        if any(char.isdigit() for other in own for char in other.text):
+            return False
+        if first.box.y0 - cell.box.y1 > 1.5 * self.line_height:
+            return False
+        under = self.rows[first.row]
+        if any(is_label(other.text) for other in under):
+            return False
+        pairs = [
+            (id(high), id(low))
+            for high in own
+            for low in under
+            if _shares_column(high.box, low.box, self.line_height)
+        ]
+        if min(len({high for high, _ in pairs}), len({low for _, low in pairs})) < 3:
+            return False
+        if any(char.isdigit() for char in first.text):
+            return True
+        texts = [other.text.strip() for other in under]
+        nxt = self.below(first, gap=1.0)
+        return texts.count(first.text.strip()) > 1 or (
+            nxt is not None and nxt.text.strip() == first.text.strip()
+        )
+
+    def column(self, cell: Cell, first: Cell) -> list[Cell]:
+        """The cells of the column a header heads, after `first` (the cell under it): the
+        cells beside `first` that are still under the header, then the cells below, each
+        close under the last, sharing its column, up to a label, the header repeated or a
+        line running across the columns."""
+        out = [
+            other
+            for other in self.rows[first.row]
+            if other.box.x0 >= first.box.x1 and other.box.x1 <= cell.box.x1 + 0.5 * self.line_height
+        ]
+        current = first
+        while current.row + 1 < len(self.rows):
+            nxt = next(
+                (
+                    other
+                    for other in self.rows[current.row + 1]
+                    if _shares_column(current.box, other.box, self.line_height)
+                ),
+                None,
+            )
+            if (
+                nxt is None
+                or nxt.box.y0 - current.box.y1 > self.line_height
+                or is_label(nxt.text)
+                or nxt.norm == cell.norm  # the header again, over the next block
+                or nxt.box.width > 2 * max(cell.box.width, first.box.width)  # a line across
+            ):
+                break
+            out.append(nxt)
+            current = nxt
+        return out
+
     def continuation(self, cell: Cell, starts: tuple[int, ...]) -> Cell | None:
         """The next line of a value that runs on below `cell`: close under it, starting where
         the value or its line starts (`starts`), nothing to its left on its row."""
@@ -587,17 +649,21 @@ def values(sheet: Sheet, key: KeyHit) -> list[Value]:
                 sheet, cell, (inline.box.x0, cell.box.x0)
             )
         out.append(Value(spans, "inline"))
-    right = sheet.right_of(cell) if stop >= len(cell.text) else None
+    below = sheet.below(cell)
+    header = below is not None and inline is None and sheet.heads_column(cell, below)
+    right = sheet.right_of(cell) if stop >= len(cell.text) and not header else None
     if right is not None:
         part = _trim(right, 0, next_key(right.text, 0))
         if part is not None:
             more = _along_row(sheet, right) or _continued(sheet, right, (right.box.x0,))
             out.append(Value([part, *more], "right"))
-    below = sheet.below(cell)
     if below is not None:
         part = _trim(below, 0, next_key(below.text, 0))
         if part is not None:
-            more = _continued(sheet, below, (below.box.x0,))
+            if header:
+                more = [Span(other, 0, len(other.text)) for other in sheet.column(cell, below)]
+            else:
+                more = _continued(sheet, below, (below.box.x0,))
             out.append(Value([part, *more], "below"))
     return out
 
