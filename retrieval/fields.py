@@ -112,6 +112,11 @@ class Sheet:
         """Keys of longer lines written on two or three lines, joined (`_stacked`)."""
         return _stacked(self, short=False)
 
+    @cached_property
+    def spaced(self) -> list[Cell]:
+        """Keys whose characters are spread over a row ("民 | 族", "姓 | 名王欣"), joined."""
+        return _spaced(self)
+
     def right_of(self, cell: Cell) -> Cell | None:
         """The next cell to the right, level with this one: on its row or with its middle
         within the key's height (a key on two lines); or, counted as `OFF_LEVEL` line heights
@@ -322,6 +327,29 @@ def _stacked(sheet: Sheet, short: bool) -> list[Cell]:
     return out
 
 
+#: A key spread over a row has pieces of one or two Chinese characters, this many line
+#: heights apart at most, and at most this many pieces.
+SPACED_GAP, SPACED_PARTS = 4.0, 4
+
+
+def _spaced(sheet: Sheet) -> list[Cell]:
+    """Cells of one or two Chinese characters joined with the cells after them on the row:
+    a key whose characters the form spreads over its box ("姓　　名"). Found as keys only."""
+    out = []
+    for row in sheet.rows:
+        for index, first in enumerate(row):
+            chain = [first]
+            for after in row[index + 1 : index + SPACED_PARTS]:
+                last = chain[-1]
+                if not (0 < len(last.norm) <= 2 and all(_is_cjk(char) for char in last.norm)):
+                    break
+                if after.box.x0 - last.box.x1 > SPACED_GAP * sheet.line_height:
+                    break
+                chain.append(after)
+                out.append(_joined(tuple(chain)))
+    return out
+
+
 def _joined(parts: tuple[Cell, ...]) -> Cell:
     first, last = parts[0], parts[-1]
     line = HitLine(
@@ -444,7 +472,7 @@ def find_key(sheet: Sheet, name: str) -> list[KeyHit]:
     if not wanted:
         return []
     out: list[KeyHit] = []
-    for cell in [*sheet.cells, *sheet.stacks, *sheet.wrapped]:
+    for cell in [*sheet.cells, *sheet.stacks, *sheet.wrapped, *sheet.spaced]:
         if not cell.norm:
             continue
         first = len(cell.parts[0].norm) if cell.parts else len(cell.norm)
@@ -522,12 +550,17 @@ _KEY_TAIL = frozenset(
 )
 
 
+#: Characters that follow a number as its unit ("666号", "30元", "3楼"), so never start a key.
+_COUNTERS = frozenset("号室楼层栋幢元角分年月日时个件次人岁天周")
+
+
 def key_start(text: str, colon: int) -> int:
     """Where the key that ends at `text[colon]` (a colon) starts.
 
     An all-capital key may be several words ("PHONE NUMBER:"); otherwise the key is the
     last word, with the words before it when it is a usual key ending ("Phone Number:",
-    "Date of Birth:"); a Chinese key is the run of Chinese characters before the colon.
+    "Date of Birth:"); a Chinese key is the run of Chinese characters before the colon, less
+    a unit right after a number ("…666号邮编：" → 邮编).
     """
     before = text[:colon].rstrip()
     if not before:
@@ -538,6 +571,9 @@ def key_start(text: str, colon: int) -> int:
             position -= 1
         while position > 0 and before[position - 1] in "*★☆▽▼△#":
             position -= 1
+        digit = 0 < position < len(before) - 2 and before[position - 1].isdigit()
+        if digit and before[position] in _COUNTERS:
+            position += 1  # "…路666号邮编：": 号 counts the number, 邮编 is the key
         return position
     words = list(re.finditer(r"\S+", before))
     if not words:
@@ -618,7 +654,7 @@ class Value:
     """A value read next to a key: its spans, and how it was found."""
 
     spans: list[Span]
-    where: str  # "inline" | "right" | "below"
+    where: str  # "inline" | "right" | "below" | "column" (all the cells under a header)
 
     @property
     def text(self) -> str:
@@ -643,7 +679,7 @@ def values(sheet: Sheet, key: KeyHit) -> list[Value]:
     stop = next_key(cell.text, key.end)
     inline = _trim(cell, key.end, stop)
     if inline is not None:
-        spans = [inline]
+        spans = _on_parts(inline)
         if stop >= len(cell.text):
             spans += _along_row(sheet, cell) or _continued(
                 sheet, cell, (inline.box.x0, cell.box.x0)
@@ -662,9 +698,10 @@ def values(sheet: Sheet, key: KeyHit) -> list[Value]:
         if part is not None:
             if header:
                 more = [Span(other, 0, len(other.text)) for other in sheet.column(cell, below)]
+                out.append(Value([part, *more], "column"))
             else:
                 more = _continued(sheet, below, (below.box.x0,))
-            out.append(Value([part, *more], "below"))
+                out.append(Value([part, *more], "below"))
     return out
 
 
@@ -679,6 +716,20 @@ _UNIT = re.compile(
 
 def _unit(text: str) -> bool:
     return bool(_UNIT.fullmatch(unicodedata.normalize("NFKC", text).strip()))
+
+
+def _on_parts(span: Span) -> list[Span]:
+    """A span of a joined cell (a key on several lines or spread over its row, and the value
+    after it) as spans of the lines it joins, which are what can be cited."""
+    if not span.cell.parts:
+        return [span]
+    out, start = [], 0
+    for part in span.cell.parts:
+        low, high = max(span.start, start), min(span.end, start + len(part.text))
+        if high > low:
+            out.append(Span(part, low - start, high - start))
+        start += len(part.text) + 1
+    return out
 
 
 #: How far the rest of a value may lie along its row, in line heights: a unit after its
