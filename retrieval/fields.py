@@ -118,10 +118,14 @@ class Sheet:
         return _spaced(self)
 
     def right_of(self, cell: Cell) -> Cell | None:
-        """The next cell to the right, level with this one: on its row or with its middle
-        within the key's height (a key on two lines); or, counted as `OFF_LEVEL` line heights
-        further away, sharing a good part of the key's height (a signature written a little
-        above its line)."""
+        """The next cell to the right, level with this one (`beside`)."""
+        return next(iter(self.beside(cell)), None)
+
+    def beside(self, cell: Cell) -> list[Cell]:
+        """The cells to the right, level with this one, nearest first: on its row or with
+        their middle within the key's height (a key on two lines); or, counted as
+        `OFF_LEVEL` line heights further away, sharing a good part of the key's height (a
+        signature written a little above its line)."""
         nearby = [c for row in self.rows[max(0, cell.row - 1) : cell.row + 3] for c in row]
         after = []
         for other in nearby:
@@ -136,7 +140,7 @@ class Sheet:
                 after.append((other.box.x0, other))
             elif _shared_height(cell.box, other.box) >= LEVEL:
                 after.append((other.box.x0 + OFF_LEVEL * self.line_height, other))
-        return min(after, key=lambda item: item[0], default=(0.0, None))[1]
+        return [other for _, other in sorted(after, key=lambda item: item[0])]
 
     def below(self, cell: Cell, gap: float = 2.5) -> Cell | None:
         """The nearest cell under this one that shares its columns (within `gap` line heights)."""
@@ -687,20 +691,24 @@ def values(sheet: Sheet, key: KeyHit) -> list[Value]:
         out.append(Value(spans, "inline"))
     below = sheet.below(cell)
     header = below is not None and inline is None and sheet.heads_column(cell, below)
-    right = sheet.right_of(cell) if stop >= len(cell.text) and not header else None
-    if right is not None:
+    # the nearest cell beside the key, or the next when that one is another key with its
+    # own value ("户籍地址 | 详细地址：…" where the address is written level with the key)
+    for right in sheet.beside(cell)[:2] if stop >= len(cell.text) and not header else []:
         part = _trim(right, 0, next_key(right.text, 0))
         if part is not None:
             more = _along_row(sheet, right) or _continued(sheet, right, (right.box.x0,))
             out.append(Value([part, *more], "right"))
+            break
     if below is not None:
         part = _trim(below, 0, next_key(below.text, 0))
         if part is not None:
             if header:
                 more = [Span(other, 0, len(other.text)) for other in sheet.column(cell, below)]
                 out.append(Value([part, *more], "column"))
-            else:
-                more = _continued(sheet, below, (below.box.x0,))
+            else:  # in a table, the next cell on the row is the next column's value
+                more = _along_row(sheet, below, TOUCH_GAP) or _continued(
+                    sheet, below, (below.box.x0,)
+                )
                 out.append(Value([part, *more], "below"))
     return out
 
@@ -714,8 +722,16 @@ _UNIT = re.compile(
 )
 
 
-def _unit(text: str) -> bool:
-    return bool(_UNIT.fullmatch(unicodedata.normalize("NFKC", text).strip()))
+_UNIT_WORD = re.compile(rf"(?:{_UNIT.pattern})(?!\w)", re.I)
+
+
+def _unit(text: str, start: bool = False) -> bool:
+    """True when the text is a unit, or (`start`) begins with one as a word of its own
+    ("个月（有关证明请附后）" after "8")."""
+    text = unicodedata.normalize("NFKC", text).strip()
+    if not start:
+        return bool(_UNIT.fullmatch(text))
+    return bool(_UNIT_WORD.match(text))
 
 
 def _on_parts(span: Span) -> list[Span]:
@@ -735,13 +751,13 @@ def _on_parts(span: Span) -> list[Span]:
 #: How far the rest of a value may lie along its row, in line heights: a unit after its
 #: number ("2700 | m"), a piece that touches it ("2026年7 | 月13日"), any other piece ("33 |
 #: (42)", the same field's value in a second column).
-UNIT_GAP, TOUCH_GAP, PIECE_GAP = 5.0, 0.4, 3.0
+UNIT_GAP, TOUCH_GAP, PIECE_GAP = 5.0, 0.4, 4.0
 
 
-def _along_row(sheet: Sheet, cell: Cell) -> list[Span]:
+def _along_row(sheet: Sheet, cell: Cell, reach: float = PIECE_GAP) -> list[Span]:
     """The rest of a value that OCR read as cells of their own on the same row, up to a
-    label, a key written on two lines, or words after a number (the next field's name);
-    specks of dirt read as a letter are passed over."""
+    label, a key written on two lines, words after a number (the next field's name), or a
+    gap wider than `reach` line heights; specks of dirt read as a letter are passed over."""
     out: list[Span] = []
     current = cell
     stacked = {id(part) for joined in sheet.stacks for part in joined.parts}
@@ -755,13 +771,13 @@ def _along_row(sheet: Sheet, cell: Cell) -> list[Span]:
             continue
         gap = (after.box.x0 - current.box.x1) / sheet.line_height
         text = after.text.strip()
-        unit = re.search(r"\d\s*$", current.text) and _unit(text)
+        unit = re.search(r"\d\s*$", current.text) and _unit(text, start=True)
         if unit:
             if gap > UNIT_GAP:
                 break
         elif is_label(text) or id(after) in stacked:
             break
-        elif gap > PIECE_GAP or (
+        elif gap > reach or (
             numeric
             and not any(char.isdigit() for char in text)
             and (gap > TOUCH_GAP or _unit(current.text))
