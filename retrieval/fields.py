@@ -638,10 +638,12 @@ LABEL_TAILS_ZH = (
 
 def is_label(text: str) -> bool:
     """A cell that reads as a field name: it ends with a colon, or with a usual field
-    name's last word ("Phone No", "Approved by", "联系电话"), and holds no digits."""
+    name's last word ("Phone No", "Approved by", "联系电话"), and holds no digits but an
+    index at its end ("地址1", "Address 2")."""
     text = text.strip()
     if looks_like_key(text):
         return True
+    text = re.sub(r"(?<=\D)\s?\d$", "", text)
     if any(char.isdigit() for char in text) or text_width(text) > 30:
         return False
     words = re.findall(r"[a-z][a-z.&/-]*", text.lower())
@@ -799,11 +801,17 @@ def _continued(sheet: Sheet, cell: Cell, starts: tuple[int, ...], limit: int = 8
     out: list[Span] = []
     current = cell
     for _ in range(limit):
-        if text_width(current.text) < WRAPPED_WIDTH:
-            break  # a short line ends its value: only a full line wraps
         nxt = sheet.continuation(current, starts)
         if nxt is None or looks_like_key(nxt.text):
             break
+        listed = (  # a list of short items, one under the other ("cc: A / B")
+            abs(nxt.box.x0 - current.box.x0) <= 0.5 * sheet.line_height
+            and nxt.box.y0 - current.box.y1 <= 0.5 * sheet.line_height
+            and text_width(nxt.text) < WRAPPED_WIDTH
+            and not is_label(nxt.text)
+        )
+        if text_width(current.text) < WRAPPED_WIDTH and not listed:
+            break  # a short line ends its value: only a full line wraps, or a list goes on
         stop = next_key(nxt.text, 0)
         part = _trim(nxt, 0, stop)
         if part is None:
