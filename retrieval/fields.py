@@ -118,14 +118,10 @@ class Sheet:
         return _spaced(self)
 
     def right_of(self, cell: Cell) -> Cell | None:
-        """The next cell to the right, level with this one (`beside`)."""
-        return next(iter(self.beside(cell)), None)
-
-    def beside(self, cell: Cell) -> list[Cell]:
-        """The cells to the right, level with this one, nearest first: on its row or with
-        their middle within the key's height (a key on two lines); or, counted as
-        `OFF_LEVEL` line heights further away, sharing a good part of the key's height (a
-        signature written a little above its line)."""
+        """The next cell to the right, level with this one: on its row or with its middle
+        within the key's height (a key on two lines); or, counted as `OFF_LEVEL` line heights
+        further away, sharing a good part of the key's height (a signature written a little
+        above its line)."""
         nearby = [c for row in self.rows[max(0, cell.row - 1) : cell.row + 3] for c in row]
         after = []
         for other in nearby:
@@ -140,7 +136,7 @@ class Sheet:
                 after.append((other.box.x0, other))
             elif _shared_height(cell.box, other.box) >= LEVEL:
                 after.append((other.box.x0 + OFF_LEVEL * self.line_height, other))
-        return [other for _, other in sorted(after, key=lambda item: item[0])]
+        return min(after, key=lambda item: item[0], default=(0.0, None))[1]
 
     def below(self, cell: Cell, gap: float = 2.5) -> Cell | None:
         """The nearest cell under this one that shares its columns (within `gap` line heights)."""
@@ -693,14 +689,12 @@ def values(sheet: Sheet, key: KeyHit) -> list[Value]:
         out.append(Value(spans, "inline"))
     below = sheet.below(cell)
     header = below is not None and inline is None and sheet.heads_column(cell, below)
-    # the nearest cell beside the key, or the next when that one is another key with its
-    # own value ("户籍地址 | 详细地址：…" where the address is written level with the key)
-    for right in sheet.beside(cell)[:2] if stop >= len(cell.text) and not header else []:
+    right = sheet.right_of(cell) if stop >= len(cell.text) and not header else None
+    if right is not None:
         part = _trim(right, 0, next_key(right.text, 0))
         if part is not None:
             more = _along_row(sheet, right) or _continued(sheet, right, (right.box.x0,))
             out.append(Value([part, *more], "right"))
-            break
     if below is not None:
         part = _trim(below, 0, next_key(below.text, 0))
         if part is not None:
