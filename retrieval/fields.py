@@ -188,8 +188,8 @@ class Sheet:
     def column(self, cell: Cell, first: Cell) -> list[Cell]:
         """The cells of the column a header heads, after `first` (the cell under it): the
         cells beside `first` that are still under the header, then the cells below, each
-        close under the last, sharing its column, up to a label, the header repeated or a
-        line running across the columns."""
+        close under the last, sharing its column, up to a label or a line running across
+        the columns."""
         out = [
             other
             for other in self.rows[first.row]
@@ -209,7 +209,6 @@ class Sheet:
                 nxt is None
                 or nxt.box.y0 - current.box.y1 > self.line_height
                 or is_label(nxt.text)
-                or nxt.norm == cell.norm  # the header again, over the next block
                 or nxt.box.width > 2 * max(cell.box.width, first.box.width)  # a line across
             ):
                 break
@@ -710,7 +709,7 @@ def values(sheet: Sheet, key: KeyHit) -> list[Value]:
 
 
 _BASE_UNIT = r"(?:mm|cm|m|km|mg|g|gm|kg|lbs?|oz|ml|l|cc|in|ft|pcs|kw|v|hz|s|h|hrs?)[23]?"
-#: A unit, compound ones included ("mg/cc", "gm/m²"); matched on NFKC text (² → 2).
+#: A unit, compound ones included ("mg/cc", "gm/m2").
 _UNIT = re.compile(
     rf"{_BASE_UNIT}(?:\s?/\s?{_BASE_UNIT})?\.?|%"
     r"|元|万元|亿元|岁|个月|年|月|日|天|人|次|克|千克|公斤|米|厘米|平方米",
@@ -724,7 +723,7 @@ _UNIT_WORD = re.compile(rf"(?:{_UNIT.pattern})(?!\w)", re.I)
 def _unit(text: str, start: bool = False) -> bool:
     """True when the text is a unit, or (`start`) begins with one as a word of its own
     ("个月（有关证明请附后）" after "8")."""
-    text = unicodedata.normalize("NFKC", text).strip()
+    text = text.strip()
     if not start:
         return bool(_UNIT.fullmatch(text))
     return bool(_UNIT_WORD.match(text))
