@@ -155,6 +155,21 @@ class Sheet:
                 return best
         return None
 
+    def after_colon(self, cell: Cell) -> Cell | None:
+        """The value of a "Key:" with nothing beside or under it, written on the next line
+        past the key's end ("办理情况：" / "      准许办理"): the first cell of the next
+        row that starts right of the key and within `INDENT` line heights of its end."""
+        if cell.row + 1 >= len(self.rows):
+            return None
+        for other in self.rows[cell.row + 1]:
+            if other.box.y0 - cell.box.y1 > self.line_height:
+                return None
+            if other.box.x0 < cell.box.x0:
+                return None  # the next row starts left of the key: another field
+            if other.box.x0 <= cell.box.x1 + INDENT * self.line_height:
+                return other
+        return None
+
     def heads_column(self, cell: Cell, first: Cell) -> bool:
         """True when a key heads a table's column, so its value is the column under it and
         not the next header to its right: the key's row is names (no digits), three or more
@@ -224,8 +239,11 @@ class Sheet:
         for other in self.rows[cell.row + 1]:
             if other.box.y0 - cell.box.y1 > 0.9 * self.line_height:
                 continue
-            if min(abs(other.box.x0 - x) for x in starts) > 1.5 * self.line_height:
-                continue
+            if not any(
+                -INDENT * self.line_height <= other.box.x0 - x <= 1.5 * self.line_height
+                for x in starts
+            ):
+                continue  # not where the value starts, or left of it by a paragraph's indent
             if any(
                 left.box.x1 <= other.box.x0 for left in self.rows[other.row] if left is not other
             ):
@@ -234,6 +252,9 @@ class Sheet:
         return None
 
 
+#: A paragraph's first line may be indented by up to this many line heights (two Chinese
+#: characters), so the line it runs on to starts that much further left.
+INDENT = 2.5
 #: A cell off a key's row lies beside it when they share this much of the lower one's
 #: height; it then counts as this many line heights further right than it is.
 LEVEL, OFF_LEVEL = 0.35, 2.0
@@ -689,6 +710,8 @@ def values(sheet: Sheet, key: KeyHit) -> list[Value]:
     below = sheet.below(cell)
     header = below is not None and inline is None and sheet.heads_column(cell, below)
     right = sheet.right_of(cell) if stop >= len(cell.text) and not header else None
+    if below is None and right is None and inline is None and key.colon:
+        below = sheet.after_colon(cell)
     if right is not None:
         part = _trim(right, 0, next_key(right.text, 0))
         if part is not None:
@@ -795,13 +818,12 @@ def _continued(sheet: Sheet, cell: Cell, starts: tuple[int, ...], limit: int = 8
     current = cell
     for _ in range(limit):
         nxt = sheet.continuation(current, starts)
-        if nxt is None or looks_like_key(nxt.text):
+        if nxt is None or is_label(nxt.text):
             break
         listed = (  # a list of short items, one under the other ("cc: A / B")
             abs(nxt.box.x0 - current.box.x0) <= 0.5 * sheet.line_height
             and nxt.box.y0 - current.box.y1 <= 0.5 * sheet.line_height
             and text_width(nxt.text) < WRAPPED_WIDTH
-            and not is_label(nxt.text)
         )
         if text_width(current.text) < WRAPPED_WIDTH and not listed:
             break  # a short line ends its value: only a full line wraps, or a list goes on

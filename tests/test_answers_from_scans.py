@@ -221,7 +221,7 @@ def spec_sheet() -> Page:
 def chinese_application() -> Page:
     """A Chinese application form: keys over several lines or spread over their box, values
     split into cells by the OCR, a family table whose phone column holds two numbers."""
-    page = Page(1240, 1040)
+    page = Page(1240, 1440)
     page.write(400, 40, "报名登记表", size=44)
     # a key over three short lines, its value beside it
     page.write(80, 140, "身体状", size=30)
@@ -257,6 +257,17 @@ def chinese_application() -> Page:
     page.write(80, 960, "籍", size=30)
     page.write(200, 960, "贯", size=30)
     page.value(236, 960, "浙江杭州", size=30)
+    # a paragraph under its key, its first line indented by two characters
+    page.write(80, 1040, "本人承诺：", size=30)
+    page.write(160, 1090, "此表所填信息真实可靠，如有虚假，本人愿意承担由此产生的", size=30)
+    page.write(80, 1136, "全部法律责任。", size=30)
+    # a value that fills its line, the next field's name written under it
+    page.write(80, 1210, "备注", size=30)
+    page.write(260, 1210, "申请人于本月迁入本市，材料齐全，同意受理", size=30)
+    page.write(260, 1256, "经办部门", size=30)
+    # a key whose value is written on the next line, past the key's end
+    page.write(80, 1330, "办理情况：", size=30)
+    page.write(290, 1378, "准许办理", size=30)
     return page
 
 
@@ -502,6 +513,9 @@ def test_a_signature_written_above_its_line_is_the_value_not_the_date_after_it(i
         ("联系电话", "13081511161 18991917402"),  # a column header: the column's numbers
         ("总额", "RMB40000"),  # under its key, currency and amount as two cells
         ("籍贯", "浙江杭州"),  # "籍 | 贯浙江杭州": the value read with the key's last character
+        ("本人承诺", "此表所填信息真实可靠,如有虚假,本人愿意承担由此产生的全部法律责任。"),
+        ("备注", "申请人于本月迁入本市,材料齐全,同意受理"),  # not the label under it
+        ("办理情况", "准许办理"),  # on the next line, past the key's end
     ],
     ids=[
         "three-lines",
@@ -513,6 +527,9 @@ def test_a_signature_written_above_its_line_is_the_value_not_the_date_after_it(i
         "column",
         "under",
         "spread-inline",
+        "indented",
+        "label-under",
+        "next-line",
     ],
 )
 def test_chinese_application_fields_read_as_the_form_lays_them_out(index, name, value):
