@@ -605,8 +605,13 @@ def key_start(text: str, colon: int) -> int:
     caps = words[-1].group().isupper()
     for word in reversed(words[:-1]):
         token = word.group()
+        sentence = (
+            token.endswith(".") and token[:-1].isalpha() and token[:-1].islower()
+        ) and token not in _KEY_TAIL
         if len(chosen) >= 4 or any(char.isdigit() for char in token) or token.endswith(","):
             break
+        if sentence:
+            break  # "…product samples. (Note:": the sentence before is no part of the key
         if caps and token.isupper() and any(char.isalpha() for char in token):
             chosen.append(word)
             continue

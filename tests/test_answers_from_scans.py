@@ -211,6 +211,10 @@ def spec_sheet() -> Page:
     page.write(240, 820, "CHICAGO, DALLAS, INDIANAPOLIS, LOS ANGELES", size=26)
     page.write(905, 822, "a", size=13)
     page.write(240, 852, "MEMPHIS, PHILADELPHIA", size=26)
+    # a value that runs on to a line holding a note with its own "Key:"
+    page.write(80, 930, "Suggestion:", size=26)
+    page.write(260, 930, "Discontinue the coal retention analyses on all", size=26)
+    page.write(260, 962, "submitted samples. (Note: few licensees test it)", size=26)
     # a signature written above its line, a date further on the line
     page.write(80, 730, "Approved by:", size=26)
     page.value(300, 703, "L. E. Gravely", size=30)
@@ -494,6 +498,12 @@ def test_a_list_of_names_under_each_other_is_one_value_up_to_a_label(index):
 def test_a_speck_after_a_line_does_not_end_the_value_that_runs_on_below(index):
     assert key(field(index, "spec.png", "Location")) == key(
         "CHICAGO, DALLAS, INDIANAPOLIS, LOS ANGELES MEMPHIS, PHILADELPHIA"
+    )
+
+
+def test_a_key_later_on_a_line_does_not_take_the_sentence_before_it(index):
+    assert key(field(index, "spec.png", "Suggestion")) == key(
+        "Discontinue the coal retention analyses on all submitted samples."
     )
 
 
