@@ -64,6 +64,8 @@ class Cell:
         return self.line.bbox
 
     def __post_init__(self) -> None:
+        if self.norm:
+            return  # given (a joined cell: its parts' forms)
         for index, char in enumerate(self.line.text):
             for folded in unicodedata.normalize("NFKC", char).lower():
                 if folded.isalnum():
@@ -103,14 +105,20 @@ class Sheet:
 
     @cached_property
     def stacks(self) -> list[Cell]:
-        """Keys of short lines written on two or three lines, joined (`_stacked`); worked
-        out when first needed."""
-        return _stacked(self, short=True)
+        """Keys written on two or three lines, joined (`_stacked`); worked out when first
+        needed."""
+        return _stacked(self)
 
     @cached_property
-    def wrapped(self) -> list[Cell]:
-        """Keys of longer lines written on two or three lines, joined (`_stacked`)."""
-        return _stacked(self, short=False)
+    def stacked_parts(self) -> set[int]:
+        """The ids of the lines of keys of short lines written on two or three lines: such a
+        line ends a value read along its row."""
+        return {
+            id(part)
+            for joined in self.stacks
+            if all(text_width(part.text) <= STACKED_WIDTH for part in joined.parts)
+            for part in joined.parts
+        }
 
     @cached_property
     def spaced(self) -> list[Cell]:
@@ -308,20 +316,24 @@ def sheets(hits: list[SearchHit]) -> list[Sheet]:
     return out
 
 
-#: A key a narrow box wrapped ("出生 / 年月") has short lines (Latin widths); such keys are
-#: joined and stop a value read along its row. A key of long lines ("Perforation Type / and
-#: No. of lines") is joined only to be found.
-STACKED_WIDTH = 12
+#: A key a narrow box wrapped ("出生 / 年月") has short lines (Latin widths); such a key's
+#: lines stop a value read along its row. Lines wider than `KEY_WIDTH` are not a key's.
+STACKED_WIDTH, KEY_WIDTH = 12, 48
 #: A key runs over at most this many lines ("身体状 / 况及以 / 往病史").
 STACKED_LINES = 3
 
 
-def _stacked(sheet: Sheet, short: bool) -> list[Cell]:
+def _stacked(sheet: Sheet) -> list[Cell]:
     """Lines written tightly one above the other in one column, joined into one cell (two or
-    three lines): a key that its box wrapped. Only lines without digits, all short or not
-    all short (`short`). Used to find keys, never cited."""
+    three lines): a key that its box wrapped ("出生 / 年月", "Perforation Type / and No. of
+    lines"). Only lines without digits and not wider than a key. Used to find keys, never
+    cited."""
     pool = sorted(
-        (cell for cell in sheet.cells if not any(char.isdigit() for char in cell.text)),
+        (
+            cell
+            for cell in sheet.cells
+            if text_width(cell.text) <= KEY_WIDTH and not any(c.isdigit() for c in cell.text)
+        ),
         key=lambda cell: cell.box.y0,
     )
     tops = [cell.box.y0 for cell in pool]
@@ -341,9 +353,7 @@ def _stacked(sheet: Sheet, short: bool) -> list[Cell]:
     chains: list[tuple[Cell, ...]] = [(cell,) for cell in pool]
     for _ in range(STACKED_LINES - 1):
         chains = [(*chain, lower) for chain in chains for lower in under(chain[-1])]
-        for chain in chains:
-            if short == all(text_width(part.text) <= STACKED_WIDTH for part in chain):
-                out.append(_joined(chain))
+        out += [_joined(chain) for chain in chains]
     return out
 
 
@@ -383,8 +393,12 @@ def _joined(parts: tuple[Cell, ...]) -> Cell:
         start=first.line.start,
         end=last.line.end,
     )
-    joined = Cell(line=line, region=first.region, hit=first.hit, rank=first.rank)
-    joined.row, joined.parts = first.row, parts
+    origin, offset = [], 0
+    for part in parts:
+        origin += [offset + index for index in part.origin]
+        offset += len(part.text) + 1
+    norm = "".join(part.norm for part in parts)
+    joined = Cell(line, first.region, first.hit, first.rank, norm, origin, first.row, parts)
     return joined
 
 
@@ -492,7 +506,7 @@ def find_key(sheet: Sheet, name: str) -> list[KeyHit]:
     if not wanted:
         return []
     out: list[KeyHit] = []
-    for cell in [*sheet.cells, *sheet.stacks, *sheet.wrapped, *sheet.spaced]:
+    for cell in [*sheet.cells, *sheet.stacks, *sheet.spaced]:
         if not cell.norm:
             continue
         first = len(cell.parts[0].norm) if cell.parts else len(cell.norm)
@@ -783,7 +797,7 @@ def _along_row(sheet: Sheet, cell: Cell, reach: float = PIECE_GAP) -> list[Span]
     gap wider than `reach` line heights; specks of dirt read as a letter are passed over."""
     out: list[Span] = []
     current = cell
-    stacked = {id(part) for joined in sheet.stacks for part in joined.parts}
+    stacked = sheet.stacked_parts
     numeric = any(char.isdigit() for char in cell.text)
     while True:
         after = sheet.right_of(current)
