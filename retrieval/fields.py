@@ -705,12 +705,21 @@ class Value:
 _LEADING = re.compile(r"^[\s:：.=_|>)）\-–—]*")
 
 
-def _trim(cell: Cell, start: int, end: int) -> Span | None:
+def _trim(cell: Cell, start: int, end: int, marks: str = " \t") -> Span | None:
+    """Characters [start, end) of a cell without the marks before a value, and without
+    `marks` at its end (only spaces: a comma ending a line the value runs on from is its)."""
     text = cell.text
     start += len(_LEADING.match(text[start:end]).group())  # type: ignore[union-attr]
-    while end > start and text[end - 1] in " \t,;|":
+    while end > start and text[end - 1] in marks:
         end -= 1
     return Span(cell, start, end) if end > start else None
+
+
+def _ended(value: Value) -> Value | None:
+    """A value without the commas, semicolons and bars its last span ends with."""
+    last = _trim(value.spans[-1].cell, value.spans[-1].start, value.spans[-1].end, " \t,;|")
+    spans = [*value.spans[:-1], *([last] if last else [])]
+    return Value(spans, value.where) if spans else None
 
 
 def values(sheet: Sheet, key: KeyHit) -> list[Value]:
@@ -747,7 +756,7 @@ def values(sheet: Sheet, key: KeyHit) -> list[Value]:
                     sheet, below, (below.box.x0,)
                 )
                 out.append(Value([part, *more], "below"))
-    return out
+    return [ended for value in out if (ended := _ended(value)) is not None]
 
 
 _BASE_UNIT = r"(?:mm|cm|m|km|mg|g|gm|kg|lbs?|oz|ml|l|cc|in|ft|pcs|kw|v|hz|s|h|hrs?)[23]?"

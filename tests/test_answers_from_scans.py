@@ -167,7 +167,7 @@ def annual_report() -> Page:
 def spec_sheet() -> Page:
     """A product specification: keys left, numbers and their units as cells of their own,
     a second column of the same values, a header row over a row of data, a list."""
-    page = Page(1240, 1100)
+    page = Page(1240, 1120)
     page.write(80, 40, "PRODUCT SPECIFICATION", size=40, bold=True)
     # a row whose unit sits a little low, right above the next row
     page.write(80, 130, "Overall Length", size=26)
@@ -215,6 +215,10 @@ def spec_sheet() -> Page:
     page.write(80, 930, "Suggestion:", size=26)
     page.write(260, 930, "Discontinue the coal retention analyses on all", size=26)
     page.write(260, 962, "submitted samples. (Note: few licensees test it)", size=26)
+    # a value over two lines, the first ending with a comma
+    page.write(80, 1020, "Prepared by:", size=26)
+    page.write(260, 1020, "Director of Technical Operations,", size=26)
+    page.write(260, 1052, "Brown & Williamson International", size=26)
     # a signature written above its line, a date further on the line
     page.write(80, 730, "Approved by:", size=26)
     page.value(300, 703, "L. E. Gravely", size=30)
@@ -504,6 +508,12 @@ def test_a_speck_after_a_line_does_not_end_the_value_that_runs_on_below(index):
 def test_a_key_later_on_a_line_does_not_take_the_sentence_before_it(index):
     assert key(field(index, "spec.png", "Suggestion")) == key(
         "Discontinue the coal retention analyses on all submitted samples."
+    )
+
+
+def test_a_comma_that_ends_a_line_the_value_runs_on_from_is_kept(index):
+    assert key(field(index, "spec.png", "Prepared by")) == key(
+        "Director of Technical Operations, Brown & Williamson International"
     )
 
 
