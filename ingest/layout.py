@@ -26,7 +26,7 @@ def median_height(lines: Sequence[Line]) -> float:
     return statistics.median(line.bbox.height for line in lines) if lines else 0.0
 
 
-def _overlap(a0: int, a1: int, b0: int, b1: int) -> int:
+def _overlap(a0: float, a1: float, b0: float, b1: float) -> float:
     return max(0, min(a1, b1) - max(a0, b0))
 
 
@@ -34,25 +34,40 @@ def _line_box(line: Line) -> BBox:
     return line.bbox
 
 
-def rows(items: Sequence[T], box: Callable[[T], BBox] = _line_box) -> list[list[T]]:  # type: ignore[assignment]
+def rows(
+    items: Sequence[T],
+    box: Callable[[T], BBox] = _line_box,  # type: ignore[assignment]
+    grow: bool = True,
+) -> list[list[T]]:
     """Group items into rows (top to bottom), each row left to right.
 
     Two items share a row when their vertical overlap is at least half the smaller height;
-    sorting by top-left corner alone interleaves rows on slightly skewed scans.
+    sorting by top-left corner alone interleaves rows on slightly skewed scans. A row's band
+    grows with each item (`grow`), which follows a skewed row; without it the band is its
+    items' median top and bottom, so one line that sits between two rows (a unit printed a
+    little low, a key written on two lines) does not merge them.
     """
     out: list[list[T]] = []
-    spans: list[tuple[int, int]] = []
+    spans: list[tuple[float, float]] = []
+    edges: list[tuple[list[int], list[int]]] = []
     for item in sorted(items, key=lambda it: (box(it).center[1], box(it).x0)):
         b = box(item)
         for index in range(len(out) - 1, max(-1, len(out) - 3), -1):
             top, bottom = spans[index]
             if _overlap(top, bottom, b.y0, b.y1) >= 0.5 * min(bottom - top, b.height):
                 out[index].append(item)
-                spans[index] = (min(top, b.y0), max(bottom, b.y1))
+                if grow:
+                    spans[index] = (min(top, b.y0), max(bottom, b.y1))
+                else:
+                    tops, bottoms = edges[index]
+                    tops.append(b.y0)
+                    bottoms.append(b.y1)
+                    spans[index] = (statistics.median(tops), statistics.median(bottoms))
                 break
         else:
             out.append([item])
             spans.append((b.y0, b.y1))
+            edges.append(([b.y0], [b.y1]))
     for row in out:
         row.sort(key=lambda it: box(it).x0)
     return out

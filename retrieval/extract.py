@@ -93,7 +93,7 @@ def _total_bonus(sheet: fields.Sheet, key: fields.KeyHit) -> float:
     )
 
 
-_WHERE_BONUS = {"inline": 0.08, "right": 0.06, "below": 0.02}
+_WHERE_BONUS = {"inline": 0.08, "right": 0.06, "below": 0.02, "column": 0.02}
 
 
 def _valued(query: Query, key: fields.KeyHit, value: fields.Value) -> Found | None:
@@ -105,15 +105,13 @@ def _valued(query: Query, key: fields.KeyHit, value: fields.Value) -> Found | No
     ):
         score -= 0.3
     if query.kind:
-        typed = [
-            fields.Span(span.cell, span.start + a, span.start + b)
-            for span in spans
-            for a, b in values.spans(query.kind, span.text)
-        ]
+        typed = typed_spans(query.kind, spans)
         if typed:
             score += 0.15
-            if query.kind in STRICT_KINDS:
-                spans = typed[:1]
+            if query.kind in STRICT_KINDS and value.where == "column":
+                spans = [part for found in typed for part in found]  # all of a column's
+            elif query.kind in STRICT_KINDS:
+                spans = typed[0]
         elif query.kind in STRICT_KINDS:
             score -= 0.3
         else:
@@ -122,6 +120,24 @@ def _valued(query: Query, key: fields.KeyHit, value: fields.Value) -> Found | No
     if not text or normal(text) == normal(key.cell.text[key.start : key.end]):
         return None
     return Found(text=text, spans=spans, score=score)
+
+
+def typed_spans(kind: str, spans: list[Span]) -> list[list[Span]]:
+    """The values of a kind in a value read as several spans, each as the spans it covers:
+    a date OCR read as two cells ("2020 年 6 月8" | "日") is one date."""
+    text, starts = "", []
+    for span in spans:
+        starts.append(len(text) + (1 if text else 0))
+        text += (" " if text else "") + span.text
+    out = []
+    for a, b in values.spans(kind, text):
+        parts = []
+        for span, start in zip(spans, starts, strict=True):
+            low, high = max(a, start), min(b, start + len(span.text))
+            if high > low:
+                parts.append(Span(span.cell, span.start + low - start, span.start + high - start))
+        out.append(parts)
+    return out
 
 
 def typed_answer(

@@ -53,7 +53,7 @@ class Cell:
     norm: str = ""  # letters and digits, lower case, NFKC
     origin: list[int] = field(default_factory=list)  # index in line.text of each norm char
     row: int = 0
-    parts: tuple[Cell, ...] = ()  # the lines of a key written on two lines (see `_stacked`)
+    parts: tuple[Cell, ...] = ()  # the lines of a key written on several lines (`_stacked`)
 
     @property
     def text(self) -> str:
@@ -64,6 +64,8 @@ class Cell:
         return self.line.bbox
 
     def __post_init__(self) -> None:
+        if self.norm:
+            return  # given (a joined cell: its parts' forms)
         for index, char in enumerate(self.line.text):
             for folded in unicodedata.normalize("NFKC", char).lower():
                 if folded.isalnum():
@@ -103,23 +105,46 @@ class Sheet:
 
     @cached_property
     def stacks(self) -> list[Cell]:
-        """Keys written on two lines, joined (`_stacked`); worked out when first needed."""
+        """Keys written on two or three lines, joined (`_stacked`); worked out when first
+        needed."""
         return _stacked(self)
 
+    @cached_property
+    def stacked_parts(self) -> set[int]:
+        """The ids of the lines of keys of short lines written on two or three lines: such a
+        line ends a value read along its row."""
+        return {
+            id(part)
+            for joined in self.stacks
+            if all(text_width(part.text) <= STACKED_WIDTH for part in joined.parts)
+            for part in joined.parts
+        }
+
+    @cached_property
+    def spaced(self) -> list[Cell]:
+        """Keys whose characters are spread over a row ("民 | 族", "姓 | 名王欣"), joined."""
+        return _spaced(self)
+
     def right_of(self, cell: Cell) -> Cell | None:
-        """The next cell to the right on the same row (for a key on two lines, a cell whose
-        middle lies within the key's height)."""
+        """The next cell to the right, level with this one: on its row or with its middle
+        within the key's height (a key on two lines); or, counted as `OFF_LEVEL` line heights
+        further away, sharing a good part of the key's height (a signature written a little
+        above its line)."""
         nearby = [c for row in self.rows[max(0, cell.row - 1) : cell.row + 3] for c in row]
-        after = [
-            other
-            for other in nearby
-            if other is not cell
-            and other not in cell.parts
-            and other.box.x0 > cell.box.x0
-            and other.box.x0 >= cell.box.x1 - 0.5 * self.line_height
-            and (other.row == cell.row or cell.box.y0 <= other.box.center[1] <= cell.box.y1)
-        ]
-        return min(after, key=lambda other: other.box.x0, default=None)
+        after = []
+        for other in nearby:
+            if (
+                other is cell
+                or other in cell.parts
+                or other.box.x0 <= cell.box.x0
+                or other.box.x0 < cell.box.x1 - 0.5 * self.line_height
+            ):
+                continue
+            if other.row == cell.row or cell.box.y0 <= other.box.center[1] <= cell.box.y1:
+                after.append((other.box.x0, other))
+            elif _shared_height(cell.box, other.box) >= LEVEL:
+                after.append((other.box.x0 + OFF_LEVEL * self.line_height, other))
+        return min(after, key=lambda item: item[0], default=(0.0, None))[1]
 
     def below(self, cell: Cell, gap: float = 2.5) -> Cell | None:
         """The nearest cell under this one that shares its columns (within `gap` line heights)."""
@@ -138,6 +163,82 @@ class Sheet:
                 return best
         return None
 
+    def after_colon(self, cell: Cell) -> Cell | None:
+        """The value of a "Key:" with nothing beside or under it, written on the next line
+        past the key's end ("办理情况：" / "      准许办理"): the first cell of the next
+        row that starts right of the key and within `INDENT` line heights of its end."""
+        if cell.row + 1 >= len(self.rows):
+            return None
+        for other in self.rows[cell.row + 1]:
+            if other.box.y0 - cell.box.y1 > self.line_height:
+                return None
+            if other.box.x0 < cell.box.x0:
+                return None  # the next row starts left of the key: another field
+            if other.box.x0 <= cell.box.x1 + INDENT * self.line_height:
+                return other
+        return None
+
+    def heads_column(self, cell: Cell, first: Cell) -> bool:
+        """True when a key heads a table's column, so its value is the column under it and
+        not the next header to its right: the key's row is names (no digits), three or more
+        of them over three or more cells of the row under the key, which holds no label; and
+        the cell under the key (`first`) reads as data: a number, or a text repeated on its
+        row or under it ("OGS | OGS | OGS", "四川 / 四川")."""
+        own = self.rows[(cell.parts or (cell,))[0].row]
+        if any(char.isdigit() for other in own for char in other.text):
+            return False
+        if first.box.y0 - cell.box.y1 > 1.5 * self.line_height:
+            return False
+        under = self.rows[first.row]
+        if any(is_label(other.text) for other in under):
+            return False
+        pairs = [
+            (id(high), id(low))
+            for high in own
+            for low in under
+            if _shares_column(high.box, low.box, self.line_height)
+        ]
+        if min(len({high for high, _ in pairs}), len({low for _, low in pairs})) < 3:
+            return False
+        if any(char.isdigit() for char in first.text):
+            return True
+        texts = [other.text.strip() for other in under]
+        nxt = self.below(first, gap=1.0)
+        return texts.count(first.text.strip()) > 1 or (
+            nxt is not None and nxt.text.strip() == first.text.strip()
+        )
+
+    def column(self, cell: Cell, first: Cell) -> list[Cell]:
+        """The cells of the column a header heads, after `first` (the cell under it): the
+        cells beside `first` that are still under the header, then the cells below, each
+        close under the last, sharing its column, up to a label or a line running across
+        the columns."""
+        out = [
+            other
+            for other in self.rows[first.row]
+            if other.box.x0 >= first.box.x1 and other.box.x1 <= cell.box.x1 + 0.5 * self.line_height
+        ]
+        current = first
+        while current.row + 1 < len(self.rows):
+            nxt = next(
+                (
+                    other
+                    for other in self.rows[current.row + 1]
+                    if _shares_column(current.box, other.box, self.line_height)
+                ),
+                None,
+            )
+            if (
+                nxt is None
+                or nxt.box.y0 - current.box.y1 > self.line_height
+                or is_label(nxt.text)
+                or nxt.box.width > 2 * max(cell.box.width, first.box.width)  # a line across
+            ):
+                break
+            out.append(nxt)
+            current = nxt
+        return out
+
     def continuation(self, cell: Cell, starts: tuple[int, ...]) -> Cell | None:
         """The next line of a value that runs on below `cell`: close under it, starting where
         the value or its line starts (`starts`), nothing to its left on its row."""
@@ -146,14 +247,30 @@ class Sheet:
         for other in self.rows[cell.row + 1]:
             if other.box.y0 - cell.box.y1 > 0.9 * self.line_height:
                 continue
-            if min(abs(other.box.x0 - x) for x in starts) > 1.5 * self.line_height:
-                continue
+            if not any(
+                -INDENT * self.line_height <= other.box.x0 - x <= 1.5 * self.line_height
+                for x in starts
+            ):
+                continue  # not where the value starts, or left of it by a paragraph's indent
             if any(
                 left.box.x1 <= other.box.x0 for left in self.rows[other.row] if left is not other
             ):
                 continue
             return other
         return None
+
+
+#: A paragraph's first line may be indented by up to this many line heights (two Chinese
+#: characters), so the line it runs on to starts that much further left.
+INDENT = 2.5
+#: A cell off a key's row lies beside it when they share this much of the lower one's
+#: height; it then counts as this many line heights further right than it is.
+LEVEL, OFF_LEVEL = 0.35, 2.0
+
+
+def _shared_height(upper: BBox, lower: BBox) -> float:
+    overlap = min(upper.y1, lower.y1) - max(upper.y0, lower.y0)
+    return max(0.0, overlap / max(1, min(upper.height, lower.height)))
 
 
 def _shares_column(upper: BBox, lower: BBox, height: float) -> bool:
@@ -190,7 +307,7 @@ def sheets(hits: list[SearchHit]) -> list[Sheet]:
     out = []
     for (doc_id, page), page_cells in cells.items():
         page_cells.sort(key=lambda cell: (cell.box.y0, cell.box.x0, cell.text))
-        grouped = rows(page_cells, box=lambda cell: cell.box)
+        grouped = rows(page_cells, box=lambda cell: cell.box, grow=False)
         for number, row in enumerate(grouped):
             for cell in row:
                 cell.row = number
@@ -199,37 +316,90 @@ def sheets(hits: list[SearchHit]) -> list[Sheet]:
     return out
 
 
-#: A key on two lines ("出生 / 年月" in a narrow table cell) has short lines (Latin widths).
-STACKED_WIDTH = 12
+#: A key a narrow box wrapped ("出生 / 年月") has short lines (Latin widths); such a key's
+#: lines stop a value read along its row. Lines wider than `KEY_WIDTH` are not a key's.
+STACKED_WIDTH, KEY_WIDTH = 12, 48
+#: A key runs over at most this many lines ("身体状 / 况及以 / 往病史").
+STACKED_LINES = 3
 
 
 def _stacked(sheet: Sheet) -> list[Cell]:
-    """Short lines written tightly one above the other in one column, joined into one cell:
-    a key that a narrow box wrapped. Used to find keys only, never cited."""
-    short = sorted(
-        (cell for cell in sheet.cells if text_width(cell.text) <= STACKED_WIDTH),
+    """Lines written tightly one above the other in one column, joined into one cell (two or
+    three lines): a key that its box wrapped ("出生 / 年月", "Perforation Type / and No. of
+    lines"). Only lines without digits and not wider than a key. Used to find keys, never
+    cited."""
+    pool = sorted(
+        (
+            cell
+            for cell in sheet.cells
+            if text_width(cell.text) <= KEY_WIDTH and not any(c.isdigit() for c in cell.text)
+        ),
         key=lambda cell: cell.box.y0,
     )
-    tops = [cell.box.y0 for cell in short]
-    out = []
-    for upper in short:
+    tops = [cell.box.y0 for cell in pool]
+
+    def under(upper: Cell) -> list[Cell]:
         low = bisect.bisect_left(tops, upper.box.y1 - 0.5 * sheet.line_height)
         high = bisect.bisect_right(tops, upper.box.y1 + 0.4 * sheet.line_height)
-        for lower in short[low:high]:
-            overlap = min(upper.box.x1, lower.box.x1) - max(upper.box.x0, lower.box.x0)
-            narrower = max(1, min(upper.box.width, lower.box.width))
-            if lower is upper or overlap < 0.6 * narrower:
-                continue
-            line = HitLine(
-                text=f"{upper.text} {lower.text}",
-                bbox=upper.box.union(lower.box),
-                start=upper.line.start,
-                end=lower.line.end,
-            )
-            joined = Cell(line=line, region=upper.region, hit=upper.hit, rank=upper.rank)
-            joined.row, joined.parts = upper.row, (upper, lower)
-            out.append(joined)
+        return [
+            lower
+            for lower in pool[low:high]
+            if lower is not upper
+            and min(upper.box.x1, lower.box.x1) - max(upper.box.x0, lower.box.x0)
+            >= 0.6 * max(1, min(upper.box.width, lower.box.width))
+        ]
+
+    out = []
+    chains: list[tuple[Cell, ...]] = [(cell,) for cell in pool]
+    for _ in range(STACKED_LINES - 1):
+        chains = [(*chain, lower) for chain in chains for lower in under(chain[-1])]
+        out += [_joined(chain) for chain in chains]
     return out
+
+
+#: A key spread over a row has pieces of one or two Chinese characters, this many line
+#: heights apart at most, and at most this many pieces.
+SPACED_GAP, SPACED_PARTS = 4.0, 4
+
+
+def _spaced(sheet: Sheet) -> list[Cell]:
+    """Cells of one or two Chinese characters joined with the cells after them on the row:
+    a key whose characters the form spreads over its box ("姓　　名"). Found as keys only."""
+    out = []
+    for row in sheet.rows:
+        for index, first in enumerate(row):
+            chain = [first]
+            for after in row[index + 1 : index + SPACED_PARTS]:
+                last = chain[-1]
+                if not (0 < len(last.norm) <= 2 and all(_is_cjk(char) for char in last.norm)):
+                    break
+                if after.box.x0 - last.box.x1 > SPACED_GAP * sheet.line_height:
+                    break
+                chain.append(after)
+                out.append(_joined(tuple(chain)))
+    return out
+
+
+def _joined(parts: tuple[Cell, ...]) -> Cell:
+    first, last = parts[0], parts[-1]
+    line = HitLine(
+        text=" ".join(part.text for part in parts),
+        bbox=BBox.enclosing(
+            min(part.box.x0 for part in parts),
+            first.box.y0,
+            max(part.box.x1 for part in parts),
+            max(part.box.y1 for part in parts),
+        ),
+        start=first.line.start,
+        end=last.line.end,
+    )
+    origin, offset = [], 0
+    for part in parts:
+        origin += [offset + index for index in part.origin]
+        offset += len(part.text) + 1
+    norm = "".join(part.norm for part in parts)
+    joined = Cell(line, first.region, first.hit, first.rank, norm, origin, first.row, parts)
+    return joined
 
 
 def _row_pairs(row: list[Cell]) -> str:
@@ -336,12 +506,13 @@ def find_key(sheet: Sheet, name: str) -> list[KeyHit]:
     if not wanted:
         return []
     out: list[KeyHit] = []
-    for cell in [*sheet.cells, *sheet.stacks]:
+    for cell in [*sheet.cells, *sheet.stacks, *sheet.spaced]:
         if not cell.norm:
             continue
-        split = len(cell.parts[0].norm) if cell.parts else None
+        first = len(cell.parts[0].norm) if cell.parts else len(cell.norm)
+        last = len(cell.norm) - len(cell.parts[-1].norm) if cell.parts else 0
         for start, end, similarity in _occurrences(cell, wanted):
-            if split is None or start < split < end:  # a joined key must use both lines
+            if start < first and end > last:  # a joined key must use all its lines
                 out.append(_key_hit(cell, start, end, similarity, name))
     out.sort(key=lambda hit: -(hit.similarity + hit.keylike))
     return out
@@ -413,12 +584,17 @@ _KEY_TAIL = frozenset(
 )
 
 
+#: Characters that follow a number as its unit ("666号", "30元", "3楼"), so never start a key.
+_COUNTERS = frozenset("号室楼层栋幢元角分年月日时个件次人岁天周")
+
+
 def key_start(text: str, colon: int) -> int:
     """Where the key that ends at `text[colon]` (a colon) starts.
 
     An all-capital key may be several words ("PHONE NUMBER:"); otherwise the key is the
     last word, with the words before it when it is a usual key ending ("Phone Number:",
-    "Date of Birth:"); a Chinese key is the run of Chinese characters before the colon.
+    "Date of Birth:"); a Chinese key is the run of Chinese characters before the colon, less
+    a unit right after a number ("…666号邮编：" → 邮编).
     """
     before = text[:colon].rstrip()
     if not before:
@@ -429,6 +605,9 @@ def key_start(text: str, colon: int) -> int:
             position -= 1
         while position > 0 and before[position - 1] in "*★☆▽▼△#":
             position -= 1
+        digit = 0 < position < len(before) - 2 and before[position - 1].isdigit()
+        if digit and before[position] in _COUNTERS:
+            position += 1  # "…路666号邮编：": 号 counts the number, 邮编 is the key
         return position
     words = list(re.finditer(r"\S+", before))
     if not words:
@@ -440,8 +619,13 @@ def key_start(text: str, colon: int) -> int:
     caps = words[-1].group().isupper()
     for word in reversed(words[:-1]):
         token = word.group()
+        sentence = (
+            token.endswith(".") and token[:-1].isalpha() and token[:-1].islower()
+        ) and token not in _KEY_TAIL
         if len(chosen) >= 4 or any(char.isdigit() for char in token) or token.endswith(","):
             break
+        if sentence:
+            break  # "…product samples. (Note:": the sentence before is no part of the key
         if caps and token.isupper() and any(char.isalpha() for char in token):
             chosen.append(word)
             continue
@@ -489,10 +673,12 @@ LABEL_TAILS_ZH = (
 
 def is_label(text: str) -> bool:
     """A cell that reads as a field name: it ends with a colon, or with a usual field
-    name's last word ("Phone No", "Approved by", "联系电话"), and holds no digits."""
+    name's last word ("Phone No", "Approved by", "联系电话"), and holds no digits but an
+    index at its end ("地址1", "Address 2")."""
     text = text.strip()
     if looks_like_key(text):
         return True
+    text = re.sub(r"(?<=\D)\s?\d$", "", text)
     if any(char.isdigit() for char in text) or text_width(text) > 30:
         return False
     words = re.findall(r"[a-z][a-z.&/-]*", text.lower())
@@ -509,7 +695,7 @@ class Value:
     """A value read next to a key: its spans, and how it was found."""
 
     spans: list[Span]
-    where: str  # "inline" | "right" | "below"
+    where: str  # "inline" | "right" | "below" | "column" (all the cells under a header)
 
     @property
     def text(self) -> str:
@@ -519,12 +705,21 @@ class Value:
 _LEADING = re.compile(r"^[\s:：.=_|>)）\-–—]*")
 
 
-def _trim(cell: Cell, start: int, end: int) -> Span | None:
+def _trim(cell: Cell, start: int, end: int, marks: str = " \t") -> Span | None:
+    """Characters [start, end) of a cell without the marks before a value, and without
+    `marks` at its end (only spaces: a comma ending a line the value runs on from is its)."""
     text = cell.text
     start += len(_LEADING.match(text[start:end]).group())  # type: ignore[union-attr]
-    while end > start and text[end - 1] in " \t,;|":
+    while end > start and text[end - 1] in marks:
         end -= 1
     return Span(cell, start, end) if end > start else None
+
+
+def _ended(value: Value) -> Value | None:
+    """A value without the commas, semicolons and bars its last span ends with."""
+    last = _trim(value.spans[-1].cell, value.spans[-1].start, value.spans[-1].end, " \t,;|")
+    spans = [*value.spans[:-1], *([last] if last else [])]
+    return Value(spans, value.where) if spans else None
 
 
 def values(sheet: Sheet, key: KeyHit) -> list[Value]:
@@ -534,56 +729,113 @@ def values(sheet: Sheet, key: KeyHit) -> list[Value]:
     stop = next_key(cell.text, key.end)
     inline = _trim(cell, key.end, stop)
     if inline is not None:
-        spans = [inline]
+        spans = _on_parts(inline)
         if stop >= len(cell.text):
-            spans += _with_unit(sheet, cell) or _continued(
+            spans += _along_row(sheet, cell) or _continued(
                 sheet, cell, (inline.box.x0, cell.box.x0)
             )
         out.append(Value(spans, "inline"))
-    right = sheet.right_of(cell) if stop >= len(cell.text) else None
+    below = sheet.below(cell)
+    header = below is not None and inline is None and sheet.heads_column(cell, below)
+    right = sheet.right_of(cell) if stop >= len(cell.text) and not header else None
+    if below is None and right is None and inline is None and key.colon:
+        below = sheet.after_colon(cell)
     if right is not None:
         part = _trim(right, 0, next_key(right.text, 0))
         if part is not None:
-            more = _with_unit(sheet, right) or _continued(sheet, right, (right.box.x0,))
+            more = _along_row(sheet, right) or _continued(sheet, right, (right.box.x0,))
             out.append(Value([part, *more], "right"))
-    below = sheet.below(cell)
     if below is not None:
         part = _trim(below, 0, next_key(below.text, 0))
         if part is not None:
-            more = _continued(sheet, below, (below.box.x0,))
-            out.append(Value([part, *more], "below"))
-    return out
+            if header:
+                more = [Span(other, 0, len(other.text)) for other in sheet.column(cell, below)]
+                out.append(Value([part, *more], "column"))
+            else:  # in a table, the next cell on the row is the next column's value
+                more = _along_row(sheet, below, TOUCH_GAP) or _continued(
+                    sheet, below, (below.box.x0,)
+                )
+                out.append(Value([part, *more], "below"))
+    return [ended for value in out if (ended := _ended(value)) is not None]
 
 
+_BASE_UNIT = r"(?:mm|cm|m|km|mg|g|gm|kg|lbs?|oz|ml|l|cc|in|ft|pcs|kw|v|hz|s|h|hrs?)[23]?"
+#: A unit, compound ones included ("mg/cc", "gm/m2").
 _UNIT = re.compile(
-    r"(?:mm|cm|m|km|mg|g|gm|kg|lbs?|oz|ml|l|cc|mg/cc|gm/m2|g/m2|in|ft|%|pcs|kw|v|hz)\.?"
+    rf"{_BASE_UNIT}(?:\s?/\s?{_BASE_UNIT})?\.?|%"
     r"|元|万元|亿元|岁|个月|年|月|日|天|人|次|克|千克|公斤|米|厘米|平方米",
     re.I,
 )
 
 
-def _with_unit(sheet: Sheet, cell: Cell) -> list[Span]:
-    """The rest of a value that OCR read as cells of their own on the same row: a unit right
-    after a number ("84 | mm"), or pieces that touch it ("2026年7 | 月13日", "SSC&B | Inc"),
-    up to a label or a key written on two lines."""
+_UNIT_WORD = re.compile(rf"(?:{_UNIT.pattern})(?!\w)", re.I)
+
+
+def _unit(text: str, start: bool = False) -> bool:
+    """True when the text is a unit, or (`start`) begins with one as a word of its own
+    ("个月（有关证明请附后）" after "8")."""
+    text = text.strip()
+    if not start:
+        return bool(_UNIT.fullmatch(text))
+    return bool(_UNIT_WORD.match(text))
+
+
+def _on_parts(span: Span) -> list[Span]:
+    """A span of a joined cell (a key on several lines or spread over its row, and the value
+    after it) as spans of the lines it joins, which are what can be cited."""
+    if not span.cell.parts:
+        return [span]
+    out, start = [], 0
+    for part in span.cell.parts:
+        low, high = max(span.start, start), min(span.end, start + len(part.text))
+        if high > low:
+            out.append(Span(part, low - start, high - start))
+        start += len(part.text) + 1
+    return out
+
+
+#: How far the rest of a value may lie along its row, in line heights: a unit after its
+#: number ("2700 | m"), a piece that touches it ("2026年7 | 月13日"), any other piece ("33 |
+#: (42)", the same field's value in a second column).
+UNIT_GAP, TOUCH_GAP, PIECE_GAP = 5.0, 0.4, 4.0
+
+
+def _along_row(sheet: Sheet, cell: Cell, reach: float = PIECE_GAP) -> list[Span]:
+    """The rest of a value that OCR read as cells of their own on the same row, up to a
+    label, a key written on two lines, words after a number (the next field's name), or a
+    gap wider than `reach` line heights; specks of dirt read as a letter are passed over."""
     out: list[Span] = []
     current = cell
-    stacked = {id(part) for joined in sheet.stacks for part in joined.parts}
+    stacked = sheet.stacked_parts
+    numeric = any(char.isdigit() for char in cell.text)
     while True:
         after = sheet.right_of(current)
         if after is None or after.row != current.row:
             break
-        gap = after.box.x0 - current.box.x1
-        unit = re.search(r"\d\s*$", current.text) and _UNIT.fullmatch(after.text.strip())
-        piece = not is_label(after.text) and id(after) not in stacked
-        if gap > (2.5 if unit else 0.4 if piece else -1) * sheet.line_height:
+        if after.box.height < 0.5 * sheet.line_height and len(after.norm) <= 2:
+            current = after  # a speck
+            continue
+        gap = (after.box.x0 - current.box.x1) / sheet.line_height
+        text = after.text.strip()
+        unit = re.search(r"\d\s*$", current.text) and _unit(text, start=True)
+        if unit:
+            if gap > UNIT_GAP:
+                break
+        elif is_label(text) or id(after) in stacked:
             break
+        elif gap > reach or (
+            numeric
+            and not any(char.isdigit() for char in text)
+            and (gap > TOUCH_GAP or _unit(current.text))
+        ):
+            break  # far, or words after a number and its unit: the next field's name
         stop = next_key(after.text, 0)
         if stop == 0:
             break
         out.append(Span(after, 0, stop))
         if stop < len(after.text):
             break
+        numeric = numeric or any(char.isdigit() for char in text)
         current = after
     return out
 
@@ -593,11 +845,16 @@ def _continued(sheet: Sheet, cell: Cell, starts: tuple[int, ...], limit: int = 8
     out: list[Span] = []
     current = cell
     for _ in range(limit):
-        if text_width(current.text) < WRAPPED_WIDTH:
-            break  # a short line ends its value: only a full line wraps
         nxt = sheet.continuation(current, starts)
-        if nxt is None or looks_like_key(nxt.text):
+        if nxt is None or is_label(nxt.text):
             break
+        listed = (  # a list of short items, one under the other ("cc: A / B")
+            abs(nxt.box.x0 - current.box.x0) <= 0.5 * sheet.line_height
+            and nxt.box.y0 - current.box.y1 <= 0.5 * sheet.line_height
+            and text_width(nxt.text) < WRAPPED_WIDTH
+        )
+        if text_width(current.text) < WRAPPED_WIDTH and not listed:
+            break  # a short line ends its value: only a full line wraps, or a list goes on
         stop = next_key(nxt.text, 0)
         part = _trim(nxt, 0, stop)
         if part is None:

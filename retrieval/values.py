@@ -47,7 +47,7 @@ PATTERNS: dict[str, re.Pattern[str]] = {
         re.I,
     ),
     "phone": re.compile(
-        r"(?<![\w+])\+?\(?\d[\d\s().-]{5,}\d(?!\w)|(?<!\d)1[3-9]\d{9}(?!\d)",
+        r"(?<!\d)1[3-9]\d{9}(?!\d)|(?<![\w+(])\(?\+?\(?\d[\d\s().-]{5,}\d(?!\w)",
     ),
     "percent": re.compile(r"\d+(?:\.\d+)?\s?%"),
     "email": re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"),
@@ -69,11 +69,18 @@ PATTERNS: dict[str, re.Pattern[str]] = {
 _PHONE_DIGITS = (7, 15)
 
 
+#: Full-width forms of ASCII ("（+86）", "：", "１２") and the ideographic space, to their
+#: ASCII characters one for one, so spans found in the folded text hold in the original.
+_HALF_WIDTH = {0xFF01 + offset: 0x21 + offset for offset in range(0x5E)} | {0x3000: 0x20}
+
+
 def spans(kind: str, text: str) -> list[tuple[int, int]]:
-    """Character spans of the values of a kind in the text, left to right."""
+    """Character spans of the values of a kind in the text, left to right (full-width
+    characters read as their ASCII forms)."""
     pattern = PATTERNS.get(kind)
     if pattern is None:
         return []
+    text = text.translate(_HALF_WIDTH)
     out = []
     for match in pattern.finditer(text):
         start, end = match.span()

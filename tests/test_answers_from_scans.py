@@ -10,6 +10,7 @@ compared after dropping spaces, boxes with a tolerance.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -165,8 +166,125 @@ def annual_report() -> Page:
     return page
 
 
+def spec_sheet() -> Page:
+    """A product specification: keys left, numbers and their units as cells of their own,
+    a second column of the same values, a header row over a row of data, a list."""
+    page = Page(1240, 1120)
+    page.write(80, 40, "PRODUCT SPECIFICATION", size=40, bold=True)
+    # a row whose unit sits a little low, right above the next row
+    page.write(80, 130, "Overall Length", size=26)
+    page.value(470, 130, "84", size=26)
+    page.write(520, 142, "mm", size=26)
+    page.write(578, 130, "Total Wt.", size=26)
+    page.write(850, 130, "974", size=26)
+    page.write(910, 142, "mg", size=26)
+    page.write(80, 160, "Rod Length", size=26)
+    page.value(470, 160, "64", size=26)
+    page.write(520, 160, "mm", size=26)
+    # a number, its unit far off; two columns of one value
+    page.write(80, 230, "Filter Length", size=26)
+    page.write(470, 230, "27", size=26)
+    page.write(560, 230, "mm", size=26)
+    page.write(730, 230, "27 mm", size=26)
+    page.write(80, 262, "Tipping Length", size=26)
+    page.write(470, 262, "32", size=26)
+    page.write(560, 262, "mm", size=26)
+    page.write(730, 262, "32 mm", size=26)
+    page.write(80, 300, "Roll Width", size=26)
+    page.write(470, 300, "120", size=26)
+    page.write(660, 300, "mm", size=26)
+    # a key over two long lines, its value beside the second
+    page.write(80, 350, "Perforation Type", size=26)
+    page.write(92, 380, "and No. of lines", size=26)
+    page.value(470, 380, "None", size=26)
+    # a header row over a row of data
+    columns = [("BLEND", "OGS"), ("CASING", "OGS"), ("RECASING", "OGS"), ("FLAVOR", "NONE")]
+    for x, (head, data) in zip((80, 300, 520, 760), columns, strict=True):
+        page.write(x, 470, head, size=26, bold=True)
+        page.write(x, 505, data, size=26)
+    page.write(80, 540, "Samples were kept at 20 C for two days before the tests.", size=26)
+    # a list of names under each other
+    page.write(80, 600, "cc:", size=26)
+    page.write(200, 600, "MRA File", size=26)
+    page.write(200, 630, "N. W. Kremer", size=26)
+    page.write(200, 660, "Address 2", size=26)
+    # a value over two lines, a speck of dirt after the first
+    page.write(80, 820, "Location", size=26)
+    page.write(240, 820, "CHICAGO, DALLAS, INDIANAPOLIS, LOS ANGELES", size=26)
+    page.write(905, 822, "a", size=13)
+    page.write(240, 852, "MEMPHIS, PHILADELPHIA", size=26)
+    # a value that runs on to a line holding a note with its own "Key:"
+    page.write(80, 930, "Suggestion:", size=26)
+    page.write(260, 930, "Discontinue the coal retention analyses on all", size=26)
+    page.write(260, 962, "submitted samples. (Note: few licensees test it)", size=26)
+    # a value over two lines, the first ending with a comma
+    page.write(80, 1020, "Prepared by:", size=26)
+    page.write(260, 1020, "Director of Technical Operations,", size=26)
+    page.write(260, 1052, "Brown & Williamson International", size=26)
+    # a signature written above its line, a date further on the line
+    page.write(80, 730, "Approved by:", size=26)
+    page.value(300, 703, "L. E. Gravely", size=30)
+    page.write(700, 730, "Date: 5/3/90", size=26)
+    return page
+
+
+def chinese_application() -> Page:
+    """A Chinese application form: keys over several lines or spread over their box, values
+    split into cells by the OCR, a family table whose phone column holds two numbers."""
+    page = Page(1240, 1440)
+    page.write(400, 40, "报名登记表", size=44)
+    # a key over three short lines, its value beside it
+    page.write(80, 140, "身体状", size=30)
+    page.write(80, 176, "况及以", size=30)
+    page.write(80, 212, "往病史", size=30)
+    page.value(300, 176, "健康", size=30)
+    # a key whose characters are spread over its box
+    page.write(700, 176, "民", size=30)
+    page.write(820, 176, "族", size=30)
+    page.value(960, 176, "汉族", size=30)
+    page.pair(80, 300, "传真：", "（+86）431 81032022", size=30)
+    page.write(80, 360, "地址：吉林省长春市柳莺西路666号邮编：130122", size=30)
+    page.write(80, 420, "申请有效期限", size=30)
+    page.value(360, 420, "8", size=30)
+    page.write(520, 420, "个月（有关证明请附后）", size=30)
+    page.write(80, 480, "日期：2020 年 6 月 8", size=30)
+    page.write(460, 480, "日", size=30)
+    # a header row over a family's rows: the phone column holds two numbers
+    rows = [
+        ["关系", "姓名", "联系电话"],
+        ["父亲", "巴图", "13081511161"],
+        ["母亲", "柳灵", "18991917402"],
+    ]
+    page.table(80, 560, rows, [240, 260, 400], size=30, pitch=56)
+    # a note right under the table, across its columns
+    page.write(80, 740, "注：以上内容由本人填写，如有虚假，后果由本人承担。", size=30)
+    # a total written under its key, currency and number read as two cells
+    page.write(80, 820, "展位数量", size=30)
+    page.write(360, 820, "总额", size=30)
+    page.write(340, 870, "RMB", size=30)
+    page.write(420, 862, "40000", size=30)
+    # a key spread over its box, its value read with its second character
+    page.write(80, 960, "籍", size=30)
+    page.write(200, 960, "贯", size=30)
+    page.value(236, 960, "浙江杭州", size=30)
+    # a paragraph under its key, its first line indented by two characters
+    page.write(80, 1040, "本人承诺：", size=30)
+    page.write(160, 1090, "此表所填信息真实可靠，如有虚假，本人愿意承担由此产生的", size=30)
+    page.write(80, 1136, "全部法律责任。", size=30)
+    # a value that fills its line, the next field's name written under it
+    page.write(80, 1210, "备注", size=30)
+    page.write(260, 1210, "申请人于本月迁入本市，材料齐全，同意受理", size=30)
+    page.write(260, 1256, "经办部门", size=30)
+    # a key whose value is written on the next line, past the key's end
+    page.write(80, 1330, "办理情况：", size=30)
+    page.write(290, 1378, "准许办理", size=30)
+    return page
+
+
 PAGES = {
     "fax.png": fax_cover(),
+    "spec.png": spec_sheet(),
+    "application_zh.png": chinese_application(),
     "report.png": annual_report(),
     **RECEIPTS,
     "form_zh.png": chinese_form(),
@@ -341,3 +459,108 @@ def test_line_boxes_are_cut_to_the_value_and_region_boxes_stay_whole(index):
 def test_a_document_reference_in_the_question_picks_the_document_not_its_title_line(index):
     answer = ask(index, "report.png", "How many employees are reported in report R40417?")
     assert "812" in value_of(answer)
+
+
+def field(index: Index, file: str, name: str) -> str:
+    """The answer to "the value of the field NAME", without its markers."""
+    question = (
+        f"“{name}”的内容是什么？" if has_cjk(name) else f'What is the value of the field "{name}"?'
+    )
+    return value_of(ask(index, file, question))
+
+
+def test_a_line_printed_a_little_low_does_not_join_the_next_row_to_its_own(index):
+    # "84 | mm" where "mm" sits low, right above "Rod Length | 64 | mm"
+    assert key(field(index, "spec.png", "Rod Length")) == key("64 mm")
+    assert key(field(index, "spec.png", "Overall Length")) == key("84 mm")  # not "Total Wt."
+
+
+def test_a_number_and_its_unit_in_cells_of_their_own_are_one_value(index):
+    assert key(field(index, "spec.png", "Roll Width")) == key("120 mm")  # a unit far off
+
+
+def test_a_field_with_a_value_in_each_column_gives_both(index):
+    assert key(field(index, "spec.png", "Filter Length")) == key("27 mm 27 mm")
+
+
+def test_a_key_over_two_long_lines_is_found(index):
+    assert key(field(index, "spec.png", "Perforation Type and No. of lines")) == "none"
+
+
+def test_a_header_over_a_row_of_data_gives_the_data_not_the_next_header(index):
+    answer = ask(index, "spec.png", 'What is the value of the field "CASING"?')
+
+    under = next(d.bbox for d in PAGES["spec.png"].lines if d.text == "OGS" and d.bbox.x0 >= 300)
+    assert key(value_of(answer)) == "ogs"
+    assert_cites_the_value(answer, under)
+
+
+def test_a_list_of_names_under_each_other_is_one_value_up_to_a_label(index):
+    assert key(field(index, "spec.png", "cc")) == key("MRA File N. W. Kremer")
+
+
+def test_a_speck_after_a_line_does_not_end_the_value_that_runs_on_below(index):
+    assert key(field(index, "spec.png", "Location")) == key(
+        "CHICAGO, DALLAS, INDIANAPOLIS, LOS ANGELES MEMPHIS, PHILADELPHIA"
+    )
+
+
+def test_a_key_later_on_a_line_does_not_take_the_sentence_before_it(index):
+    assert key(field(index, "spec.png", "Suggestion")) == key(
+        "Discontinue the coal retention analyses on all submitted samples."
+    )
+
+
+def test_a_comma_that_ends_a_line_the_value_runs_on_from_is_kept(index):
+    assert key(field(index, "spec.png", "Prepared by")) == key(
+        "Director of Technical Operations, Brown & Williamson International"
+    )
+
+
+def test_a_signature_written_above_its_line_is_the_value_not_the_date_after_it(index):
+    assert key(field(index, "spec.png", "Approved by")) == key("L. E. Gravely")
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("身体状况及以往病史", "健康"),  # a key over three short lines
+        ("民族", "汉族"),  # a key spread over its box: "民 | 族"
+        ("传真", "(+86)43181032022"),  # full-width brackets around the country code
+        ("地址", "吉林省长春市柳莺西路666号"),  # "…666号邮编：": 号 ends the address
+        ("申请有效期限", "8个月(有关证明请附后)"),  # a unit that starts the next cell
+        ("日期", "2020年6月8日"),  # a date the OCR read as two cells
+        ("联系电话", "13081511161 18991917402"),  # a column header: the column's numbers
+        ("总额", "RMB40000"),  # under its key, currency and amount as two cells
+        ("籍贯", "浙江杭州"),  # "籍 | 贯浙江杭州": the value read with the key's last character
+        ("本人承诺", "此表所填信息真实可靠,如有虚假,本人愿意承担由此产生的全部法律责任。"),
+        ("备注", "申请人于本月迁入本市,材料齐全,同意受理"),  # not the label under it
+        ("办理情况", "准许办理"),  # on the next line, past the key's end
+    ],
+    ids=[
+        "three-lines",
+        "spread",
+        "full-width",
+        "number-unit",
+        "unit-cell",
+        "split-date",
+        "column",
+        "under",
+        "spread-inline",
+        "indented",
+        "label-under",
+        "next-line",
+    ],
+)
+def test_chinese_application_fields_read_as_the_form_lays_them_out(index, name, value):
+    assert key(unicodedata.normalize("NFKC", field(index, "application_zh.png", name))) == key(
+        value
+    )
+
+
+def test_a_value_read_with_a_spread_key_cites_only_its_own_characters(index):
+    answer = ask(index, "application_zh.png", "“籍贯”的内容是什么？")
+
+    value = PAGES["application_zh.png"].values["浙江杭州"]
+    (line,) = [line for citation in answer.citations for line in citation.lines]
+    assert abs(line.bbox.x0 - value.x0) <= 12 and abs(line.bbox.x1 - value.x1) <= 12

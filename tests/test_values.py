@@ -63,6 +63,12 @@ def test_phone_numbers_with_their_punctuation_and_not_dates_or_amounts():
     assert found("phone", "18/04/2018 $1,234.50") == []
 
 
+def test_two_mobile_numbers_in_one_text_are_two_and_a_country_code_in_brackets_is_kept():
+    assert found("phone", "13081511161 18991917402") == ["13081511161", "18991917402"]
+    assert found("phone", "传真：（+86）431 81032022") == ["（+86）431 81032022"]
+    assert found("money", "合计：１６５．０４元") == ["１６５．０４元"]  # full-width digits
+
+
 @pytest.mark.parametrize(
     ("question", "key", "kind"),
     [
