@@ -131,7 +131,7 @@ class Sheet:
         further away, sharing a good part of the key's height (a signature written a little
         above its line)."""
         nearby = [c for row in self.rows[max(0, cell.row - 1) : cell.row + 3] for c in row]
-        after = []
+        after: list[tuple[float, Cell]] = []
         for other in nearby:
             if (
                 other is cell
