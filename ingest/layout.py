@@ -26,7 +26,8 @@ def median_height(lines: Sequence[Line]) -> float:
     return statistics.median(line.bbox.height for line in lines) if lines else 0.0
 
 
-def _overlap(a0: float, a1: float, b0: float, b1: float) -> float:
+def overlap(a0: float, a1: float, b0: float, b1: float) -> float:
+    """The length two intervals [a0, a1] and [b0, b1] share (0 when apart)."""
     return max(0, min(a1, b1) - max(a0, b0))
 
 
@@ -54,7 +55,8 @@ def rows(
         b = box(item)
         for index in range(len(out) - 1, max(-1, len(out) - 3), -1):
             top, bottom = spans[index]
-            if _overlap(top, bottom, b.y0, b.y1) >= 0.5 * min(bottom - top, b.height):
+            shared = overlap(top, bottom, b.y0, b.y1)
+            if shared > 0 and shared >= 0.5 * min(bottom - top, b.height):
                 out[index].append(item)
                 if grow:
                     spans[index] = (min(top, b.y0), max(bottom, b.y1))
@@ -98,7 +100,7 @@ def paragraphs(lines: Sequence[Line]) -> list[list[Line]]:
             if b.y0 - a.y1 > height:
                 break
             narrower = min(a.width, b.width) or 1
-            if b.y0 >= a.y1 - 0.5 * height and _overlap(a.x0, a.x1, b.x0, b.x1) >= 0.3 * narrower:
+            if b.y0 >= a.y1 - 0.5 * height and overlap(a.x0, a.x1, b.x0, b.x1) >= 0.3 * narrower:
                 parent[find(j)] = find(i)
     groups: dict[int, list[Line]] = {}
     for i in order:
@@ -164,7 +166,7 @@ def in_rows(items: Sequence[T], box: Callable[[T], BBox]) -> list[T]:
     for item in sorted(items, key=lambda it: (box(it).y0, box(it).x0)):
         b = box(item)
         last = box(out[-1][0]) if out else None
-        if last and _overlap(last.y0, last.y1, b.y0, b.y1) >= 0.5 * max(last.height, b.height):
+        if last and overlap(last.y0, last.y1, b.y0, b.y1) >= 0.5 * max(last.height, b.height):
             out[-1].append(item)
         else:
             out.append([item])
@@ -195,7 +197,7 @@ def table_cells(lines: Sequence[Line]) -> list[list[str]]:
         for line in row:
             column = max(
                 range(len(bands)),
-                key=lambda c: _overlap(bands[c][0], bands[c][1], line.bbox.x0, line.bbox.x1),
+                key=lambda c: overlap(bands[c][0], bands[c][1], line.bbox.x0, line.bbox.x1),
             )
             out[column] = f"{out[column]} {line.text.strip()}".strip()
         cells.append(out)

@@ -108,10 +108,9 @@ def _valued(query: Query, key: fields.KeyHit, value: fields.Value) -> Found | No
         typed = typed_spans(query.kind, spans)
         if typed:
             score += 0.15
-            if query.kind in STRICT_KINDS and value.where == "column":
-                spans = [part for found in typed for part in found]  # all of a column's
-            elif query.kind in STRICT_KINDS:
-                spans = typed[0]
+            if query.kind in STRICT_KINDS:  # a column's values all answer, else the first
+                column = value.where == "column"
+                spans = [part for found in typed for part in found] if column else typed[0]
         elif query.kind in STRICT_KINDS:
             score -= 0.3
         else:
@@ -123,21 +122,20 @@ def _valued(query: Query, key: fields.KeyHit, value: fields.Value) -> Found | No
 
 
 def typed_spans(kind: str, spans: list[Span]) -> list[list[Span]]:
-    """The values of a kind in a value read as several spans, each as the spans it covers:
-    a date OCR read as two cells ("2020 年 6 月8" | "日") is one date."""
-    text, starts = "", []
+    """The values of a kind in a value read as several spans, each as the spans it covers.
+    The pieces of one row are read together (a date OCR split, "2020 年 6 月8" | "日"); rows
+    one by one (the numbers of a column are no phone number)."""
+    runs: list[list[Span]] = []
     for span in spans:
-        starts.append(len(text) + (1 if text else 0))
-        text += (" " if text else "") + span.text
-    out = []
-    for a, b in values.spans(kind, text):
-        parts = []
-        for span, start in zip(spans, starts, strict=True):
-            low, high = max(a, start), min(b, start + len(span.text))
-            if high > low:
-                parts.append(Span(span.cell, span.start + low - start, span.start + high - start))
-        out.append(parts)
-    return out
+        if runs and runs[-1][-1].cell.row == span.cell.row:
+            runs[-1].append(span)
+        else:
+            runs.append([span])
+    return [
+        fields.spans_of(run, a, b)
+        for run in runs
+        for a, b in values.spans(kind, " ".join(span.text for span in run))
+    ]
 
 
 def typed_answer(

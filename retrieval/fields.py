@@ -27,8 +27,8 @@ from functools import cached_property
 from rapidfuzz import fuzz
 from rapidfuzz.distance import Levenshtein
 
-from ..ingest.layout import rows
-from ..ingest.model import BBox
+from ..ingest.layout import overlap, rows
+from ..ingest.model import BBox, union_all
 from .questions import normal
 from .results import HitLine, HitRegion, SearchHit
 
@@ -64,8 +64,8 @@ class Cell:
         return self.line.bbox
 
     def __post_init__(self) -> None:
-        if self.norm:
-            return  # given (a joined cell: its parts' forms)
+        if self.parts:
+            return  # a joined cell: given its parts' forms
         for index, char in enumerate(self.line.text):
             for folded in unicodedata.normalize("NFKC", char).lower():
                 if folded.isalnum():
@@ -165,11 +165,15 @@ class Sheet:
 
     def after_colon(self, cell: Cell) -> Cell | None:
         """The value of a "Key:" with nothing beside or under it, written on the next line
-        past the key's end ("办理情况：" / "      准许办理"): the first cell of the next
-        row that starts right of the key and within `INDENT` line heights of its end."""
-        if cell.row + 1 >= len(self.rows):
+        past the key's end ("办理情况：" / "      准许办理"): the first cell of the row after
+        the key's last line that starts right of the key and within `INDENT` line heights of
+        its end."""
+        last = (cell.parts or (cell,))[-1]
+        if last.row + 1 >= len(self.rows):
             return None
-        for other in self.rows[cell.row + 1]:
+        for other in self.rows[last.row + 1]:
+            if other in cell.parts:
+                continue
             if other.box.y0 - cell.box.y1 > self.line_height:
                 return None
             if other.box.x0 < cell.box.x0:
@@ -184,7 +188,7 @@ class Sheet:
         of them over three or more cells of the row under the key, which holds no label; and
         the cell under the key (`first`) reads as data: a number, or a text repeated on its
         row or under it ("OGS | OGS | OGS", "四川 / 四川")."""
-        own = self.rows[(cell.parts or (cell,))[0].row]
+        own = self.rows[cell.row]
         if any(char.isdigit() for other in own for char in other.text):
             return False
         if first.box.y0 - cell.box.y1 > 1.5 * self.line_height:
@@ -263,20 +267,20 @@ class Sheet:
 #: A paragraph's first line may be indented by up to this many line heights (two Chinese
 #: characters), so the line it runs on to starts that much further left.
 INDENT = 2.5
-#: A cell off a key's row lies beside it when they share this much of the lower one's
+#: A cell off a key's row lies beside it when they share this much of the shorter one's
 #: height; it then counts as this many line heights further right than it is.
 LEVEL, OFF_LEVEL = 0.35, 2.0
 
 
-def _shared_height(upper: BBox, lower: BBox) -> float:
-    overlap = min(upper.y1, lower.y1) - max(upper.y0, lower.y0)
-    return max(0.0, overlap / max(1, min(upper.height, lower.height)))
+def _shared_height(a: BBox, b: BBox) -> float:
+    """How much of the shorter box's height the two share (0–1)."""
+    return overlap(a.y0, a.y1, b.y0, b.y1) / max(1, min(a.height, b.height))
 
 
 def _shares_column(upper: BBox, lower: BBox, height: float) -> bool:
-    overlap = min(upper.x1, lower.x1) - max(upper.x0, lower.x0)
+    shared = overlap(upper.x0, upper.x1, lower.x0, lower.x1)
     narrower = max(1, min(upper.width, lower.width))
-    return overlap >= 0.3 * narrower or abs(upper.x0 - lower.x0) <= height
+    return shared >= 0.3 * narrower or abs(upper.x0 - lower.x0) <= height
 
 
 def line_key(hit: SearchHit, region: HitRegion, line: HitLine) -> tuple[str, int, BBox, str]:
@@ -345,7 +349,7 @@ def _stacked(sheet: Sheet) -> list[Cell]:
             lower
             for lower in pool[low:high]
             if lower is not upper
-            and min(upper.box.x1, lower.box.x1) - max(upper.box.x0, lower.box.x0)
+            and overlap(upper.box.x0, upper.box.x1, lower.box.x0, lower.box.x1)
             >= 0.6 * max(1, min(upper.box.width, lower.box.width))
         ]
 
@@ -381,15 +385,12 @@ def _spaced(sheet: Sheet) -> list[Cell]:
 
 
 def _joined(parts: tuple[Cell, ...]) -> Cell:
+    """One cell of several lines' texts, joined by spaces, for finding a key written over
+    them; its spans map back onto the lines with `_on_parts`."""
     first, last = parts[0], parts[-1]
     line = HitLine(
         text=" ".join(part.text for part in parts),
-        bbox=BBox.enclosing(
-            min(part.box.x0 for part in parts),
-            first.box.y0,
-            max(part.box.x1 for part in parts),
-            max(part.box.y1 for part in parts),
-        ),
+        bbox=union_all([part.box for part in parts]),
         start=first.line.start,
         end=last.line.end,
     )
@@ -398,8 +399,7 @@ def _joined(parts: tuple[Cell, ...]) -> Cell:
         origin += [offset + index for index in part.origin]
         offset += len(part.text) + 1
     norm = "".join(part.norm for part in parts)
-    joined = Cell(line, first.region, first.hit, first.rank, norm, origin, first.row, parts)
-    return joined
+    return Cell(line, first.region, first.hit, first.rank, norm, origin, first.row, parts)
 
 
 def _row_pairs(row: list[Cell]) -> str:
@@ -707,7 +707,8 @@ _LEADING = re.compile(r"^[\s:：.=_|>)）\-–—]*")
 
 def _trim(cell: Cell, start: int, end: int, marks: str = " \t") -> Span | None:
     """Characters [start, end) of a cell without the marks before a value, and without
-    `marks` at its end (only spaces: a comma ending a line the value runs on from is its)."""
+    `marks` at its end (by default only spaces: a comma at the end of a line the value runs
+    on from belongs to the value)."""
     text = cell.text
     start += len(_LEADING.match(text[start:end]).group())  # type: ignore[union-attr]
     while end > start and text[end - 1] in marks:
@@ -716,10 +717,17 @@ def _trim(cell: Cell, start: int, end: int, marks: str = " \t") -> Span | None:
 
 
 def _ended(value: Value) -> Value | None:
-    """A value without the commas, semicolons and bars its last span ends with."""
-    last = _trim(value.spans[-1].cell, value.spans[-1].start, value.spans[-1].end, " \t,;|")
-    spans = [*value.spans[:-1], *([last] if last else [])]
-    return Value(spans, value.where) if spans else None
+    """A value without the commas, semicolons and bars it ends with (spans left empty are
+    dropped)."""
+    spans = list(value.spans)
+    while spans:
+        last = spans[-1]
+        end = last.start + len(last.text.rstrip(" \t,;|"))
+        if end > last.start:
+            spans[-1] = Span(last.cell, last.start, end)
+            return Value(spans, value.where)
+        spans.pop()
+    return None
 
 
 def values(sheet: Sheet, key: KeyHit) -> list[Value]:
@@ -730,9 +738,10 @@ def values(sheet: Sheet, key: KeyHit) -> list[Value]:
     inline = _trim(cell, key.end, stop)
     if inline is not None:
         spans = _on_parts(inline)
-        if stop >= len(cell.text):
-            spans += _along_row(sheet, cell) or _continued(
-                sheet, cell, (inline.box.x0, cell.box.x0)
+        if stop >= len(cell.text):  # run on from the line the value ends on
+            tail = spans[-1].cell
+            spans += _along_row(sheet, tail) or _continued(
+                sheet, tail, (spans[0].box.x0, tail.box.x0)
             )
         out.append(Value(spans, "inline"))
     below = sheet.below(cell)
@@ -768,16 +777,9 @@ _UNIT = re.compile(
 )
 
 
-_UNIT_WORD = re.compile(rf"(?:{_UNIT.pattern})(?!\w)", re.I)
-
-
-def _unit(text: str, start: bool = False) -> bool:
-    """True when the text is a unit, or (`start`) begins with one as a word of its own
-    ("个月（有关证明请附后）" after "8")."""
-    text = text.strip()
-    if not start:
-        return bool(_UNIT.fullmatch(text))
-    return bool(_UNIT_WORD.match(text))
+#: A cell that starts with a unit as a word of its own ("个月（有关证明请附后）" after "8"),
+#: not followed by more words ("In Stock:" is the next field).
+_UNIT_WORD = re.compile(rf"\s*(?:{_UNIT.pattern})(?!\w)(?!\s*[A-Za-z])", re.I)
 
 
 def _on_parts(span: Span) -> list[Span]:
@@ -785,12 +787,19 @@ def _on_parts(span: Span) -> list[Span]:
     after it) as spans of the lines it joins, which are what can be cited."""
     if not span.cell.parts:
         return [span]
-    out, start = [], 0
-    for part in span.cell.parts:
-        low, high = max(span.start, start), min(span.end, start + len(part.text))
+    whole = [Span(part, 0, len(part.text)) for part in span.cell.parts]
+    return spans_of(whole, span.start, span.end)
+
+
+def spans_of(pieces: list[Span], start: int, end: int) -> list[Span]:
+    """Characters [start, end) of the pieces' texts joined by single spaces, as spans of the
+    pieces."""
+    out, offset = [], 0
+    for piece in pieces:
+        low, high = max(start, offset), min(end, offset + len(piece.text))
         if high > low:
-            out.append(Span(part, low - start, high - start))
-        start += len(part.text) + 1
+            out.append(Span(piece.cell, piece.start + low - offset, piece.start + high - offset))
+        offset += len(piece.text) + 1
     return out
 
 
@@ -805,20 +814,20 @@ def _along_row(sheet: Sheet, cell: Cell, reach: float = PIECE_GAP) -> list[Span]
     label, a key written on two lines, words after a number (the next field's name), or a
     gap wider than `reach` line heights; specks of dirt read as a letter are passed over."""
     out: list[Span] = []
-    current = cell
+    current = edge = cell  # the value's last cell; the last cell passed, specks included
     stacked = sheet.stacked_parts
     numeric = any(char.isdigit() for char in cell.text)
     while True:
-        after = sheet.right_of(current)
+        after = sheet.right_of(edge)
         if after is None or after.row != current.row:
             break
-        if after.box.height < 0.5 * sheet.line_height and len(after.norm) <= 2:
-            current = after  # a speck
+        text = after.text.strip()
+        small = after.box.height < 0.5 * sheet.line_height and len(after.norm) <= 2
+        if small and not any(char.isdigit() for char in text):
+            edge = after  # a speck
             continue
         gap = (after.box.x0 - current.box.x1) / sheet.line_height
-        text = after.text.strip()
-        unit = re.search(r"\d\s*$", current.text) and _unit(text, start=True)
-        if unit:
+        if re.search(r"\d\s*$", current.text) and _UNIT_WORD.match(text):
             if gap > UNIT_GAP:
                 break
         elif is_label(text) or id(after) in stacked:
@@ -826,17 +835,19 @@ def _along_row(sheet: Sheet, cell: Cell, reach: float = PIECE_GAP) -> list[Span]
         elif gap > reach or (
             numeric
             and not any(char.isdigit() for char in text)
-            and (gap > TOUCH_GAP or _unit(current.text))
+            and (gap > TOUCH_GAP or _UNIT.fullmatch(current.text.strip()))
         ):
             break  # far, or words after a number and its unit: the next field's name
         stop = next_key(after.text, 0)
         if stop == 0:
             break
-        out.append(Span(after, 0, stop))
+        part = _trim(after, 0, stop)
+        if part is not None:
+            out.append(part)
         if stop < len(after.text):
             break
         numeric = numeric or any(char.isdigit() for char in text)
-        current = after
+        current = edge = after
     return out
 
 
