@@ -34,6 +34,7 @@ from llama_index.core.readers.base import ReaderConfig
 from llama_index.core.schema import MetadataMode
 from seams import ENCODER, IndexWith, open_index
 
+from scanrag.config import Settings
 from scanrag.connectors.llama_index import (
     DOCUMENT_KEY,
     ScanRAGEmbedding,
@@ -334,3 +335,15 @@ def test_a_parser_object_is_serialised_by_its_name(tmp_path):
     reader = ScanRAGReader(parser=parser, data_dir=tmp_path)
     assert reader.parser == "pdf-text" and reader.settings.parser != "pdf-text"
     assert ScanRAGReader.from_json(reader.to_json()).settings.parser == "pdf-text"
+
+
+@pytest.mark.parametrize("given", ["settings", "options"])
+def test_a_parser_and_dpi_given_as_settings_or_options_are_serialised(given, tmp_path):
+    chosen = {"parser": "tesseract", "dpi": 300, "data_dir": tmp_path}
+    if given == "settings":
+        reader = ScanRAGReader(settings=Settings(**chosen))
+    else:
+        reader = ScanRAGReader(options=chosen)
+    again = ScanRAGReader.from_json(reader.to_json())
+    assert (again.parser, again.dpi) == ("tesseract", 300)
+    assert (again.settings.parser, again.settings.dpi) == ("tesseract", 300)

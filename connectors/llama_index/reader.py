@@ -27,7 +27,7 @@ from .metadata import DOCUMENT_KEY, node_metadata
 
 log = logging.getLogger(__name__)
 
-Paths = str | Path | PurePath | Sequence[str | Path | PurePath]
+Paths = str | PurePath | Sequence[str | PurePath]
 
 
 class ScanRAGReader(BasePydanticReader):
@@ -80,8 +80,16 @@ class ScanRAGReader(BasePydanticReader):
         if instance is not None:
             del given["parser"]  # the object reads every file; its name is for to_json only
         built = settings.merged(**given) if settings else Settings(**given)
-        kept = (set(given) | (settings.model_fields_set if settings else set())) - {"parser", "dpi"}
-        public = {key for key in kept if not isinstance(getattr(built, key), SecretStr)}
+        chosen = set(given) | (settings.model_fields_set if settings else set())
+        if name is None and "parser" in chosen:
+            name = built.parser
+        if dpi is None and "dpi" in chosen:
+            dpi = built.dpi
+        public = {
+            key
+            for key in chosen - {"parser", "dpi"}
+            if not isinstance(getattr(built, key), SecretStr)
+        }
         options = built.model_dump(mode="json", include=public)
         super().__init__(parser=name, dpi=dpi, options=options, **fields)
         self._parser = instance
@@ -107,14 +115,6 @@ class ScanRAGReader(BasePydanticReader):
     @property
     def cache(self) -> ParseCache:
         return ParseCache(Path(self.cache_dir) if self.cache_dir else self.data.llama_index)
-
-    def load_data(
-        self,
-        file_or_dir_or_list: Paths,
-        extra_info: dict | None = None,
-        fs: AbstractFileSystem | None = None,
-    ) -> list[Document]:
-        return list(self.lazy_load_data(file_or_dir_or_list, extra_info, fs))
 
     def lazy_load_data(
         self,
@@ -155,7 +155,7 @@ class ScanRAGReader(BasePydanticReader):
 
     def _through(
         self, fs: AbstractFileSystem, paths: list[str]
-    ) -> Iterator[tuple[Path, SourceFile | None]]:
+    ) -> Iterator[tuple[Path, SourceFile]]:
         """Each file read through `fs` and checked from its bytes (parsed from them, too)."""
         for name in paths:
             try:
