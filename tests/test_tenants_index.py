@@ -225,3 +225,38 @@ def test_an_old_jobs_table_gains_the_tenant_column(tmp_path):
     assert store.get("j1", "default") is not None
     assert store.get("j1", "acme") is None
     assert os.path.exists(path)
+
+
+def test_the_langchain_and_llama_index_retrievers_search_one_tenant_with_metadata_filters(
+    tmp_path, docs
+):
+    pytest.importorskip("langchain_core")
+    pytest.importorskip("llama_index.core")
+    from scanrag.connectors.langchain import ScanRAGRetriever as LangChainRetriever
+    from scanrag.connectors.llama_index import ScanRAGRetriever as LlamaRetriever
+
+    with open_index(tmp_path / "data") as index:
+        acme, globex = index.as_tenant("acme"), index.as_tenant("globex")
+        acme.ingest([docs / "ledger.pdf"], metadata={"dept": "finance"})
+        acme.ingest([docs / "roster.pdf"], metadata={"dept": "hr"})
+        globex.ingest([docs / "ledger.pdf"], metadata={"dept": "finance"})
+        acme_ids = {info.doc_id for info in acme.documents()}
+        (globex_id,) = [info.doc_id for info in globex.documents()]
+        query = "committee supplier contracts"
+        finance = {"metadata": {"dept": "finance"}}
+
+        chain = LangChainRetriever(index=index, tenant="acme", top_k=10, filters=finance)
+        found = chain.invoke(query)
+        assert found and {Path(d.metadata["source"]).name for d in found} == {"ledger.pdf"}
+        assert {d.metadata["doc_id"] for d in found} <= acme_ids
+        assert all(d.metadata["metadata"] == {"dept": "finance"} for d in found)
+        everything = LangChainRetriever(index=index, tenant="globex", top_k=10).invoke(query)
+        assert {d.metadata["doc_id"] for d in everything} == {globex_id}
+
+        llama = LlamaRetriever(index=index, tenant="acme", top_k=10, filters=finance)
+        nodes = llama.retrieve(query)
+        assert nodes and {n.node.metadata["doc_id"] for n in nodes} <= acme_ids
+        assert {Path(n.node.metadata["source"]).name for n in nodes} == {"ledger.pdf"}
+        other = LlamaRetriever(index=index, tenant="globex", top_k=10).retrieve(query)
+        assert {n.node.metadata["doc_id"] for n in other} == {globex_id}
+        assert LlamaRetriever(index=index, top_k=10).retrieve(query) == []  # default: none
