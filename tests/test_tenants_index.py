@@ -260,3 +260,35 @@ def test_the_langchain_and_llama_index_retrievers_search_one_tenant_with_metadat
         other = LlamaRetriever(index=index, tenant="globex", top_k=10).retrieve(query)
         assert {n.node.metadata["doc_id"] for n in other} == {globex_id}
         assert LlamaRetriever(index=index, top_k=10).retrieve(query) == []  # default: none
+
+
+def test_the_stdio_mcp_server_acts_for_its_tenant(tmp_path, docs):
+    """`scanrag mcp --tenant acme`: the tools see acme's documents, and without it the
+    default tenant's (none here)."""
+    pytest.importorskip("mcp.server.mcpserver")
+    import asyncio
+
+    from doors import console_script
+    from mcp import Client, StdioServerParameters
+
+    with open_index(tmp_path / "data") as index:
+        index.as_tenant("acme").ingest([docs / "ledger.pdf"], metadata={"dept": "finance"})
+        (acme_doc,) = index.as_tenant("acme").documents()
+
+    def listed(*extra: str) -> list[dict]:
+        params = StdioServerParameters(
+            command=console_script(),
+            args=["mcp", "--data-dir", str(tmp_path / "data"), *extra],
+            env=dict(os.environ),
+        )
+
+        async def run() -> list[dict]:
+            async with Client(params) as mcp:
+                result = await mcp.call_tool("list_documents", {})
+            return result.structured_content["documents"]
+
+        return asyncio.run(run())
+
+    (document,) = listed("--tenant", "acme")
+    assert document["doc_id"] == acme_doc.doc_id and document["metadata"] == {"dept": "finance"}
+    assert listed() == []
