@@ -226,6 +226,11 @@ def test_metadata_is_returned_filtered_on_and_patched(server):
     assert answer["citations"] and all(
         c["metadata"] == {"dept": "finance", "year": 2019} for c in answer["citations"]
     )
+    for dept, value in (("finance", TOTAL), ("hr", None)):
+        extract = {"doc_id": ids["invoice.png"], "fields": ["total"],
+                   "filters": {"metadata": {"dept": dept}}}  # fmt: skip
+        (field,) = acme.post("/v1/extract", json=extract).json()["fields"]
+        assert field["value"] == value, (dept, field)
     patched = acme.patch(
         f"/v1/documents/{ids['memo.pdf']}", json={"metadata": {"dept": "legal", "year": None}}
     )
