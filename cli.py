@@ -575,8 +575,10 @@ def serve(
 
     setup_logging(verbose)
     settings = listening_on(host, make_settings(data_dir=data_dir, qdrant_url=qdrant_url))
+    with user_errors():
+        application = create_app(settings)  # a bad keys file: one line
     uvicorn.run(
-        create_app(settings),
+        application,
         host=host,
         port=port,
         log_level="debug" if verbose else "info",
@@ -640,7 +642,7 @@ def mcp_server(
             from .api.app import NO_KEY_WARNING
             from .api.guard import configure_access_log
 
-            if not settings.tenant_keys():
+            if not settings.key_ring():
                 logging.getLogger("scanrag.api").warning(NO_KEY_WARNING)
             configure_access_log(settings)
             uvicorn.run(

@@ -365,6 +365,14 @@ class Settings(BaseSettings):
                 keys.setdefault(name, []).extend(held)
         return keys
 
+    def key_ring(self) -> tenants.KeyRing:
+        """Every API key and its tenant; ConfigError for an unreadable keys file or a key
+        given to two tenants."""
+        try:
+            return tenants.KeyRing(self.tenant_keys())
+        except ValueError as exc:
+            raise ConfigError(f"{exc} (SCANRAG_API_KEY, SCANRAG_API_KEYS, the keys file)") from None
+
     def limits_for(self, tenant: str) -> TenantLimits:
         """A tenant's limits: its own entry in `tenant_limits` over the tenant_max_* defaults."""
         defaults = TenantLimits(

@@ -17,7 +17,6 @@ from fastapi.responses import JSONResponse
 from ..config import Settings
 from ..errors import ScanragError, printable
 from ..retrieval.index import Index
-from ..tenants import KeyRing
 from .deps import AppState, get_tenant
 from .guard import Guard, access_log, configure_access_log
 from .jobs import JobManager
@@ -75,7 +74,7 @@ def create_app(
     """The app; `open_index` opens its index at every start (an Index with parts of one's
     own: a shared encoder, a store, a runner)."""
     settings = settings or Settings()
-    keys = KeyRing(settings.tenant_keys())  # a bad keys file fails here, not at a request
+    keys = settings.key_ring()  # a bad keys file fails here, not at a request
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -103,7 +103,7 @@ class Guard:
     def __init__(self, app: ASGIApp, settings: Settings, keys: KeyRing | None = None) -> None:
         self.app = app
         self.settings = settings
-        self.keys = keys if keys is not None else KeyRing(settings.tenant_keys())
+        self.keys = keys if keys is not None else settings.key_ring()
         self.rates = RateLimits(settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -64,6 +64,8 @@ def test_bad_keys_are_refused_with_where_they_came_from_and_without_the_secret(t
         Settings(api_keys={"acme": ["kéy"]})
     with pytest.raises(ValueError, match="two tenants"):
         KeyRing(parse_pairs("acme:SAME,globex:SAME"))
+    with pytest.raises(ConfigError, match="two tenants"):
+        Settings(api_key="SAME", api_keys="globex:SAME").key_ring()
     with pytest.raises(ValidationError, match="not a tenant name"):
         Settings(tenant="../etc")
     missing = Settings(api_keys_file=tmp_path / "nope.txt")
@@ -133,3 +135,10 @@ def test_the_cli_ingests_searches_and_asks_for_a_tenant_with_metadata(tmp_path, 
     assert bad.exit_code != 0 and "key=value" in bad.output
     bad = runner.invoke(app, ["search", "x", *data, "--tenant", "Not A Name"])
     assert bad.exit_code != 0 and "tenant" in bad.output and "Traceback" not in bad.output
+
+
+def test_serve_with_an_unreadable_keys_file_says_so_in_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("SCANRAG_API_KEYS_FILE", str(tmp_path / "missing-keys"))
+    result = CliRunner().invoke(app, ["serve", "--data-dir", str(tmp_path / "data")])
+    assert result.exit_code == 2
+    assert "cannot read the API keys file" in result.output and "Traceback" not in result.output
