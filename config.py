@@ -31,6 +31,17 @@ class TenantLimits(BaseModel):
         None, ge=1, description="Most API requests in any 60 seconds (then 429, Retry-After)."
     )
 
+    def over(self, documents: int, pages: int) -> str | None:
+        """What holding `documents` documents of `pages` pages in all would break, as
+        'N documents, over its limit of M', or None when both are within the limits."""
+        for kind, count, limit in (
+            ("documents", documents, self.documents),
+            ("pages", pages, self.pages),
+        ):
+            if limit is not None and count > limit:
+                return f"{count} {kind}, over its limit of {limit}"
+        return None
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(

@@ -276,16 +276,13 @@ class IngestRun:
         others = self.manifest.by_doc(self.tenant, row.doc_id) if row and row.doc_id else []
         if row and [r.path for r in others] == [job.path]:  # its present document goes
             documents, held = documents - 1, held - (row.pages or 0)
-        for kind, count, limit, setting in (
-            ("documents", documents, limits.documents, "TENANT_MAX_DOCUMENTS"),
-            ("pages", held, limits.pages, "TENANT_MAX_PAGES"),
-        ):
-            if limit is not None and count > limit:
-                raise LimitExceeded(
-                    f"{show(job.path)}: indexing it would give tenant {self.tenant!r} {count} "
-                    f"{kind}, over its limit of {limit}; delete documents, or raise "
-                    f"SCANRAG_{setting} (or its tenant_limits entry)"
-                )
+        over = limits.over(documents, held)
+        if over is not None:
+            raise LimitExceeded(
+                f"{show(job.path)}: indexing it would give tenant {self.tenant!r} {over}; "
+                "delete documents, or raise SCANRAG_TENANT_MAX_DOCUMENTS / _MAX_PAGES (or the "
+                "tenant's tenant_limits entry)"
+            )
 
     def _dispatch(self, job: FileJob) -> None:
         self.parsing[job.opened.sha256] = job

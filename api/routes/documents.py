@@ -70,18 +70,16 @@ def _accept(
 def _within_limits(index: Index, settings: Settings, documents: int, pages: int) -> None:
     """429 when the files would take the tenant over its documents or pages limit (counted
     as new documents; the job checks each file exactly as it indexes it)."""
-    limits = settings.limits_for(index.tenant)
+    if not documents:
+        return
     held_documents, held_pages = index.usage()
-    for kind, held, adding, limit in (
-        ("documents", held_documents, documents, limits.documents),
-        ("pages", held_pages, pages, limits.pages),
-    ):
-        if limit is not None and adding and held + adding > limit:
-            raise HTTPException(
-                status.HTTP_429_TOO_MANY_REQUESTS,
-                f"this upload would give the tenant {held + adding} {kind}, over its limit of "
-                f"{limit}; delete documents first (nothing of this upload was stored)",
-            )
+    over = settings.limits_for(index.tenant).over(held_documents + documents, held_pages + pages)
+    if over is not None:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            f"this upload would give the tenant {over}; delete documents first (nothing of "
+            "this upload was stored)",
+        )
 
 
 @dataclass
