@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -97,6 +98,10 @@ StraightenOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+TenantOption = Annotated[
+    str | None,
+    typer.Option("--tenant", help="The tenant to act for (default: $SCANRAG_TENANT or default)."),
+]
 VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Log details and tracebacks.")]
 
 
@@ -121,6 +126,12 @@ def make_settings(**overrides: Any) -> Settings:
     """Settings from env / scanrag.toml with the command line's explicit options on top."""
     try:
         return Settings(**{key: value for key, value in overrides.items() if value is not None})
+    except ValidationError as exc:  # without the values (SCANRAG_API_KEYS holds secrets)
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']) or 'settings'}: {error['msg']}"
+            for error in exc.errors(include_input=False)
+        )
+        fail_usage(f"invalid settings: {problems}")
     except Exception as exc:
         fail_usage(f"invalid settings: {exc}")
 
@@ -291,13 +302,26 @@ QdrantUrlOption = Annotated[
 
 
 def parse_filters(values: list[str] | None) -> dict[str, Any]:
-    """`--filter key=value` pairs: doc_id, source, label, page=N or page=A-B."""
+    """`--filter key=value` pairs: doc_id, source, label, page=N or page=A-B, and meta.KEY=VALUE
+    (document metadata; a key given twice: either value)."""
     filters: dict[str, Any] = {}
+    wanted: dict[str, list[Any]] = {}
     for item in values or []:
         key, sep, value = item.partition("=")
         key = key.strip()
+        if sep and key.startswith("meta."):
+            try:
+                parsed = parse_metadata([f"{key.removeprefix('meta.')}={value}"])
+            except ValueError as exc:
+                fail_usage(f"bad --filter {item!r}: {exc}")
+            for name, one in parsed.items():
+                wanted.setdefault(name, []).append(one)
+            continue
         if not sep or key not in ("doc_id", "source", "label", "page"):
-            fail_usage(f"bad --filter {item!r}: use doc_id=, source=, label= or page=N / page=A-B")
+            fail_usage(
+                f"bad --filter {item!r}: use doc_id=, source=, label=, page=N / page=A-B or "
+                "meta.KEY=VALUE"
+            )
         if key == "page":
             low, dash, high = value.partition("-")
             if not low.strip().isdigit() or (dash and not high.strip().isdigit()):
@@ -311,7 +335,16 @@ def parse_filters(values: list[str] | None) -> dict[str, Any]:
             filters[key] = [*previous, value] if isinstance(previous, list) else [previous, value]
         else:
             filters[key] = value
+    if wanted:
+        filters["metadata"] = {k: v[0] if len(v) == 1 else v for k, v in wanted.items()}
     return filters
+
+
+def parse_metadata(pairs: list[str]) -> dict[str, Any]:
+    """`key=value` pairs: numbers and true/false as JSON reads them, anything else as text."""
+    from .retrieval.metadata import parse_pairs
+
+    return parse_pairs(pairs)
 
 
 @app.command()
@@ -360,6 +393,15 @@ def ingest(
         ),
     ] = None,
     straighten: StraightenOption = None,
+    tenant: TenantOption = None,
+    meta: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--meta",
+            help="Metadata for every document indexed, key=value (repeatable); documents "
+            "already indexed get it too, without parsing.",
+        ),
+    ] = None,
     json_out: JsonOption = False,
     verbose: VerboseOption = False,
 ) -> None:
@@ -369,7 +411,12 @@ def ingest(
     from .retrieval.reports import IngestEvent
 
     setup_logging(verbose)
+    try:
+        metadata = parse_metadata(meta) if meta else None
+    except ValueError as exc:
+        fail_usage(f"bad --meta: {exc}")
     settings = make_settings(
+        tenant=tenant,
         data_dir=data_dir,
         parser=parser,
         dpi=dpi,
@@ -400,7 +447,7 @@ def ingest(
             else:
                 bar.update(files_task, completed=event.file_index)
 
-        report = index.ingest(paths, on_progress=on_progress)
+        report = index.ingest(paths, on_progress=on_progress, metadata=metadata)
         bar.update(files_task, description="building the search index (HNSW)")
         index.optimize()
     for item in report.warnings:
@@ -423,13 +470,15 @@ def search(
     query: Annotated[str, typer.Argument(help="What to look for.")],
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, max=100, help="Results.")] = 5,
     filters: Annotated[
-        list[str] | None, typer.Option("--filter", help="doc_id=, source=, label=, page=N or A-B")
+        list[str] | None,
+        typer.Option("--filter", help="doc_id=, source=, label=, page=N or A-B, meta.KEY=VALUE"),
     ] = None,
     mode: Annotated[
         str | None, typer.Option("--mode", help="hybrid (default), dense or sparse.")
     ] = None,
     data_dir: DataDirOption = None,
     qdrant_url: QdrantUrlOption = None,
+    tenant: TenantOption = None,
     json_out: JsonOption = False,
     verbose: VerboseOption = False,
 ) -> None:
@@ -439,7 +488,7 @@ def search(
     setup_logging(verbose)
     if mode not in (None, "hybrid", "dense", "sparse"):
         fail_usage(f"unknown --mode {mode!r}; use hybrid, dense or sparse")
-    settings = make_settings(data_dir=data_dir, qdrant_url=qdrant_url)
+    settings = make_settings(data_dir=data_dir, qdrant_url=qdrant_url, tenant=tenant)
     chosen = parse_filters(filters)
     with user_errors(), Index(settings) as index:
         hits = index.search(query, top_k=top_k, filters=chosen, mode=mode)  # type: ignore[arg-type]
@@ -460,7 +509,8 @@ def ask(
     question: Annotated[str, typer.Argument(help="A question about the indexed documents.")],
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, max=50, help="Chunks to read.")] = 5,
     filters: Annotated[
-        list[str] | None, typer.Option("--filter", help="doc_id=, source=, label=, page=N or A-B")
+        list[str] | None,
+        typer.Option("--filter", help="doc_id=, source=, label=, page=N or A-B, meta.KEY=VALUE"),
     ] = None,
     answerer: Annotated[
         str | None, typer.Option("--answerer", help="extractive (default) or openai.")
@@ -471,6 +521,7 @@ def ask(
     llm_model: Annotated[str | None, typer.Option("--llm-model", help="Model name.")] = None,
     data_dir: DataDirOption = None,
     qdrant_url: QdrantUrlOption = None,
+    tenant: TenantOption = None,
     json_out: JsonOption = False,
     verbose: VerboseOption = False,
 ) -> None:
@@ -485,6 +536,7 @@ def ask(
         answerer=answerer,
         llm_url=llm_url,
         llm_model=llm_model,
+        tenant=tenant,
     )
     with user_errors(), Index(settings) as index:
         result = index.ask(question, top_k=top_k, filters=parse_filters(filters))
@@ -523,8 +575,10 @@ def serve(
 
     setup_logging(verbose)
     settings = listening_on(host, make_settings(data_dir=data_dir, qdrant_url=qdrant_url))
+    with user_errors():
+        application = create_app(settings)  # a bad keys file: one line
     uvicorn.run(
-        create_app(settings),
+        application,
         host=host,
         port=port,
         log_level="debug" if verbose else "info",
@@ -548,22 +602,33 @@ def mcp_server(
     port: Annotated[int, typer.Option("--port", help="With http: TCP port.")] = 8000,
     data_dir: DataDirOption = None,
     qdrant_url: QdrantUrlOption = None,
+    tenant: Annotated[
+        str | None,
+        typer.Option(
+            "--tenant",
+            help="stdio: the tenant whose documents the tools see; http: the tenant of "
+            "requests when the server has no API keys (with keys, the key's).",
+        ),
+    ] = None,
     verbose: VerboseOption = False,
 ) -> None:
     """Serve the index to MCP clients (assistants, agents): tools search, ask, get_region_image
     and list_documents. `scanrag serve` has the same endpoint at /mcp. Needs scanrag[mcp]."""
-    from .api.mcp_server import build_server, http_app
+    from .api.mcp_server import build_server, http_app, tenant_of
     from .retrieval.index import Index
 
     setup_logging(verbose)
     if transport not in ("stdio", "http"):
         fail_usage(f"unknown --transport {transport!r}; use stdio or http")
-    settings = listening_on(host, make_settings(data_dir=data_dir, qdrant_url=qdrant_url))
+    settings = listening_on(
+        host, make_settings(data_dir=data_dir, qdrant_url=qdrant_url, tenant=tenant)
+    )
     index: Index | None = None
 
-    def opened() -> Index:
+    def opened(request: Any) -> Index:
+        """stdio: the index as --tenant; http: as the tenant the guard found."""
         assert index is not None, "tools are called only once the index is open"
-        return index
+        return index if request is None else index.as_tenant(tenant_of(request))
 
     with user_errors():
         server = build_server(opened)  # first: without the mcp package, one line
@@ -577,7 +642,7 @@ def mcp_server(
             from .api.app import NO_KEY_WARNING
             from .api.guard import configure_access_log
 
-            if not settings.api_key:
+            if not settings.key_ring():
                 logging.getLogger("scanrag.api").warning(NO_KEY_WARNING)
             configure_access_log(settings)
             uvicorn.run(
@@ -615,6 +680,7 @@ def evaluate(
             '"document" always are).',
         ),
     ] = False,
+    tenant: TenantOption = None,
     json_out: JsonOption = False,
     verbose: VerboseOption = False,
 ) -> None:
@@ -624,7 +690,7 @@ def evaluate(
     setup_logging(verbose)
     if not (set_dir / "qa.jsonl").exists() and not list(set_dir.glob("*.gt.json")):
         fail_usage(f"{set_dir} holds no qa.jsonl or *.gt.json: not a labelled set (see README)")
-    settings = make_settings(parser=parser, straighten=straighten)
+    settings = make_settings(parser=parser, straighten=straighten, tenant=tenant)
     with user_errors(), stderr.status("evaluating") as status:
         report = run_eval(
             set_dir, settings, k=k, data_dir=data_dir, on_progress=status.update, per_doc=per_doc

@@ -7,15 +7,40 @@ Values come from (highest first): keyword arguments, `SCANRAG_*` environment var
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from . import tenants
+from .errors import ConfigError
+
+
+class TenantLimits(BaseModel):
+    """What one tenant may hold and ask; None: no limit."""
+
+    documents: int | None = Field(None, ge=0, description="Most documents it may hold.")
+    pages: int | None = Field(None, ge=0, description="Most pages, over all its documents.")
+    requests_per_minute: int | None = Field(
+        None, ge=1, description="Most API requests in any 60 seconds (then 429, Retry-After)."
+    )
+
+    def over(self, documents: int, pages: int) -> str | None:
+        """What holding `documents` documents of `pages` pages in all would break, as
+        'N documents, over its limit of M', or None when both are within the limits."""
+        for kind, count, limit in (
+            ("documents", documents, self.documents),
+            ("pages", pages, self.pages),
+        ):
+            if limit is not None and count > limit:
+                return f"{count} {kind}, over its limit of {limit}"
+        return None
 
 
 class Settings(BaseSettings):
@@ -229,7 +254,37 @@ class Settings(BaseSettings):
 
     # --- service -------------------------------------------------------------------------
     api_key: str | None = Field(
-        None, description="When set, every route but /healthz needs it (Bearer or X-API-Key)."
+        None,
+        description="When set, every route but /healthz needs a key (Bearer or X-API-Key); "
+        "this one is a key of the tenant `default`.",
+    )
+    # --- tenants -------------------------------------------------------------------------
+    tenant: str = Field(
+        tenants.DEFAULT,
+        description="The tenant the CLI, the library and the connectors act as, and the "
+        "tenant of requests to a server that has no API keys.",
+    )
+    api_keys: Annotated[dict[str, list[str]], NoDecode] = Field(
+        default_factory=dict,
+        description="API keys by tenant: 'acme:KEY1,globex:KEY2,acme:KEY3' in SCANRAG_API_KEYS, "
+        "or an [api_keys] table in scanrag.toml (acme = ['KEY1', 'KEY3']).",
+    )
+    api_keys_file: Path | None = Field(
+        None, description="A file of API keys, one 'tenant:key' per line (# comments)."
+    )
+    tenant_max_documents: int | None = Field(
+        None, ge=0, description="Most documents one tenant may hold (None: no limit)."
+    )
+    tenant_max_pages: int | None = Field(
+        None, ge=0, description="Most pages one tenant may hold, over all its documents."
+    )
+    tenant_requests_per_minute: int | None = Field(
+        None, ge=1, description="Most API requests one tenant may send in any 60 seconds."
+    )
+    tenant_limits: dict[str, TenantLimits] = Field(
+        default_factory=dict,
+        description="Limits of named tenants, over the tenant_max_* defaults (JSON, or "
+        "[tenant_limits.acme] tables in scanrag.toml).",
     )
     max_upload_mb: int = Field(100, ge=1, description="Largest file accepted by an upload.")
     max_upload_files: int = Field(20, ge=1, description="Most files in one upload request.")
@@ -277,11 +332,67 @@ class Settings(BaseSettings):
     @field_validator("api_key")
     @classmethod
     def _ascii_key(cls, value: str | None) -> str | None:
-        """HTTP headers carry bytes, and browsers send only Latin-1: a key with other
-        characters could never be presented."""
-        if value and not (value.isascii() and value.isprintable() and value == value.strip()):
-            raise ValueError("the API key must be printable ASCII, without spaces around it")
+        return tenants.check_key(value) if value else value
+
+    @field_validator("tenant")
+    @classmethod
+    def _tenant_name(cls, value: str) -> str:
+        return tenants.check_name(value)
+
+    @field_validator("tenant_limits")
+    @classmethod
+    def _limited_names(cls, value: dict[str, TenantLimits]) -> dict[str, TenantLimits]:
+        for name in value:
+            tenants.check_name(name)
         return value
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _keys_by_tenant(cls, value: Any) -> Any:
+        """The env's `tenant:key,...`, or a table whose values are one key or a list."""
+        if isinstance(value, str):
+            return tenants.parse_pairs(value)
+        if isinstance(value, dict):
+            return {
+                tenants.check_name(name): [
+                    tenants.check_key(key) for key in ([keys] if isinstance(keys, str) else keys)
+                ]
+                for name, keys in value.items()
+            }
+        return value
+
+    def tenant_keys(self) -> dict[str, list[str]]:
+        """Every API key by tenant: `api_key` (the default tenant's), `api_keys` and the keys
+        file. Raises ConfigError for an unreadable file."""
+        keys: dict[str, list[str]] = {name: list(held) for name, held in self.api_keys.items()}
+        if self.api_key:
+            keys.setdefault(tenants.DEFAULT, []).insert(0, self.api_key)
+        if self.api_keys_file is not None:
+            try:
+                found = tenants.read_keys_file(self.api_keys_file)
+            except ValueError as exc:
+                raise ConfigError(f"{exc} (SCANRAG_API_KEYS_FILE)") from None
+            for name, held in found.items():
+                keys.setdefault(name, []).extend(held)
+        return keys
+
+    def key_ring(self) -> tenants.KeyRing:
+        """Every API key and its tenant; ConfigError for an unreadable keys file or a key
+        given to two tenants."""
+        try:
+            return tenants.KeyRing(self.tenant_keys())
+        except ValueError as exc:
+            raise ConfigError(f"{exc} (SCANRAG_API_KEY, SCANRAG_API_KEYS, the keys file)") from None
+
+    def limits_for(self, tenant: str) -> TenantLimits:
+        """A tenant's limits: its own entry in `tenant_limits` over the tenant_max_* defaults."""
+        defaults = TenantLimits(
+            documents=self.tenant_max_documents,
+            pages=self.tenant_max_pages,
+            requests_per_minute=self.tenant_requests_per_minute,
+        )
+        own = self.tenant_limits.get(tenant)
+        return defaults.model_copy(update=own.model_dump(exclude_unset=True)) if own else defaults
 
     @field_validator("ocr_url", mode="before")
     @classmethod

@@ -1,14 +1,18 @@
 """The data directory: every path under it, and the parse cache kept there.
 
-    manifest.sqlite            every source file: stat, sha256, doc id, status, fingerprints
+    manifest.sqlite            every source file: tenant, stat, sha256, doc id, status, metadata
     jobs.sqlite                the API's ingest jobs (recorded before their 202)
+    qdrant/                    the embedded Qdrant Edge engine (unless a server URL is set)
+    uploads/.incoming/         uploads still arriving (a server killed mid-upload leaves them)
+    llama-index/               the LlamaIndex reader's own parse cache
+
+and what each tenant keeps (`TenantFiles`), the default tenant's at the top, as before
+tenants existed, every other one's below `tenants/<name>/`:
+
     cache/<sha>-<fp>.json      parsed Documents, keyed by file hash and parser fingerprint, so
                                that re-chunking or re-embedding never re-runs OCR
     pages/<doc>/<fp>/N.jpg     the stored page images that citations point at
-    qdrant/                    the embedded Qdrant Edge engine (unless a server URL is set)
     uploads/<sha[:16]>/<name>  files uploaded through the API
-    uploads/.incoming/         uploads still arriving (a server killed mid-upload leaves them)
-    llama-index/               the LlamaIndex reader's own parse cache
 
 Nothing else in scanrag spells a path under the data directory: ingest, the index, the API
 and the connectors all ask a `DataDir`.
@@ -25,9 +29,16 @@ from pathlib import Path
 from .fsutil import atomic_write
 from .ingest.loaders import show
 from .ingest.model import Document
+from .tenants import DEFAULT
 
 log = logging.getLogger(__name__)
 PAGES = "pages"  # page images, one folder per document
+TENANTS = "tenants"  # one folder per tenant but the default one
+
+
+def tenant_prefix(tenant: str) -> str:
+    """Where a tenant's files lie, relative to the data directory ('' or 'tenants/<name>/')."""
+    return "" if tenant == DEFAULT else f"{TENANTS}/{tenant}/"
 
 
 def fell_back(doc: Document) -> bool:
@@ -84,15 +95,52 @@ class ParseCache:
             entry.unlink(missing_ok=True)
 
 
+class TenantFiles:
+    """What the data directory keeps for one tenant: its parses, page images and uploads."""
+
+    def __init__(self, data_root: Path, tenant: str) -> None:
+        self.tenant = tenant
+        self.root = data_root / tenant_prefix(tenant)
+        self.cache = ParseCache(self.root / "cache")
+
+    @property
+    def uploads(self) -> Path:
+        return self.root / "uploads"
+
+    def upload(self, sha256: str, name: str) -> Path:
+        """Where an uploaded file is kept: one folder per content, the sender's file name."""
+        return self.uploads / sha256[:16] / name
+
+    def is_upload(self, path: Path) -> bool:
+        uploads = self.uploads.absolute()  # the manifest's paths are absolute
+        return path.is_relative_to(uploads) and path.parent != uploads
+
+    def drop_document(self, doc_id: str, sha256s: Iterable[str], paths: Iterable[Path]) -> None:
+        """What the data dir keeps of a document: its parses, its page images, and those of
+        its files that were uploaded (files elsewhere are the user's)."""
+        for sha256 in set(sha256s):
+            self.cache.drop(sha256)
+        shutil.rmtree(self.root / PAGES / doc_id, ignore_errors=True)
+        for path in paths:
+            if self.is_upload(path):
+                path.unlink(missing_ok=True)
+                with suppress(OSError):  # kept while it holds other names
+                    path.parent.rmdir()
+
+
 class DataDir:
     """The paths of one data directory (created on demand, never at construction)."""
 
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
-        self.cache = ParseCache(self.root / "cache")
+        #: The default tenant's parses (the LlamaIndex reader reads them too).
+        self.cache = self.tenant(DEFAULT).cache
 
     def create(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
+
+    def tenant(self, name: str) -> TenantFiles:
+        return TenantFiles(self.root, name)
 
     @property
     def manifest(self) -> Path:
@@ -114,55 +162,30 @@ class DataDir:
     # --- page images ------------------------------------------------------------------
 
     @staticmethod
-    def page_image(doc_id: str, parser_fp: str, number: int) -> str:
+    def page_image(tenant: str, doc_id: str, parser_fp: str, number: int) -> str:
         """Where a page image lives, relative to the data directory: what `Page.image` holds
         (a worker names it without knowing where the data directory is)."""
-        return f"{PAGES}/{doc_id}/{parser_fp}/{number}.jpg"
+        return f"{tenant_prefix(tenant)}{PAGES}/{doc_id}/{parser_fp}/{number}.jpg"
 
     def file(self, relative: str) -> Path:
         """A path that a Document holds relative to the data directory (`Page.image`)."""
         return self.root / relative
 
-    # --- uploads ----------------------------------------------------------------------
-
-    @property
-    def uploads(self) -> Path:
-        return self.root / "uploads"
+    # --- uploads arriving ---------------------------------------------------------------
 
     @property
     def incoming(self) -> Path:
-        """Where uploads are written while they arrive."""
-        return self.uploads / ".incoming"
-
-    def upload(self, sha256: str, name: str) -> Path:
-        """Where an uploaded file is kept: one folder per content, the sender's file name."""
-        return self.uploads / sha256[:16] / name
+        """Where uploads are written while they arrive (any tenant's)."""
+        return self.root / "uploads" / ".incoming"
 
     def clear_incoming(self) -> None:
         """Remove what a server killed mid-upload left (never acknowledged)."""
         shutil.rmtree(self.incoming, ignore_errors=True)
 
-    def is_upload(self, path: Path) -> bool:
-        uploads = self.uploads.absolute()  # the manifest's paths are absolute
-        return path.is_relative_to(uploads) and path.parent != uploads
-
-    # --- naming and deleting ------------------------------------------------------------
+    # --- naming -------------------------------------------------------------------------
 
     def display(self, path: Path) -> str:
         """How citations name a file: relative to the data dir for uploads, else as ingested
         (non-UTF-8 bytes of a name spelled \\xNN: payloads are JSON)."""
         root = self.root.absolute()
         return show(path.relative_to(root).as_posix() if path.is_relative_to(root) else path)
-
-    def drop_document(self, doc_id: str, sha256s: Iterable[str], paths: Iterable[Path]) -> None:
-        """What the data dir keeps of a document: its parses, its page images, and those of
-        its files that were uploaded (files elsewhere are the user's)."""
-        for sha256 in set(sha256s):
-            self.cache.drop(sha256)
-        shutil.rmtree(self.root / PAGES / doc_id, ignore_errors=True)
-        for path in paths:
-            if self.is_upload(path):
-                path.unlink(missing_ok=True)
-                with suppress(OSError):  # kept while it holds other names
-                    path.parent.rmdir()
-

@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from ..config import Settings
 from ..errors import ScanragError, printable
 from ..retrieval.index import Index
-from .deps import AppState, require_api_key
+from .deps import AppState, get_tenant
 from .guard import Guard, access_log, configure_access_log
 from .jobs import JobManager
 from .mcp_server import mount as mount_mcp
@@ -35,11 +35,19 @@ Ask questions over scanned documents; every answer cites the page regions it cam
 integers 0–1000 (x scaled by the page width, y by the page height), the GLM-OCR / GLM-V
 convention. Region ids read `{doc_id}:p{page}:r{index}`.
 
-**Auth.** When the server has `SCANRAG_API_KEY`, send it as `Authorization: Bearer <key>` or
-`X-API-Key: <key>` on every route but `/healthz`, the web page and these docs.
+**Auth and tenants.** When the server has API keys (`SCANRAG_API_KEY`, `SCANRAG_API_KEYS`,
+a keys file), send one as `Authorization: Bearer <key>` or `X-API-Key: <key>` on every route
+but `/healthz`, the web page and these docs. Each key belongs to a tenant, and every route
+answers for that tenant alone: its documents, jobs, images, search results and answers.
+Another tenant's ids answer 404, as unknown ids do. A tenant over its requests per minute gets
+429 with `Retry-After`; an upload that would take it over its documents or pages, 429.
 
-**Without a key** the server answers only requests whose `Host` is localhost, an IP address
+**Without keys** the server answers only requests whose `Host` is localhost, an IP address
 or in `SCANRAG_ALLOWED_HOSTS` (400 otherwise), and refuses writes from another origin (403).
+
+**Metadata.** Documents carry the `metadata` given at upload (a form field holding a JSON
+object) or ingest, returned in listings and citations; `filters: {"metadata": {"dept":
+"finance"}}` selects on it, and `PATCH /v1/documents/{doc_id}` changes it.
 
 **Limits.** A JSON body is at most 1 MB; an upload at most `SCANRAG_MAX_UPLOAD_FILES` files of
 `SCANRAG_MAX_UPLOAD_MB` each (413 from `Content-Length` before the body is read, and as soon
@@ -53,10 +61,10 @@ how often one was picked up again).
 """
 
 NO_KEY_WARNING = (
-    "no API key (SCANRAG_API_KEY): anyone who can reach this server can read, upload and "
-    "delete documents. It answers only to localhost, IP addresses and SCANRAG_ALLOWED_HOSTS, "
-    "and refuses writes from other web origins; listen on 127.0.0.1 unless the network is "
-    "trusted"
+    "no API key (SCANRAG_API_KEY, SCANRAG_API_KEYS): anyone who can reach this server can "
+    "read, upload and delete documents. It answers only to localhost, IP addresses and "
+    "SCANRAG_ALLOWED_HOSTS, and refuses writes from other web origins; listen on 127.0.0.1 "
+    "unless the network is trusted"
 )
 
 
@@ -66,11 +74,12 @@ def create_app(
     """The app; `open_index` opens its index at every start (an Index with parts of one's
     own: a shared encoder, a store, a runner)."""
     settings = settings or Settings()
+    keys = settings.key_ring()  # a bad keys file fails here, not at a request
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         handler = configure_access_log(settings)
-        if not settings.api_key:
+        if not keys:
             log.warning(NO_KEY_WARNING)
         index = open_index(settings)
         index.data.clear_incoming()
@@ -95,7 +104,7 @@ def create_app(
         docs_url=None,  # served by routes/web.py from installed files, not from a CDN
         redoc_url=None,
     )
-    secured = [Depends(require_api_key)]
+    secured = [Depends(get_tenant)]
     for module in (documents, ingest, jobs, images, query, chat):
         app.include_router(module.router, dependencies=secured)
     app.include_router(system.router)
@@ -141,12 +150,12 @@ def create_app(
     # key and the body size before anything reads the body; answers leave without the
     # server's own paths.
     app.add_middleware(HidePaths, settings=settings)
-    app.add_middleware(Guard, settings=settings)
+    app.add_middleware(Guard, settings=settings, keys=keys)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST", "DELETE"],
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
             allow_headers=["Authorization", "X-API-Key", "Content-Type", "X-Request-ID"],
             expose_headers=["X-Request-ID"],
             allow_credentials=False,  # the key travels in a header, never in a cookie

@@ -1,7 +1,12 @@
-"""What every request meets before any route reads its body: a request id, the API key, the
-size limits, and one line in the access log. Without an API key, also: the `Host` must name
-this server (against DNS rebinding) and writes must come from its own origin (against
-cross-site forms). Every /v1 answer says `Cache-Control: no-store`.
+"""What every request meets before any route reads its body: a request id, the API key and
+the tenant it belongs to, the tenant's request rate, the size limits, and one line in the
+access log. Without API keys, also: the `Host` must name this server (against DNS rebinding)
+and writes must come from its own origin (against cross-site forms). Every /v1 answer says
+`Cache-Control: no-store`.
+
+The tenant is resolved here, once per request, and left in the request's state
+(`request.state.tenant`): routes take it through the `get_tenant` dependency, MCP tools from
+the request their call came in on. Without keys, every request is `settings.tenant`'s.
 
 A pure ASGI middleware, so that a request without the key, or with a body over the limit, is
 answered before the body is received (a route's dependencies run only after FastAPI has read
@@ -10,8 +15,6 @@ and parsed the whole body, multipart uploads included).
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import ipaddress
 import json
 import logging
@@ -23,8 +26,13 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from limits import RateLimitItemPerMinute
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
+
 from ..config import Settings
 from ..errors import printable
+from ..tenants import KeyRing
 from .urls import API, DOCUMENTS
 
 Scope = MutableMapping[str, Any]
@@ -45,12 +53,6 @@ REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 JSON_BODY_LIMIT = 1 << 20  # queries, searches, extract and ingest requests are small
 UPLOAD_OVERHEAD = 1 << 20  # multipart headers and boundaries
 KEY_HINT = "missing or wrong API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
-
-
-def key_matches(given: str | None, expected: str) -> bool:
-    """Constant-time comparison; hashing first hides the key's length too."""
-    digest = hashlib.sha256((given or "").encode("utf-8", "surrogateescape")).digest()
-    return hmac.compare_digest(digest, hashlib.sha256(expected.encode()).digest())
 
 
 def presented_key(headers: dict[str, str]) -> str | None:
@@ -78,10 +80,31 @@ def safe_path(raw: bytes) -> str:
     return raw.decode("latin-1").encode("unicode_escape").decode("ascii")[:2000]
 
 
+class RateLimits:
+    """Requests per minute, per tenant (a moving window, in this process's memory)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.limiter = MovingWindowRateLimiter(MemoryStorage())
+
+    def retry_after(self, tenant: str) -> int | None:
+        """None when the request may go on (it is counted), else seconds to wait."""
+        per_minute = self.settings.limits_for(tenant).requests_per_minute
+        if per_minute is None:
+            return None
+        rate = RateLimitItemPerMinute(per_minute)
+        if self.limiter.hit(rate, "requests", tenant):
+            return None
+        reset = self.limiter.get_window_stats(rate, "requests", tenant).reset_time
+        return max(1, int(reset - time.time()) + 1)
+
+
 class Guard:
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+    def __init__(self, app: ASGIApp, settings: Settings, keys: KeyRing | None = None) -> None:
         self.app = app
         self.settings = settings
+        self.keys = keys if keys is not None else settings.key_ring()
+        self.rates = RateLimits(settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -110,7 +133,7 @@ class Guard:
             await send(message)
 
         try:
-            refusal = self.refuse(scope, headers)
+            refusal = self.refuse(scope, headers) or self.limit(scope)
             if refusal is not None:
                 code, detail, extra = refusal
                 await self.answer(send_with_id, code, detail, extra)
@@ -133,11 +156,15 @@ class Guard:
         self, scope: Scope, headers: dict[str, str]
     ) -> tuple[int, str, list[tuple[bytes, bytes]]] | None:
         path, method = scope["path"], scope["method"]
-        expected = self.settings.api_key
-        needs_key = expected and method != "OPTIONS" and not PUBLIC.match(path)
-        if expected and needs_key and not key_matches(presented_key(headers), expected):
-            return 401, KEY_HINT, [(b"www-authenticate", b"Bearer")]
-        if not expected and path != "/healthz":
+        public = method == "OPTIONS" or bool(PUBLIC.match(path))
+        if self.keys and not public:
+            tenant = self.keys.tenant_of(presented_key(headers))
+            if tenant is None:
+                return 401, KEY_HINT, [(b"www-authenticate", b"Bearer")]
+            scope.setdefault("state", {})["tenant"] = tenant
+        elif not public:
+            scope.setdefault("state", {})["tenant"] = self.settings.tenant
+        if not self.keys and path != "/healthz":
             refusal = self.refuse_keyless(scope, headers)
             if refusal is not None:
                 return refusal
@@ -149,6 +176,18 @@ class Guard:
             if length is not None and (not length.isdigit() or int(length) > limit):
                 return 413, too_large(limit, path, self.settings), []
         return None
+
+    def limit(self, scope: Scope) -> tuple[int, str, list[tuple[bytes, bytes]]] | None:
+        """429 with Retry-After when the tenant has sent its requests for this minute."""
+        tenant = scope.get("state", {}).get("tenant")
+        wait = self.rates.retry_after(tenant) if tenant is not None else None
+        if wait is None:
+            return None
+        detail = (
+            f"tenant {tenant!r} sent more than its limit of requests per minute "
+            f"(SCANRAG_TENANT_REQUESTS_PER_MINUTE); retry in {wait} s"
+        )
+        return 429, detail, [(b"retry-after", str(wait).encode())]
 
     def refuse_keyless(
         self, scope: Scope, headers: dict[str, str]
@@ -181,7 +220,8 @@ class Guard:
 
     @staticmethod
     async def answer(send: Send, code: int, detail: str, extra: list) -> None:
-        body = json.dumps({"detail": detail, "type": "RequestRefused"}).encode()
+        kind = "RateLimited" if code == 429 else "RequestRefused"
+        body = json.dumps({"detail": detail, "type": kind}).encode()
         headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
         await send({"type": "http.response.start", "status": code, "headers": headers + extra})
         await send({"type": "http.response.body", "body": body})

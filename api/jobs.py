@@ -9,6 +9,9 @@ them again. That is safe because an ingest is idempotent: files indexed before t
 
 Queries never wait for a job: they read the index while it is being written (a document
 becomes visible once all its points are written).
+
+A job is its tenant's: it indexes into that tenant's documents, with the metadata it was
+given, and only that tenant can read it (another tenant's job id answers as an unknown one).
 """
 
 from __future__ import annotations
@@ -23,12 +26,15 @@ import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from ..ingest.loaders import show
 from ..retrieval.index import Index
 from ..retrieval.reports import FileError, IngestEvent, IngestReport
+from ..tenants import DEFAULT
 from .schemas import JobStatus
 
 log = logging.getLogger(__name__)
@@ -42,14 +48,26 @@ CREATE TABLE IF NOT EXISTS jobs (
     paths TEXT NOT NULL,        -- JSON list of the paths to ingest
     within TEXT,                -- JSON list of the folders reads must stay in, or null
     finished INTEGER NOT NULL,  -- 0 while queued or running
-    status TEXT NOT NULL        -- the JobStatus as JSON
+    status TEXT NOT NULL,       -- the JobStatus as JSON
+    tenant TEXT NOT NULL DEFAULT 'default',  -- whose job (added with tenants)
+    metadata TEXT               -- JSON object for its documents, or null
 );
 CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (finished, seq);
 """
+#: Columns added since the first jobs table, for a jobs.sqlite written before them.
+ADDED = {"tenant": f"TEXT NOT NULL DEFAULT '{DEFAULT}'", "metadata": "TEXT"}
 
 
-#: A job to run: its id, the paths to ingest, the folders reads must stay in.
-Work = tuple[str, list[Path], list[Path] | None]
+@dataclass
+class Work:
+    """A job to run: the paths to ingest, the folders reads must stay in, the tenant it
+    indexes for and the metadata its documents get (None: each keeps its own)."""
+
+    job_id: str
+    paths: list[Path]
+    within: list[Path] | None
+    tenant: str = DEFAULT
+    metadata: dict[str, Any] | None = None
 
 
 class Stopping(BaseException):
@@ -75,18 +93,25 @@ class JobStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")  # a 202 promises the job survives a crash
         self._db.executescript(SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}
+        for name, kind in ADDED.items():
+            if name not in columns:
+                self._db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {kind}")
         self._lock = threading.Lock()
 
-    def add(self, job: JobStatus, paths: list[Path], within: list[Path] | None) -> None:
+    def add(self, job: JobStatus, work: Work) -> None:
         with self._lock:
             self._db.execute(
-                "INSERT INTO jobs (id, paths, within, finished, status) VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO jobs (id, paths, within, finished, status, tenant, metadata) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
                     job.id,
-                    _paths(paths),
-                    _paths(within) if within is not None else None,
+                    _paths(work.paths),
+                    _paths(work.within) if work.within is not None else None,
                     int(job.finished_at is not None),
                     job.model_dump_json(),
+                    work.tenant,
+                    json.dumps(work.metadata) if work.metadata is not None else None,
                 ),
             )
 
@@ -97,24 +122,32 @@ class JobStore:
                 (int(job.finished_at is not None), job.model_dump_json(), job.id),
             )
 
-    def get(self, job_id: str) -> JobStatus | None:
+    def get(self, job_id: str, tenant: str) -> JobStatus | None:
         with self._lock:
-            row = self._db.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            row = self._db.execute(
+                "SELECT status FROM jobs WHERE id = ? AND tenant = ?", (job_id, tenant)
+            ).fetchone()
         return JobStatus.model_validate_json(row[0]) if row else None
 
-    def unfinished(self) -> list[tuple[JobStatus, list[Path], list[Path] | None]]:
+    def unfinished(self) -> list[tuple[JobStatus, Work]]:
         """Jobs accepted but not finished (a previous server stopped or died), oldest first."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT status, paths, within FROM jobs WHERE finished = 0 ORDER BY seq"
+                "SELECT status, id, paths, within, tenant, metadata FROM jobs WHERE finished = 0 "
+                "ORDER BY seq"
             ).fetchall()
         return [
             (
                 JobStatus.model_validate_json(status),
-                [Path(p) for p in json.loads(paths)],
-                [Path(p) for p in json.loads(within)] if within is not None else None,
+                Work(
+                    job_id,
+                    [Path(p) for p in json.loads(paths)],
+                    [Path(p) for p in json.loads(within)] if within is not None else None,
+                    tenant,
+                    json.loads(metadata) if metadata is not None else None,
+                ),
             )
-            for status, paths, within in rows
+            for status, job_id, paths, within, tenant, metadata in rows
         ]
 
     def prune(self, keep: int) -> None:
@@ -138,16 +171,16 @@ class JobManager:
         self.index = index
         self.on_report = on_report
         self.store = JobStore(index.data.jobs)
-        self._active: dict[str, JobStatus] = {}  # queued and running jobs, with live progress
+        self._active: dict[str, tuple[JobStatus, str]] = {}  # queued, running: job, tenant
         self._queue: queue.Queue[Work | None] = queue.Queue()  # None: stop
         self._lock = threading.Lock()
         self._stopping = threading.Event()
-        for job, paths, within in self.store.unfinished():
+        for job, work in self.store.unfinished():
             job.status, job.current_file = "queued", None
             job.resumed += 1
             self.store.save(job)
-            self._active[job.id] = job
-            self._queue.put((job.id, paths, within))
+            self._active[job.id] = (job, work.tenant)
+            self._queue.put(work)
         if self._active:
             log.warning("resuming %d unfinished ingest job(s)", len(self._active))
         self._worker = threading.Thread(target=self._run, name="scanrag-ingest", daemon=True)
@@ -158,10 +191,12 @@ class JobManager:
         paths: list[Path],
         rejected: list[FileError] | None = None,
         within: list[Path] | None = None,
+        tenant: str = DEFAULT,
+        metadata: dict[str, Any] | None = None,
     ) -> JobStatus:
-        """Record, then queue, an ingest of `paths` (at least one; with `within`: nothing
-        outside those folders is read). When this returns, the job survives a crash of the
-        server."""
+        """Record, then queue, an ingest of `paths` for `tenant` (at least one path; with
+        `within`: nothing outside those folders is read; with `metadata`: its documents get
+        it). When this returns, the job survives a crash of the server."""
         job = JobStatus(
             id=uuid.uuid4().hex[:12],
             status="queued",
@@ -170,21 +205,24 @@ class JobManager:
             errors=list(rejected or []),
             created_at=_now(),
         )
-        self.store.add(job, paths, within)
+        work = Work(job.id, paths, within, tenant, metadata)
+        self.store.add(job, work)
         with self._lock:
-            self._active[job.id] = job
-        self._queue.put((job.id, paths, within))
+            self._active[job.id] = (job, tenant)
+        self._queue.put(work)
         return job.model_copy(deep=True)
 
-    def get(self, job_id: str) -> JobStatus | None:
+    def get(self, job_id: str, tenant: str) -> JobStatus | None:
+        """The tenant's job (another tenant's is None, as an unknown id)."""
         with self._lock:
-            job = self._active.get(job_id)
-            if job is not None:
-                return job.model_copy(deep=True)
-        return self.store.get(job_id)
+            active = self._active.get(job_id)
+            if active is not None:
+                job, owner = active
+                return job.model_copy(deep=True) if owner == tenant else None
+        return self.store.get(job_id, tenant)
 
     async def wait(
-        self, job_id: str, timeout: float, gone: Callable[[], Awaitable[bool]]
+        self, job_id: str, tenant: str, timeout: float, gone: Callable[[], Awaitable[bool]]
     ) -> JobStatus | None:
         """The job once finished, or as it is after `timeout` seconds, when `gone()` says the
         client has disconnected, or when the server stops. Holds no thread while waiting."""
@@ -193,7 +231,7 @@ class JobManager:
             with self._lock:
                 running = job_id in self._active
             if not running or time.monotonic() >= deadline or self._stopping.is_set():
-                return self.get(job_id)
+                return self.get(job_id, tenant)
             if await gone():
                 return None
             await asyncio.sleep(POLL_SECONDS)
@@ -227,14 +265,14 @@ class JobManager:
         self.store.save(snapshot)
 
     def _run(self) -> None:
-        while not self._stopping.is_set() and (item := self._queue.get()) is not None:
-            job_id, paths, within = item
-            job = self._active[job_id]
+        while not self._stopping.is_set() and (work := self._queue.get()) is not None:
+            job_id = work.job_id
+            job = self._active[job_id][0]
             with self._lock:
                 job.status = "running"
             self._save(job)
             try:
-                report = self._ingest(job, paths, within)
+                report = self._ingest(job, work)
             except Stopping:
                 with self._lock:
                     job.status, job.current_file = "queued", None
@@ -253,7 +291,7 @@ class JobManager:
                 del self._active[job_id]
             self.store.prune(MAX_KEPT_JOBS)
 
-    def _ingest(self, job: JobStatus, paths: list[Path], within: list[Path] | None) -> IngestReport:
+    def _ingest(self, job: JobStatus, work: Work) -> IngestReport:
         base = len(job.errors)  # the files rejected at upload (the only errors before the end)
         with self._lock:  # a resumed job counts again from the start
             job.files_done, job.pages_done = base, 0
@@ -275,4 +313,5 @@ class JobManager:
             if event.kind == "done":
                 self._save(job)
 
-        return self.index.ingest(paths, on_progress=on_progress, within=within)
+        index = self.index.as_tenant(work.tenant)
+        return index.ingest(work.paths, on_progress, work.within, work.metadata)

@@ -11,6 +11,9 @@ text), `get_region_image` the JPEG of /v1/regions/{id}/crop as image content, so
 look at the evidence. Over HTTP the endpoint sits behind the API's guard (API key, keyless host
 and origin checks, body limit) and its path hiding, both standalone and inside `serve`.
 
+Tools act for a tenant: over HTTP the caller's, as the guard found it from the API key and
+left in the request's state; over stdio the one `scanrag mcp --tenant` names.
+
 It lives in `api/` because it is one more way in over a wire: it reuses the guard, the crop
 encoding and the app's lifespan; `connectors/` holds the in-process framework adapters.
 """
@@ -41,7 +44,7 @@ from .schemas import QueryResponse
 
 MISSING = "the MCP server needs the mcp package (2.x): pip install 'scanrag[mcp]'"
 try:
-    from mcp.server.mcpserver import Image, MCPServer
+    from mcp.server.mcpserver import Context, Image, MCPServer
     from mcp.server.mcpserver.exceptions import ToolError
     from mcp.server.transport_security import TransportSecuritySettings
     from mcp.types import CallToolResult, TextContent, ToolAnnotations
@@ -54,7 +57,8 @@ English and Chinese) indexed by scanrag. `ask` answers with [n] markers, each a 
 page region: its document, page, region id and box (`bbox` in pixels of the page image, origin \
 top-left; `bbox_norm` the same box in 0-1000). `get_region_image` shows a cited region so you \
 can check the evidence. `search` returns ranked passages with their regions. `list_documents` \
-lists what is indexed; pass a `doc_id` in `filters` to ask about one document."""
+lists what is indexed; pass a `doc_id` in `filters` to ask about one document, or \
+`{"metadata": {"key": "value"}}` to ask within the documents that carry that metadata."""
 
 Question = Annotated[Text, Field(min_length=1, max_length=2000)]
 TopK = Annotated[int, Field(ge=1, le=50, description="Passages to read.")]
@@ -94,9 +98,13 @@ def answer_text(answer: QueryResponse) -> str:
     return "\n".join(lines)
 
 
-def build_server(index: Callable[[], Index]) -> MCPServer:
-    """The MCP server over the index `index()` returns (called per tool call, so the HTTP
-    API can hand over the index its lifespan opens)."""
+#: The index a tool call works on, given the HTTP request it came in (None over stdio).
+IndexFor = Callable[[Any], Index]
+
+
+def build_server(index_for: IndexFor) -> MCPServer:
+    """The MCP server over the index `index_for(request)` returns for each tool call: the
+    HTTP API hands over the index its lifespan opens, acting for the request's tenant."""
     if MCPServer is None:
         raise ConfigError(MISSING)
     server = MCPServer(
@@ -104,23 +112,26 @@ def build_server(index: Callable[[], Index]) -> MCPServer:
     )
     read_only = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 
+    def index(ctx: Context) -> Index:
+        return index_for(ctx.request_context.request)
+
     @server.tool(annotations=read_only)
     def search(
-        query: Question, top_k: TopK = 5, filters: SearchFilters | None = None
+        ctx: Context, query: Question, top_k: TopK = 5, filters: SearchFilters | None = None
     ) -> SearchResult:
         """Ranked passages for a query (dense + keyword search), each with the page regions it
         came from: region ids, labels, boxes and the lines inside them."""
-        hits = _checked(lambda: index().search(query, top_k, filters))
+        hits = _checked(lambda: index(ctx).search(query, top_k, filters))
         return SearchResult(query=query, hits=hits)
 
     @server.tool(annotations=read_only)
     def ask(
-        question: Question, top_k: TopK = 5, filters: SearchFilters | None = None
+        ctx: Context, question: Question, top_k: TopK = 5, filters: SearchFilters | None = None
     ) -> Annotated[CallToolResult, QueryResponse]:
         """Answer a question from the documents. Every [n] in the answer is a citation of a
         page region (document, page, region id, box, the lines that answer); an answer the
         documents do not hold says so, with no citations."""
-        result = QueryResponse.of(_checked(lambda: index().ask(question, top_k, filters)))
+        result = QueryResponse.of(_checked(lambda: index(ctx).ask(question, top_k, filters)))
         return CallToolResult(
             content=[TextContent(type="text", text=answer_text(result))],
             structured_content=result.model_dump(mode="json"),
@@ -128,12 +139,13 @@ def build_server(index: Callable[[], Index]) -> MCPServer:
 
     @server.tool(annotations=read_only)
     def get_region_image(
+        ctx: Context,
         region_id: RegionId,
         pad: Annotated[int, Field(ge=0, le=500, description="Pixels of margin.")] = 0,
     ) -> Image:
         """A region cut out of its page image (JPEG), to look at the evidence of a citation."""
         try:
-            crop = _checked(lambda: index().region_image(region_id, pad))
+            crop = _checked(lambda: index(ctx).region_image(region_id, pad))
         except ValueError:  # not a region id at all
             crop = None
         if crop is None:
@@ -141,11 +153,19 @@ def build_server(index: Callable[[], Index]) -> MCPServer:
         return Image(data=jpeg_bytes(crop), format="jpeg")
 
     @server.tool(annotations=read_only)
-    def list_documents() -> DocumentList:
-        """Every indexed document: its id (for `filters`), file, pages and status."""
-        return DocumentList(documents=_checked(lambda: index().documents()))
+    def list_documents(ctx: Context) -> DocumentList:
+        """Every indexed document: its id (for `filters`), file, pages, status and metadata."""
+        return DocumentList(documents=_checked(lambda: index(ctx).documents()))
 
     return server
+
+
+def tenant_of(request: Any) -> str:
+    """The tenant the guard found for an HTTP request (it never lets one through without)."""
+    tenant = getattr(getattr(request, "state", None), "tenant", None)
+    if tenant is None:
+        raise ToolError("no tenant for this request")
+    return tenant
 
 
 def _sessions(server: MCPServer) -> Callable[[], contextlib.AbstractAsyncContextManager[None]]:
@@ -195,7 +215,7 @@ def mount(app: FastAPI) -> Callable[[], contextlib.AbstractAsyncContextManager[A
     index its lifespan opens. Returns what the lifespan must enter around serving. Without
     the `mcp` package, `/mcp` answers 501 saying what to install."""
     try:
-        server = build_server(lambda: app.state.scanrag.index)
+        server = build_server(lambda request: app.state.scanrag.index.as_tenant(tenant_of(request)))
     except ConfigError as exc:
         detail = {"detail": str(exc), "type": "ConfigError"}
 

@@ -54,6 +54,11 @@ class ExtractRequest(BaseModel):
     fields: list[Annotated[Text, Field(min_length=1, max_length=200)]] = Field(
         min_length=1, max_length=50, description='e.g. ["total", "date"]'
     )
+    filters: SearchFilters | None = Field(
+        None,
+        description="Narrow the passages read (page, label, metadata); the document's own "
+        "`doc_id` always applies.",
+    )
 
 
 class ExtractedField(BaseModel):

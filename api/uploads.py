@@ -22,9 +22,10 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect
 
-from ..datadir import DataDir
+from ..datadir import TenantFiles
 
 FIELD = "files"  # the multipart field that carries the documents
+KEPT = ("metadata",)  # form fields read (a JSON object for every file of the upload)
 MAX_NAME_BYTES = 200  # file systems allow 255 bytes per name; leave room for suffixes
 MAX_FIELDS = 20  # other form fields, ignored, but counted and bounded
 MAX_FIELD_BYTES = 64 << 10
@@ -44,7 +45,12 @@ UPLOAD_BODY: dict[str, Any] = {
                         "type": "array",
                         "items": {"type": "string", "format": "binary"},
                         "description": "PDF, PNG, JPEG, WebP, BMP or TIFF files.",
-                    }
+                    },
+                    "metadata": {
+                        "type": "string",
+                        "description": 'A JSON object for every file of the upload, e.g. '
+                        '{"dept": "finance", "year": 2019}: string, number or boolean values.',
+                    },
                 },
             }
         }
@@ -101,6 +107,8 @@ class _Parts:
         self.pending: list[tuple[Incoming, bytes]] = []
         self.pending_bytes = 0
         self.current: Incoming | None = None
+        self.kept: dict[str, bytearray] = {}  # the KEPT fields' values
+        self.field: bytearray | None = None  # the kept field being read
         self.fields = 0
         self.field_bytes = 0
         self.header = [bytearray(), bytearray()]
@@ -120,6 +128,7 @@ class _Parts:
 
     def on_part_begin(self) -> None:
         self.current, self.headers, self.header_bytes, self.field_bytes = None, {}, 0, 0
+        self.field = None
 
     def _header(self, which: int, data: bytes) -> None:
         self.header_bytes += len(data)
@@ -149,13 +158,18 @@ class _Parts:
         self.fields += 1
         if self.fields > MAX_FIELDS:
             raise UploadRefused(413, f"more than {MAX_FIELDS} other form fields")
+        name = options.get(b"name", b"").decode("latin-1")
+        if name in KEPT:
+            self.field = self.kept[name] = bytearray()  # a repeated field: the last one
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
         block = data[start:end]
-        if self.current is None:  # a form field scanrag does not use: bounded, then dropped
+        if self.current is None:  # a form field: bounded; kept when scanrag reads it
             self.field_bytes += len(block)
             if self.field_bytes > MAX_FIELD_BYTES:
                 raise UploadRefused(413, f"a form field is larger than {MAX_FIELD_BYTES >> 10} KB")
+            if self.field is not None:
+                self.field += block
             return
         self.current.size += len(block)
         if self.current.size > self.max_bytes:
@@ -189,10 +203,11 @@ async def receive_files(
     max_bytes: int,
     max_files: int,
     too_large: Callable[[str], str],
-) -> list[Incoming]:
-    """The uploaded files, each complete in its temporary file (closed). Raises UploadRefused
-    (its files deleted) for a body that is not multipart, has no file, or goes over a limit;
-    `too_large(name)` says why a file is refused for its size."""
+) -> tuple[list[Incoming], dict[str, bytes]]:
+    """The uploaded files, each complete in its temporary file (closed), and the values of
+    the KEPT form fields sent. Raises UploadRefused (its files deleted) for a body that is
+    not multipart, has no file, or goes over a limit; `too_large(name)` says why a file is
+    refused for its size."""
     content_type, options = parse_options_header(request.headers.get("content-type", ""))
     if content_type != b"multipart/form-data" or not options.get(b"boundary"):
         raise UploadRefused(
@@ -222,12 +237,12 @@ async def receive_files(
     if not parts.files:
         discard(parts.files)
         raise UploadRefused(422, f"no file in the upload: send each one in a field named {FIELD!r}")
-    return parts.files
+    return parts.files, {name: bytes(value) for name, value in parts.kept.items()}
 
 
-def store(file: Incoming, data: DataDir) -> Path:
-    """Move a received file to its place in the data dir."""
-    target = data.upload(file.digest.hexdigest(), file.name)
+def store(file: Incoming, files: TenantFiles) -> Path:
+    """Move a received file to its place among the tenant's uploads."""
+    target = files.upload(file.digest.hexdigest(), file.name)
     target.parent.mkdir(parents=True, exist_ok=True)
     os.replace(file.tmp, target)
     return target

@@ -19,6 +19,16 @@ Per level: latency p50/p95/p99 as the client sees it (both routes, and each apar
 per second (requests / wall time of the level), errors, and the server's RSS and CPU seconds.
 Ten untimed requests warm the server first. The load generator shares the machine's cores
 with the server, as a client on the same host would.
+
+    python bench/query_load.py --tenants [--tenant-count 50] [--tenant-docs 20]
+                               [--chunks 10] [--requests 100]
+
+compares tenant layouts instead: the same synthetic chunks (random 384-d unit vectors, BM25
+terms from generated words) written straight into two embedded Qdrant stores, one with
+--tenant-count tenants of --tenant-docs documents each, one with a single tenant holding all
+of them. Hybrid searches (top 5, each the tenant's own) alternate between the two stores, so
+that the machine's load falls on both alike; the figures are the store's search latency
+(query encoding, the same in both, is left out).
 """
 
 from __future__ import annotations
@@ -349,6 +359,106 @@ def plot(result: dict[str, Any], path: Path) -> None:
     save_plot(fig, path, "scanrag serve under load", result["machine"])
 
 
+def tenant_layouts(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """Hybrid search latency: many small tenants against one tenant of as many documents."""
+    from scanrag.retrieval.embedding import SparseEncoder
+    from scanrag.retrieval.store import EdgeStore, StorePoint
+
+    info = machine()
+    rng = np.random.default_rng(7)
+    words = ["".join(rng.choice(list("abcdefghijklmnoprstuvw"), 7)) for _ in range(5000)]
+    sparse = SparseEncoder()
+    documents = args.tenant_count * args.tenant_docs
+    owners = {"tenants": [f"t{i // args.tenant_docs:03d}" for i in range(documents)],
+              "one tenant": ["default"] * documents}  # fmt: skip
+    stores = {name: EdgeStore(work / name.replace(" ", "-"), 384) for name in owners}
+    texts: list[list[str]] = []
+    vectors = rng.normal(size=(documents * args.chunks, 384)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    began = time.perf_counter()
+    for doc in range(documents):
+        batch: dict[str, list[StorePoint]] = {name: [] for name in owners}
+        for chunk in range(args.chunks):
+            n = doc * args.chunks + chunk
+            text = [str(w) for w in rng.choice(words, 60)]
+            texts.append(text)
+            for name, tenants in owners.items():
+                payload = {"tenant": tenants[doc], "doc_id": f"{doc:016x}", "chunk": chunk,
+                           "source": f"d{doc}.pdf", "source_name": f"d{doc}.pdf",
+                           "text": " ".join(text), "pages": [1], "labels": ["text"],
+                           "regions": [], "metadata": {}, "meta_terms": []}  # fmt: skip
+                terms = sparse.encode_document(" ".join(text))
+                batch[name].append(StorePoint(f"{n:032x}", vectors[n], terms, payload))
+        for name, store in stores.items():
+            store.upsert(batch[name])
+    for store in stores.values():
+        store.optimize()
+    build_s = time.perf_counter() - began
+    print(f"{documents} documents x {args.chunks} chunks in each store, built in {build_s:.0f}s")
+    samples: dict[str, list[float]] = {name: [] for name in owners}
+    found: dict[str, int] = {name: 0 for name in owners}
+    for i in range(args.requests + 20):  # the first 20 warm up, untimed
+        n = int(rng.integers(documents * args.chunks))
+        doc = n // args.chunks
+        dense = vectors[n] + rng.normal(scale=0.03, size=384).astype(np.float32)
+        query = sparse.encode_query(" ".join(rng.choice(texts[n], 4)))
+        order = list(owners) if i % 2 == 0 else list(owners)[::-1]
+        for name in order:
+            start = time.perf_counter()
+            hits = stores[name].search(dense, query, 5, tenant=owners[name][doc])
+            elapsed = (time.perf_counter() - start) * 1000
+            if i >= 20:
+                samples[name].append(elapsed)
+                found[name] += any(hit.payload["doc_id"] == f"{doc:016x}" for hit in hits)
+    for store in stores.values():
+        store.close()
+    layouts = {
+        name: {
+            "tenants": len(set(owners[name])),
+            "documents_per_tenant": documents // len(set(owners[name])),
+            **{f"p{q}_ms": round(percentile(ms, q), 2) for q in (50, 95, 99)},
+            "mean_ms": round(float(np.mean(ms)), 2),
+            "found_own_document": round(found[name] / len(ms), 3),
+        }
+        for name, ms in samples.items()
+    }
+    return {
+        "benchmark": "query_load --tenants",
+        "command": "python bench/query_load.py " + " ".join(args.argv),
+        "machine": finish(info),
+        "setup": {
+            "documents": documents,
+            "chunks_per_document": args.chunks,
+            "searches": args.requests,
+            "mode": "hybrid (dense + sparse, RRF), top 5",
+            "store": "EdgeStore (embedded Qdrant), tenant field indexed is_tenant",
+            "build_s": round(build_s, 1),
+        },
+        "layouts": layouts,
+        "p95_ratio": round(layouts["tenants"]["p95_ms"] / layouts["one tenant"]["p95_ms"], 3),
+    }
+
+
+def tenant_table(result: dict[str, Any]) -> str:
+    setup = result["setup"]
+    out = [
+        f"store search latency, {setup['mode']}, {setup['searches']} searches per layout, "
+        f"{setup['documents']} documents of {setup['chunks_per_document']} chunks in each",
+        describe(result["machine"]),
+        "",
+        f"{'layout':<12}{'tenants':>8}{'docs/tenant':>12}{'p50':>8}{'p95':>8}{'p99':>8}"
+        f"{'mean':>8}{'own doc found':>15}",
+    ]
+    for name, row in result["layouts"].items():
+        out.append(
+            f"{name:<12}{row['tenants']:>8}{row['documents_per_tenant']:>12}{row['p50_ms']:>8.2f}"
+            f"{row['p95_ms']:>8.2f}{row['p99_ms']:>8.2f}{row['mean_ms']:>8.2f}"
+            f"{row['found_own_document']:>15.0%}"
+        )
+    out += ["", f"p95 of many tenants / p95 of one tenant: {result['p95_ratio']:.2f}"]
+    return "\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--documents", type=int, default=60, help="born-digital PDFs")
@@ -358,8 +468,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS / "query_load.json")
     parser.add_argument("--plot", type=Path, default=DOCS / "query_load.png")
     parser.add_argument("--plot-only", action="store_true", help="re-draw the plot from --out")
+    parser.add_argument("--tenants", action="store_true", help="compare tenant layouts")
+    parser.add_argument("--tenant-count", type=int, default=50)
+    parser.add_argument("--tenant-docs", type=int, default=20, help="documents per tenant")
+    parser.add_argument("--chunks", type=int, default=10, help="chunks per document")
     args = parser.parse_args(argv)
     args.argv = sys.argv[1:] if argv is None else argv
+    if args.tenants:
+        with tempfile.TemporaryDirectory(prefix="scanrag-tenants-") as work:
+            result = tenant_layouts(args, Path(work))
+        print(tenant_table(result))
+        out = args.out if "--out" in args.argv else RESULTS / "query_load_tenants.json"
+        write_json(out, result)
+        print(f"\nwritten to {out}")
+        return 0
     if args.plot_only:
         plot(json.loads(args.out.read_text()), args.plot)
         return 0

@@ -58,14 +58,19 @@ class ScanRAGRetriever(BaseRetriever):
     `Citation.model_validate(doc.metadata)` gives the citation back.
 
     Give `data_dir` (and any scanrag setting in `options`, e.g. `{"qdrant_url": ...}`) to open
-    an index, or an open `index`; one opened here is closed by `close()` (or `with`).
+    an index, or an open `index`; one opened here is closed by `close()` (or `with`). `tenant`
+    searches that tenant's documents (default: the index's); `filters` may select on document
+    metadata (`{"metadata": {"dept": "finance"}}`).
     """
 
     model_config = ConfigDict(extra="forbid")  # a misspelt option must not pass unnoticed
 
     data_dir: str | None = Field(None, description="scanrag's data dir (default: settings).")
     top_k: int = Field(5, ge=1, le=100)
-    filters: SearchFilters | None = Field(None, description="doc_id, source, page, label...")
+    filters: SearchFilters | None = Field(
+        None, description="doc_id, source, page, label, metadata..."
+    )
+    tenant: str | None = Field(None, description="The tenant whose documents are searched.")
     mode: Literal["hybrid", "dense", "sparse"] | None = None
     options: dict[str, Any] = Field(default_factory=dict, description="Other scanrag settings.")
     index: Any = Field(None, exclude=True, description="An open scanrag.Index to search.")
@@ -76,8 +81,11 @@ class ScanRAGRetriever(BaseRetriever):
             from ..retrieval.index import Index  # the retrieval stack (torch) only when used
 
             given = {"data_dir": self.data_dir} if self.data_dir else {}
+            given |= {"tenant": self.tenant} if self.tenant else {}
             self.index = Index(Settings(**{**self.options, **given}))
             self._own = True
+        elif self.tenant:
+            self.index = self.index.as_tenant(self.tenant)
 
     def close(self) -> None:
         if self._own and self.index is not None:

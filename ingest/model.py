@@ -8,12 +8,15 @@ computed on demand with `BBox.to_points`.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from datetime import datetime, timezone
 from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, Field
+
+from ..tenants import DEFAULT
 
 Label = Literal[
     "title",
@@ -174,9 +177,13 @@ def unturn(x: float, y: float, turn: int, width: int, height: int) -> tuple[floa
     return x, y
 
 
-def doc_id_for(sha256: str) -> str:
-    """A document's id: the first 16 hex digits of its file's sha256."""
-    return sha256[:16]
+def doc_id_for(sha256: str, tenant: str = DEFAULT) -> str:
+    """A document's id: 16 hex digits of its file's sha256 — the first 16 for the default
+    tenant (as before tenants existed), else of the sha256 of tenant and content, so the same
+    file held by two tenants is two documents whose ids never meet."""
+    if tenant == DEFAULT:
+        return sha256[:16]
+    return hashlib.sha256(f"{tenant}:{sha256}".encode()).hexdigest()[:16]
 
 
 def region_id_for(doc_id: str, page: int, index: int) -> str:

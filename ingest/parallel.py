@@ -98,7 +98,7 @@ def parse_unit(
             buffer = io.BytesIO()
             image.save(buffer, format="JPEG", quality=settings.page_image_quality)
             result.images[number] = buffer.getvalue()
-            return DataDir.page_image(doc_id, parser_fp, number)
+            return DataDir.page_image(settings.tenant, doc_id, parser_fp, number)
 
         doc = parse(
             path,

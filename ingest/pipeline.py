@@ -61,7 +61,7 @@ def parse_file(
     Document, for `join_parts` to put together (a batch of a long PDF parsed elsewhere)."""
     parser = parser or get_parser(settings)
     source = source or open_source(path, settings)
-    doc_id = doc_id_for(source.sha256)
+    doc_id = doc_id_for(source.sha256, settings.tenant)
     warnings: list[str] = []
     fallback = None
     if settings.fallback and settings.fallback_parser != parser.name:

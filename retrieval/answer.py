@@ -58,6 +58,9 @@ class Citation(BaseModel):
     text: str
     score: float
     lines: list[CitedLine] = Field(default_factory=list, description="The lines that answer.")
+    metadata: dict[str, Any] = Field(
+        default_factory=dict, description="The document's metadata (given at upload or ingest)."
+    )
 
 
 class Answer(BaseModel):
@@ -84,6 +87,7 @@ def cite(
         text=text,
         score=round(hit.score, 4),
         lines=[CitedLine(text=line.text, bbox=line.bbox) for line in lines],
+        metadata=hit.metadata,
     )
 
 

@@ -1,10 +1,17 @@
 """The index: the documents of a data directory, searchable, kept in line with files and
 folders. A facade over its parts — the manifest, the vector store, the data directory and its
 parse cache (`DataDir`), the encoders and the parse runner; each ingest is an `IngestRun`
-over them (`ingest_run.py`)."""
+over them (`ingest_run.py`).
+
+An index acts for one tenant (`settings.tenant`, `default` unless set): it searches, lists,
+reads, deletes and ingests that tenant's documents only. `as_tenant(name)` gives the same
+index acting for another tenant — the parts are shared, nothing is opened — which is how the
+HTTP API serves every tenant from one open index."""
 
 from __future__ import annotations
 
+import copy
+import logging
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -17,16 +24,29 @@ from ..ingest.model import BBox, Document, parse_region_id
 from ..ingest.parallel import Runner, Runners
 from ..ingest.parsers import Parser, get_parser
 from ..ingest.pipeline import parse_fingerprint
+from ..tenants import DEFAULT, check_name
 from .answer import Answer, Answerer, make_answerer
 from .embedding import DenseEncoder, SparseEncoder
 from .images import read_page_image
 from .ingest_run import IngestParts, IngestRun
 from .manifest import FileRecord, Manifest
+from .metadata import merge_patch
 from .pii import MaskingAnswerer, mask_hit
-from .points import Encoders, index_fingerprint
+from .points import Encoders, index_fingerprint, metadata_payload
 from .reports import DocumentInfo, IngestReport, OnProgress
 from .results import SearchHit
 from .store import SearchFilters, SearchMode, Store, open_store
+
+log = logging.getLogger(__name__)
+CLAIMED = "untenanted_points_claimed"  # manifest meta: points from before tenants are claimed
+
+
+class _Opened:
+    """What is opened on first use, shared by an index and its tenant views."""
+
+    def __init__(self, store: Store | None) -> None:
+        self.store = store
+        self.answerers: dict[str, Answerer] = {}  # by tenant
 
 
 class Index:
@@ -35,7 +55,8 @@ class Index:
     `options` override settings. The parts the index would build from its settings can be
     given instead: `encoder` (the dense encoder), `store` (an open vector store, closed with
     the index), `runner` (where files are parsed) and `parser` — a parser name is the
-    `parser` setting, a parser object reads every file in this process.
+    `parser` setting, a parser object reads every file in this process. It acts for the
+    tenant `settings.tenant`.
     """
 
     def __init__(
@@ -61,8 +82,20 @@ class Index:
             self.settings.embed_model, self.settings.embed_batch_size
         )
         self.encoders = Encoders(self.dense, SparseEncoder(), self.settings.chunk_tokens)
-        self._store = store
-        self._answerer: Answerer | None = None
+        self.tenant = self.settings.tenant
+        self.files = self.data.tenant(self.tenant)
+        self._opened = _Opened(store)
+        self._view = False
+
+    def as_tenant(self, tenant: str) -> Index:
+        """This index acting for `tenant`: its own documents, the same open parts. Closing
+        it closes nothing (the index it came from owns the parts)."""
+        view = copy.copy(self)
+        view.settings = self.settings.model_copy(update={"tenant": check_name(tenant)})
+        view.tenant = tenant
+        view.files = self.data.tenant(tenant)
+        view._view = True
+        return view
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -75,7 +108,9 @@ class Index:
     def close(self) -> None:
         """Release the parse workers, the store and the manifest, each one even when closing
         another fails (else the store's directory lock or the database stays held)."""
-        store, self._store = self._store, None
+        if self._view:
+            return
+        store, self._opened.store = self._opened.store, None
         with ExitStack() as stack:  # callbacks run last in, first out
             stack.callback(self.manifest.close)
             if store is not None:
@@ -85,13 +120,21 @@ class Index:
     @property
     def store(self) -> Store:
         """The vector store, opened on first use (the embedding size comes from the manifest,
-        so reopening an index never loads the embedding model)."""
-        if self._store is None:
+        so reopening an index never loads the embedding model). Points written before tenants
+        existed are the default tenant's: the first open after the change gives them their
+        tenant field (one payload update; no parsing, no embedding)."""
+        if self._opened.store is None:
             key = f"dimension:{self.settings.embed_model}"
             dimension = int(self.manifest.meta(key) or 0) or self.dense.dimension
-            self._store = open_store(self.settings, self.data.qdrant, dimension)
+            store = open_store(self.settings, self.data.qdrant, dimension)
             self.manifest.set_meta(key, str(dimension))
-        return self._store
+            if self.manifest.meta(CLAIMED) is None:
+                claimed = store.claim_untenanted(DEFAULT)
+                if claimed:
+                    log.info("%d points from before tenants now belong to %r", claimed, DEFAULT)
+                self.manifest.set_meta(CLAIMED, "1")
+            self._opened.store = store
+        return self._opened.store
 
     @property
     def runner(self) -> Runner | None:
@@ -122,10 +165,13 @@ class Index:
         paths: list[Path] | list[str],
         on_progress: OnProgress | None = None,
         within: list[Path] | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> IngestReport:
         """Bring the index in line with files and folders: add new files, re-index changed
         ones, drop files gone from the folders given. Failures are per file. With `within`,
-        links that lead outside those folders are not followed (each is a failure).
+        links that lead outside those folders are not followed (each is a failure). With
+        `metadata` (validated: `metadata.validated`), every document of the files given gets
+        it (unchanged ones by a payload update); without, each keeps its own.
 
         Files that need parsing go to `settings.workers` processes or to Ray
         (`settings.ray_address`); this process decides what to parse, stores what comes back
@@ -141,7 +187,9 @@ class Index:
             encoders=self.encoders,
             runners=self.runners,
             sweep_store=not s.qdrant_url
-            and (self._store is not None or self.data.qdrant.exists() or bool(s.qdrant_path)),
+            and (
+                self._opened.store is not None or self.data.qdrant.exists() or bool(s.qdrant_path)
+            ),
         )
         run = IngestRun(
             parts,
@@ -150,6 +198,8 @@ class Index:
             self.index_fingerprint,
             on_progress,
             within,
+            self.tenant,
+            metadata,
         )
         try:
             return run.run(paths)
@@ -166,22 +216,25 @@ class Index:
         filters: SearchFilters | dict[str, Any] | None = None,
         mode: SearchMode | None = None,
     ) -> list[SearchHit]:
-        """Ranked chunks for a query; hybrid (dense + BM25 fused by RRF) by default."""
+        """Ranked chunks of the tenant's documents for a query; hybrid (dense + BM25 fused
+        by RRF) by default."""
         if isinstance(filters, dict):
             filters = SearchFilters(**filters)
         dense, sparse = self.encoders.query(query, mode or self.settings.search_mode)
-        hits = self.store.search(dense, sparse, top_k, filters, fusion=self.settings.fusion)
+        hits = self.store.search(
+            dense, sparse, top_k, filters, tenant=self.tenant, fusion=self.settings.fusion
+        )
         found = [SearchHit.from_payload(hit.payload, hit.score) for hit in hits]
         if self.settings.mask_pii:  # then answers, citations and extracted values are too
             found = [mask_hit(hit) for hit in found]
         return found
 
     def documents(self) -> list[DocumentInfo]:
-        """Every document, with the files that hold it, its status and last error; then
-        the files that failed before they were ever indexed."""
+        """Every document of the tenant, with the files that hold it, its status, last error
+        and metadata; then the files that failed before they were ever indexed."""
         grouped: dict[str, list[FileRecord]] = {}
         failures: list[DocumentInfo] = []
-        for row in self.manifest.all():
+        for row in self.manifest.all(self.tenant):
             if row.doc_id:
                 grouped.setdefault(row.doc_id, []).append(row)
             else:
@@ -190,14 +243,18 @@ class Index:
 
     def document_info(self, doc_id: str) -> DocumentInfo | None:
         """One document's entry, read from its own manifest rows (not the whole manifest)."""
-        rows = self.manifest.by_doc(doc_id)
+        rows = self.manifest.by_doc(self.tenant, doc_id)
         return DocumentInfo.of_rows(doc_id, rows) if rows else None
+
+    def usage(self) -> tuple[int, int]:
+        """(documents, pages) the tenant holds."""
+        return self.manifest.usage(self.tenant)
 
     def document(self, doc_id: str) -> Document | None:
         """The parsed Document (from the cache) of an indexed document id."""
-        for row in self.manifest.by_doc(doc_id):
+        for row in self.manifest.by_doc(self.tenant, doc_id):
             if row.sha256 and row.parser_fp:
-                doc = self.data.cache.get(row.sha256, row.parser_fp)
+                doc = self.files.cache.get(row.sha256, row.parser_fp)
                 if doc is not None:
                     return doc
         return None
@@ -221,11 +278,14 @@ class Index:
 
     @property
     def answerer(self) -> Answerer:
-        if self._answerer is None:
-            self._answerer = make_answerer(self.settings, crop=self.region_image)
+        """The answerer of the settings (one per tenant: a VLM's crops are the tenant's)."""
+        answerer = self._opened.answerers.get(self.tenant)
+        if answerer is None:
+            answerer = make_answerer(self.settings, crop=self.region_image)
             if self.settings.mask_pii:  # an LLM may still write a number from the question
-                self._answerer = MaskingAnswerer(self._answerer)
-        return self._answerer
+                answerer = MaskingAnswerer(answerer)
+            self._opened.answerers[self.tenant] = answerer
+        return answerer
 
     def region_image(self, region_id: str, pad: int = 0) -> Image.Image | None:
         """The crop of a region from its stored page image (None when unknown), cut from the
@@ -267,17 +327,29 @@ class Index:
         between leaves `indexing` rows (listed, with an error saying to delete again), which
         the next delete finishes and the next ingest re-indexes or drops; never `done` rows
         whose points or files are missing."""
-        rows = self.manifest.by_doc(doc_id)
+        rows = self.manifest.by_doc(self.tenant, doc_id)
         if not rows:
             return False
         for row in rows:
             row.status = "indexing"
             row.error = "interrupted while being deleted: delete it again or ingest its folder"
             self.manifest.put(row)
-        self.store.delete_doc(doc_id)
-        self.data.drop_document(
+        self.store.delete_doc(doc_id, tenant=self.tenant)
+        self.files.drop_document(
             doc_id, [row.sha256 for row in rows if row.sha256], [row.path for row in rows]
         )
         for row in rows:
-            self.manifest.remove(row.path)
+            self.manifest.remove(self.tenant, row.path)
         return True
+
+    def update_metadata(self, doc_id: str, patch: dict[str, Any]) -> DocumentInfo | None:
+        """Change a document's metadata by a JSON merge patch (a value sets a key, None
+        removes it), on its points and its manifest rows: a payload update, no parsing.
+        None for an unknown id; ValueError when the result is not valid metadata."""
+        info = self.document_info(doc_id)
+        if info is None:
+            return None
+        metadata = merge_patch(info.metadata, patch)
+        self.store.set_payload(doc_id, metadata_payload(metadata), tenant=self.tenant)
+        self.manifest.set_metadata(self.tenant, doc_id, metadata)
+        return self.document_info(doc_id)

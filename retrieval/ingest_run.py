@@ -9,6 +9,12 @@ store, the data directory and its parse cache, the encoders and the runner.
 A document's points are replaced in one write after its row is marked `indexing`, and the row
 is marked `done` only after the write returns: a run killed at any point leaves rows that the
 next run finishes, and never duplicate or orphan points.
+
+A run is one tenant's: it reads and writes that tenant's manifest rows, points, parses, page
+images and uploads only, and keeps within the tenant's limits (documents, pages): a file that
+would take the tenant over one fails, with a message naming the limit. Metadata given to the
+run goes on every document it indexes, and on unchanged ones whose metadata differs (a
+payload update, no parsing); without it, a document keeps what it had.
 """
 
 from __future__ import annotations
@@ -23,10 +29,10 @@ from typing import Any, TypeVar
 
 from ..config import Settings
 from ..datadir import DataDir, fell_back, recorded_fp
-from ..errors import ConfigError, ScanragError
+from ..errors import ConfigError, LimitExceeded, ScanragError
 from ..fsutil import atomic_write
 from ..ingest.loaders import SourceFile, discover, failure_message, open_source, show
-from ..ingest.model import Document
+from ..ingest.model import Document, doc_id_for
 from ..ingest.parallel import (
     InlineRunner,
     ParseResult,
@@ -39,8 +45,9 @@ from ..ingest.parallel import (
 )
 from ..ingest.parsers import Parser
 from ..ingest.pipeline import join_parts
+from ..tenants import DEFAULT
 from .manifest import FileRecord, Manifest
-from .points import Encoders
+from .points import Encoders, metadata_payload
 from .reports import FileError, IngestEvent, IngestReport, OnProgress
 from .results import ChunkPayload
 from .store import Store
@@ -99,10 +106,16 @@ class IngestRun:
         index_fp: str,
         on_progress: OnProgress | None = None,
         within: list[Path] | None = None,
+        tenant: str = DEFAULT,
+        metadata: dict[str, Any] | None = None,
     ) -> None:
         self.parts = parts
         self.settings = parts.settings
         self.manifest = parts.manifest
+        self.tenant = tenant
+        self.files = parts.data.tenant(tenant)
+        self.metadata = metadata  # None: each document keeps its own
+        self.limits = parts.settings.limits_for(tenant)
         self.within = within  # files are opened only below these folders
         self.parser_fp = parser_fp
         self.index_fp = index_fp
@@ -114,7 +127,7 @@ class IngestRun:
         self.finished = 0
         threads = worker_threads(parts.settings)
         unit_settings = parts.settings.merged(ocr_threads=threads) if threads else parts.settings
-        self.values = unit_settings.model_dump()
+        self.values = {**unit_settings.model_dump(), "tenant": tenant}  # its doc ids, its pages
         self.batch = batch_size(parts.settings, parser)
         self.units: dict[tuple[Path, tuple[int, int] | None], FileJob] = {}
         self.parsing: dict[str, FileJob] = {}  # sha256 → the job parsing that content
@@ -134,7 +147,7 @@ class IngestRun:
         for path, message in found.errors:
             report.failed += 1
             report.errors.append(FileError(path=show(path), error=message))
-            row = self.manifest.get(Path(os.path.abspath(path)))
+            row = self.manifest.get(self.tenant, Path(os.path.abspath(path)))
             if row is not None and row.error != message:  # an indexed file now unreadable:
                 row.error = message  # its old version stays searchable, the row says why
                 self.manifest.put(row)
@@ -158,8 +171,9 @@ class IngestRun:
         return report
 
     def _unchanged(self, path: Path, stat: os.stat_result) -> bool:
-        """Done with these settings, and the same size and mtime: not even hashed."""
-        row = self.manifest.get(Path(os.path.abspath(path)))
+        """Done with these settings and this metadata, and the same size and mtime: not even
+        hashed."""
+        row = self.manifest.get(self.tenant, Path(os.path.abspath(path)))
         return (
             row is not None
             and row.status == "done"
@@ -167,6 +181,7 @@ class IngestRun:
             and row.mtime_ns == stat.st_mtime_ns
             and row.parser_fp == self.parser_fp
             and row.index_fp == self.index_fp
+            and self.metadata in (None, row.metadata)
         )
 
     @property
@@ -200,13 +215,16 @@ class IngestRun:
             self.statuses[number] = "failed"
             self.finished += 1
             return
-        job = FileJob(path, number, self.manifest.get(path), stat)
+        job = FileJob(path, number, self.manifest.get(self.tenant, path), stat)
         self._event("file", job)
         ok, doc = self._guard(job, lambda: self._open(job))
         if not ok:
             return
-        if job.status == "unchanged":
-            self.report.unchanged += 1
+        if job.status in ("unchanged", "updated"):  # updated: its metadata alone
+            if job.status == "unchanged":
+                self.report.unchanged += 1
+            else:
+                self.report.updated += 1
             self._done(job)
         elif doc is not None:
             self._index(job, doc)
@@ -223,6 +241,7 @@ class IngestRun:
         job.source = source
         if (
             row
+            and row.doc_id
             and row.status == "done"
             and row.sha256 == source.sha256
             and row.parser_fp == self.parser_fp
@@ -231,8 +250,39 @@ class IngestRun:
             row.size, row.mtime_ns = job.stat.st_size, job.stat.st_mtime_ns
             self.manifest.put(row)  # touched, not changed
             job.status = "unchanged"
+            if self.metadata is not None and self.metadata != row.metadata:
+                self.set_metadata(row.doc_id, self.metadata)
+                job.status = "updated"
             return None
-        return self.parts.data.cache.get(source.sha256, self.parser_fp)
+        self._check_limits(job, doc_id_for(source.sha256, self.tenant), source.page_count)
+        return self.files.cache.get(source.sha256, self.parser_fp)
+
+    def set_metadata(self, doc_id: str, metadata: dict[str, Any]) -> None:
+        """A document's metadata, on its points and its rows: a payload update, no parsing."""
+        self.parts.store().set_payload(doc_id, metadata_payload(metadata), tenant=self.tenant)
+        self.manifest.set_metadata(self.tenant, doc_id, metadata)
+
+    def _check_limits(self, job: FileJob, doc_id: str, pages: int) -> None:
+        """Raise LimitExceeded when indexing `doc_id` (of `pages` pages) in place of the file's
+        present document would take the tenant over its documents or pages limit."""
+        limits = self.limits
+        if limits.documents is None and limits.pages is None:
+            return
+        if self.manifest.by_doc(self.tenant, doc_id):
+            return  # held already: re-indexing it adds nothing
+        documents, held = self.manifest.usage(self.tenant)
+        documents, held = documents + 1, held + pages
+        row = job.row
+        others = self.manifest.by_doc(self.tenant, row.doc_id) if row and row.doc_id else []
+        if row and [r.path for r in others] == [job.path]:  # its present document goes
+            documents, held = documents - 1, held - (row.pages or 0)
+        over = limits.over(documents, held)
+        if over is not None:
+            raise LimitExceeded(
+                f"{show(job.path)}: indexing it would give tenant {self.tenant!r} {over}; "
+                "delete documents, or raise SCANRAG_TENANT_MAX_DOCUMENTS / _MAX_PAGES (or the "
+                "tenant's tenant_limits entry)"
+            )
 
     def _dispatch(self, job: FileJob) -> None:
         self.parsing[job.opened.sha256] = job
@@ -300,7 +350,7 @@ class IngestRun:
         else:
             self.report.pages += len(doc.pages)
             self.report.parse_seconds = round(self.report.parse_seconds + job.parse_seconds, 3)
-            self.parts.data.cache.put(doc, self.parser_fp)  # re-chunking never parses again
+            self.files.cache.put(doc, self.parser_fp)  # re-chunking never parses again
             self._index(job, doc)
         followers = sorted(job.followers, key=lambda other: other.number)
         if doc is not None and not fell_back(doc):
@@ -356,6 +406,8 @@ class IngestRun:
         """Replace the file's points with the Document's, crash-safely: the row is `indexing`
         while the points change and `done` only once all of them are written."""
         path, row, stat = job.path, job.row, job.stat
+        self._check_limits(job, doc.id, len(doc.pages))
+        metadata = self._metadata_for(job, doc.id)
         record = FileRecord(
             path,
             job.opened.sha256,
@@ -367,20 +419,33 @@ class IngestRun:
             self.index_fp,
             len(doc.pages),
             None,
-            "",
+            tenant=self.tenant,
+            metadata=metadata,
         )
-        points = self.parts.encoders.points(doc, self.parts.data.display(path))
+        display = self.parts.data.display(path)
+        points = self.parts.encoders.points(doc, display, self.tenant, metadata)
         self.manifest.put(record)
         if row and row.doc_id and row.doc_id != doc.id:
             self._drop_doc_if_unreferenced(row.doc_id, except_path=path)
         store = self.parts.store()
-        store.delete_doc(doc.id)
+        store.delete_doc(doc.id, tenant=self.tenant)
         store.upsert(points)
         record.status = "done"
         self.manifest.put(record)
+        self.manifest.set_metadata(self.tenant, doc.id, metadata)  # its other files' rows
         if row is None or (row.status == "failed" and not row.doc_id):
             return "added"
         return "updated"
+
+    def _metadata_for(self, job: FileJob, doc_id: str) -> dict[str, Any]:
+        """The run's metadata; else what the file had (it keeps it through changes); else
+        what another file of the same content has."""
+        if self.metadata is not None:
+            return self.metadata
+        if job.row is not None and job.row.doc_id:
+            return job.row.metadata
+        same = self.manifest.by_doc(self.tenant, doc_id)
+        return same[0].metadata if same else {}
 
     def _record_failure(self, job: FileJob, error: str) -> None:
         """A failed file keeps its previous document (if any) searchable; the row says why."""
@@ -403,7 +468,7 @@ class IngestRun:
                 self.index_fp,
                 None,
                 error,
-                "",
+                tenant=self.tenant,
             )
         )
 
@@ -411,32 +476,36 @@ class IngestRun:
         """Files under the given folders that are gone (or no longer documents) leave the index."""
         folders = [root for root in roots if root.is_dir()]
         removed = 0
-        for row in self.manifest.all():
+        for row in self.manifest.all(self.tenant):
             inside = any(row.path.is_relative_to(folder) for folder in folders)
             if inside and row.path not in present:
                 if row.doc_id:
                     self._drop_doc_if_unreferenced(row.doc_id, except_path=row.path)
-                self.manifest.remove(row.path)
+                self.manifest.remove(self.tenant, row.path)
                 removed += 1
         return removed
 
     def _finish_interrupted_removals(self) -> None:
-        """Points whose document no file refers to any more (a run killed mid-removal)."""
+        """The tenant's points whose document no file refers to any more (a run killed
+        mid-removal)."""
         if not self.parts.sweep_store:
             return
-        referenced = {row.doc_id for row in self.manifest.all() if row.doc_id}
+        referenced = {row.doc_id for row in self.manifest.all(self.tenant) if row.doc_id}
         store = self.parts.store()
-        for doc_id in store.doc_counts():
+        for doc_id in store.doc_counts(self.tenant):
             if doc_id not in referenced:
-                store.delete_doc(doc_id)
+                store.delete_doc(doc_id, tenant=self.tenant)
 
     def _drop_doc_if_unreferenced(self, doc_id: str, except_path: Path) -> None:
         """Delete a document's points unless another file holds the same content; then its
         points are made to cite that file (they may have named the one going away)."""
-        others = [row for row in self.manifest.by_doc(doc_id) if row.path != except_path]
+        others = [
+            row for row in self.manifest.by_doc(self.tenant, doc_id) if row.path != except_path
+        ]
         store = self.parts.store()
         if not others:
-            store.delete_doc(doc_id)
+            store.delete_doc(doc_id, tenant=self.tenant)
             return
         keep = next((row for row in others if row.status == "done"), others[0]).path
-        store.set_payload(doc_id, ChunkPayload.naming(self.parts.data.display(keep)))
+        naming = ChunkPayload.naming(self.parts.data.display(keep))
+        store.set_payload(doc_id, naming, tenant=self.tenant)

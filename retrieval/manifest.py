@@ -1,25 +1,34 @@
 """The manifest: a SQLite file recording every ingested source file and its state.
 
-One row per file path: its stat, sha256, document id, status, the fingerprints of the parser
-and of the index settings it was processed with, and the last error. A file is `indexing`
-from the moment its points start to change until all of them are written, so a run killed in
-between is finished by the next one.
+One row per tenant and file path: its stat, sha256, document id, status, the fingerprints of
+the parser and of the index settings it was processed with, the last error, and the
+document's metadata (every row of a document holds the same). A file is `indexing` from the
+moment its points start to change until all of them are written, so a run killed in between
+is finished by the next one.
+
+A manifest written before tenants existed is rebuilt in place when it is first opened (one
+transaction): every row goes to the default tenant, with no metadata.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS files (
-    path BLOB PRIMARY KEY,      -- os.fsencode(absolute path): exact even for non-UTF-8 names
+from ..tenants import DEFAULT
+
+FILES = """
+CREATE TABLE IF NOT EXISTS {name} (
+    tenant TEXT NOT NULL,       -- whose file (rows from before tenants: the default tenant)
+    path BLOB NOT NULL,         -- os.fsencode(absolute path): exact even for non-UTF-8 names
     sha256 TEXT,
     size INTEGER,
     mtime_ns INTEGER,
@@ -29,11 +38,23 @@ CREATE TABLE IF NOT EXISTS files (
     index_fp TEXT,
     pages INTEGER,
     error TEXT,
-    updated_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS files_doc_id ON files (doc_id);
+    updated_at TEXT NOT NULL,
+    metadata TEXT NOT NULL DEFAULT '{{}}',  -- the document's metadata (JSON object)
+    PRIMARY KEY (tenant, path)
+)"""
+SCHEMA = f"""
+{FILES.format(name="files")};
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+INDEXES = "CREATE INDEX IF NOT EXISTS files_doc ON files (tenant, doc_id);"
+#: The columns of a row, in FileRecord's order.
+COLUMNS = (
+    "path, sha256, size, mtime_ns, doc_id, status, parser_fp, index_fp, pages, error, "
+    "updated_at, tenant, metadata"
+)
+BEFORE_TENANTS = (
+    "path, sha256, size, mtime_ns, doc_id, status, parser_fp, index_fp, pages, error, updated_at"
+)
 
 
 @dataclass
@@ -48,7 +69,9 @@ class FileRecord:
     index_fp: str | None
     pages: int | None
     error: str | None
-    updated_at: str
+    updated_at: str = ""
+    tenant: str = DEFAULT
+    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 class Manifest:
@@ -59,6 +82,23 @@ class Manifest:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
         self._lock = threading.Lock()
+        self._add_tenants()
+        self._db.execute(INDEXES)
+
+    def _add_tenants(self) -> None:
+        """A manifest from before tenants: its rows become the default tenant's."""
+        with self._tx() as db:
+            columns = {row[1] for row in db.execute("PRAGMA table_info(files)")}
+            if "tenant" in columns:
+                return
+            db.execute("ALTER TABLE files RENAME TO files_before_tenants")
+            db.execute(FILES.format(name="files"))
+            db.execute(
+                f"INSERT INTO files ({BEFORE_TENANTS}, tenant) "
+                f"SELECT {BEFORE_TENANTS}, ? FROM files_before_tenants",
+                (DEFAULT,),
+            )
+            db.execute("DROP TABLE files_before_tenants")
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -73,28 +113,58 @@ class Manifest:
 
     def _rows(self, sql: str, args: tuple = ()) -> list[FileRecord]:
         with self._lock:
-            rows = self._db.execute(f"SELECT * FROM files {sql}", args).fetchall()
-        return [FileRecord(Path(os.fsdecode(row[0])), *row[1:]) for row in rows]
+            rows = self._db.execute(f"SELECT {COLUMNS} FROM files {sql}", args).fetchall()
+        records = [FileRecord(Path(os.fsdecode(row[0])), *row[1:-1]) for row in rows]
+        for record, row in zip(records, rows, strict=True):
+            record.metadata = json.loads(row[-1])
+        return records
 
-    def get(self, path: Path) -> FileRecord | None:
-        rows = self._rows("WHERE path = ?", (os.fsencode(path),))
+    def get(self, tenant: str, path: Path) -> FileRecord | None:
+        rows = self._rows("WHERE tenant = ? AND path = ?", (tenant, os.fsencode(path)))
         return rows[0] if rows else None
 
-    def all(self) -> list[FileRecord]:
-        return self._rows("ORDER BY path")
+    def all(self, tenant: str) -> list[FileRecord]:
+        return self._rows("WHERE tenant = ? ORDER BY path", (tenant,))
 
-    def by_doc(self, doc_id: str) -> list[FileRecord]:
-        return self._rows("WHERE doc_id = ? ORDER BY path", (doc_id,))
+    def by_doc(self, tenant: str, doc_id: str) -> list[FileRecord]:
+        return self._rows("WHERE tenant = ? AND doc_id = ? ORDER BY path", (tenant, doc_id))
+
+    def usage(self, tenant: str) -> tuple[int, int]:
+        """(documents, pages) a tenant holds: each document once, whatever files hold it."""
+        with self._lock:
+            documents, pages = self._db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(pages), 0) FROM (SELECT MAX(pages) AS pages "
+                "FROM files WHERE tenant = ? AND doc_id IS NOT NULL GROUP BY doc_id)",
+                (tenant,),
+            ).fetchone()
+        return documents, pages
 
     def put(self, record: FileRecord) -> None:
         record.updated_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        values = (os.fsencode(record.path), *list(vars(record).values())[1:])
+        values = (
+            os.fsencode(record.path),
+            *list(vars(record).values())[1:-1],
+            json.dumps(record.metadata, ensure_ascii=False),
+        )
         with self._tx() as db:
-            db.execute(f"INSERT OR REPLACE INTO files VALUES ({','.join('?' * 11)})", values)
+            db.execute(
+                f"INSERT OR REPLACE INTO files ({COLUMNS}) VALUES ({','.join('?' * len(values))})",
+                values,
+            )
 
-    def remove(self, path: Path) -> None:
+    def set_metadata(self, tenant: str, doc_id: str, metadata: dict[str, Any]) -> None:
+        """The metadata of every row of a document."""
         with self._tx() as db:
-            db.execute("DELETE FROM files WHERE path = ?", (os.fsencode(path),))
+            db.execute(
+                "UPDATE files SET metadata = ? WHERE tenant = ? AND doc_id = ?",
+                (json.dumps(metadata, ensure_ascii=False), tenant, doc_id),
+            )
+
+    def remove(self, tenant: str, path: Path) -> None:
+        with self._tx() as db:
+            db.execute(
+                "DELETE FROM files WHERE tenant = ? AND path = ?", (tenant, os.fsencode(path))
+            )
 
     def meta(self, key: str) -> str | None:
         with self._lock:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from typing import Any
 
 import numpy as np
 
@@ -13,6 +14,7 @@ from ..config import Settings
 from ..ingest.model import MARGINAL_LABELS, Document
 from .chunking import Chunk, chunk_document
 from .embedding import DenseEncoder, SparseEncoder, SparseVec
+from .metadata import terms
 from .results import ChunkPayload, HitLine, HitRegion
 from .store import SearchMode, StorePoint
 
@@ -28,9 +30,16 @@ def index_fingerprint(settings: Settings) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def chunk_payload(chunk: Chunk, source: str, sizes: dict[int, tuple[int, int]]) -> ChunkPayload:
+def chunk_payload(
+    chunk: Chunk,
+    source: str,
+    sizes: dict[int, tuple[int, int]],
+    tenant: str,
+    metadata: dict[str, Any],
+) -> ChunkPayload:
     """A chunk's provenance as stored beside its vectors (`sizes`: page number → pixels)."""
     return ChunkPayload(
+        tenant=tenant,
         doc_id=chunk.doc_id,
         chunk=chunk.index,
         **ChunkPayload.naming(source),
@@ -56,7 +65,13 @@ def chunk_payload(chunk: Chunk, source: str, sizes: dict[int, tuple[int, int]]) 
             )
             for region in chunk.regions
         ],
+        **metadata_payload(metadata),
     )
+
+
+def metadata_payload(metadata: dict[str, Any]) -> dict[str, Any]:
+    """The payload fields that carry a document's metadata (set again when it changes)."""
+    return {"metadata": metadata, "meta_terms": terms(metadata)}
 
 
 class Encoders:
@@ -67,8 +82,11 @@ class Encoders:
         self.sparse = sparse
         self.chunk_tokens = chunk_tokens
 
-    def points(self, doc: Document, source: str) -> list[StorePoint]:
-        """One point per chunk, with an id derived from the chunk's (the same every run)."""
+    def points(
+        self, doc: Document, source: str, tenant: str, metadata: dict[str, Any]
+    ) -> list[StorePoint]:
+        """One point per chunk, with an id derived from the chunk's (the same every run; a
+        tenant's document ids are its own, so are its points')."""
         chunks = chunk_document(doc, self.chunk_tokens)
         if not chunks:
             return []
@@ -81,7 +99,9 @@ class Encoders:
                 id=str(uuid.uuid5(POINT_NAMESPACE, chunk.id)),
                 dense=dense[i],
                 sparse=sparse[i],
-                payload=chunk_payload(chunk, source, sizes).model_dump(mode="json"),
+                payload=chunk_payload(chunk, source, sizes, tenant, metadata).model_dump(
+                    mode="json"
+                ),
             )
             for i, chunk in enumerate(chunks)
         ]

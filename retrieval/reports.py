@@ -51,6 +51,9 @@ class DocumentInfo(BaseModel):
     status: str
     error: str | None = None
     updated_at: str
+    metadata: dict[str, Any] = Field(
+        default_factory=dict, description="Given at upload or ingest; changed by PATCH."
+    )
 
     @classmethod
     def of_rows(cls, doc_id: str, rows: list[FileRecord]) -> DocumentInfo:
@@ -63,6 +66,7 @@ class DocumentInfo(BaseModel):
             status="done" if all(row.status == "done" for row in rows) else rows[0].status,
             error=next((row.error for row in rows if row.error), None),
             updated_at=max(row.updated_at for row in rows),
+            metadata=rows[0].metadata,
         )
 
 

@@ -2,7 +2,7 @@
 returns: ranked chunks with the regions and lines they came from.
 
 `ChunkPayload` is the payload's one definition: the store's payload indexes are its fields
-marked `KEYWORD` or `INTEGER`, and a `SearchHit` is made from it.
+marked `PARTITION`, `KEYWORD` or `INTEGER`, and a `SearchHit` is made from it.
 """
 
 from __future__ import annotations
@@ -13,8 +13,11 @@ from typing import Annotated, Any
 from pydantic import BaseModel, Field
 
 from ..ingest.model import BBox
+from ..tenants import DEFAULT
 
-#: Payload fields the store indexes, by kind (search filters match on them).
+#: Payload fields the store indexes, by kind (search filters match on them). `PARTITION`:
+#: the keyword every query and delete filters on, indexed as Qdrant's tenant partition.
+PARTITION = "partition"
 KEYWORD = "keyword"
 INTEGER = "integer"
 
@@ -40,8 +43,11 @@ class HitRegion(BaseModel):
 
 
 class ChunkPayload(BaseModel):
-    """Compact provenance stored beside a chunk's vectors; never part of the embedded text."""
+    """Compact provenance stored beside a chunk's vectors; never part of the embedded text.
+    Points written before tenants existed carry no `tenant` until the store gives them the
+    default one (`Store.claim_untenanted`), nor any metadata."""
 
+    tenant: Annotated[str, PARTITION] = DEFAULT
     doc_id: Annotated[str, KEYWORD]
     chunk: int
     source: Annotated[str, KEYWORD]
@@ -51,6 +57,10 @@ class ChunkPayload(BaseModel):
     pages: Annotated[list[int], INTEGER]
     labels: Annotated[list[str], KEYWORD]
     regions: list[HitRegion]
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    meta_terms: Annotated[list[str], KEYWORD] = Field(
+        default_factory=list, description="`key=value` for each metadata entry (filters)."
+    )
 
     @property
     def chunk_id(self) -> str:
@@ -64,6 +74,10 @@ class ChunkPayload(BaseModel):
 
 #: The field a document's points are found by (to delete, count or rename them).
 DOC_ID = "doc_id"
+#: The field that says whose a point is.
+TENANT = "tenant"
+#: The field metadata filters match (`metadata.terms`).
+META_TERMS = "meta_terms"
 
 
 def indexed(kind: str) -> tuple[str, ...]:
@@ -82,6 +96,9 @@ class SearchHit(BaseModel):
     heading: str = ""
     pages: list[int]
     regions: list[HitRegion]
+    metadata: dict[str, Any] = Field(
+        default_factory=dict, description="The document's metadata (given at upload or ingest)."
+    )
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any], score: float) -> SearchHit:

@@ -8,6 +8,11 @@
 Both store one point per chunk with a named dense vector ("dense"), a named sparse vector
 ("sparse", IDF applied by Qdrant) and the chunk's payload, and both fuse dense and sparse
 results with reciprocal-rank fusion in one query. They pass one shared contract test suite.
+
+Tenants share one collection, as Qdrant recommends: every point's payload names its tenant,
+that field has a keyword index flagged `is_tenant` (Qdrant keeps each tenant's points
+together and plans per-tenant queries on it), and every search, delete and payload update
+filters on it — the store's methods take the tenant as a required argument.
 """
 
 from __future__ import annotations
@@ -25,13 +30,15 @@ from pydantic import BaseModel, Field
 from ..config import Settings
 from ..errors import ConfigError, ScanragError, Text
 from .embedding import SparseVec
-from .results import DOC_ID, INTEGER, KEYWORD, indexed
+from .metadata import MetadataFilter, wanted
+from .results import DOC_ID, INTEGER, KEYWORD, META_TERMS, PARTITION, TENANT, indexed
 
 SearchMode = Literal["hybrid", "dense", "sparse"]
 #: How hybrid search merges its dense and sparse lists: reciprocal-rank fusion (ranks only), or
 #: distribution-based score fusion (each list's scores normalised by their mean ± 3σ, then summed).
 FusionMode = Literal["rrf", "dbsf"]
 log = logging.getLogger(__name__)
+PARTITION_FIELDS = indexed(PARTITION)
 KEYWORD_FIELDS = indexed(KEYWORD)
 INTEGER_FIELDS = indexed(INTEGER)
 RRF_K = 60
@@ -55,6 +62,11 @@ class SearchFilters(BaseModel):
     page_to: int | None = Field(None, ge=1, description="Last page of a range.")
     label: Label | Annotated[list[Label], Field(min_length=1, max_length=20)] | None = Field(
         None, description="Region label(s), e.g. table."
+    )
+    metadata: MetadataFilter | None = Field(
+        None,
+        description='Document metadata, e.g. {"dept": "finance", "year": 2019}: every key must '
+        "match; a list of values means any of them. Values compare as text (2019 = \"2019\").",
     )
 
 
@@ -83,10 +95,11 @@ class Store(Protocol):
     def upsert(self, points: list[StorePoint]) -> None:
         """Write points; all of them become visible together."""
 
-    def delete_doc(self, doc_id: str) -> None: ...
+    def delete_doc(self, doc_id: str, *, tenant: str) -> None: ...
 
-    def set_payload(self, doc_id: str, values: dict[str, Any]) -> None:
-        """Merge `values` into the payload of every point of a document."""
+    def set_payload(self, doc_id: str, values: dict[str, Any], *, tenant: str) -> None:
+        """Merge `values` into the payload of every point of a document (top-level keys:
+        a given key's value is replaced whole)."""
 
     def search(
         self,
@@ -95,14 +108,20 @@ class Store(Protocol):
         limit: int,
         filters: SearchFilters | None = None,
         *,
+        tenant: str,
         fusion: FusionMode = "rrf",
     ) -> list[StoreHit]:
-        """Dense, sparse, or both fused (RRF unless `fusion` says otherwise) when both are given."""
+        """Dense, sparse, or both fused (RRF unless `fusion` says otherwise) when both are given;
+        among the tenant's points only."""
 
-    def count(self, doc_id: str | None = None) -> int: ...
+    def count(self, doc_id: str | None = None, *, tenant: str | None = None) -> int:
+        """Points of a document, of a tenant, or all (None: any)."""
 
-    def doc_counts(self) -> dict[str, int]:
-        """Points per document id."""
+    def doc_counts(self, tenant: str | None = None) -> dict[str, int]:
+        """Points per document id (of one tenant, or of all)."""
+
+    def claim_untenanted(self, tenant: str) -> int:
+        """Give points written before tenants existed (no tenant field) to `tenant`; how many."""
 
     def optimize(self) -> None:
         """Build the HNSW index where the engine does not do it by itself."""
@@ -138,13 +157,25 @@ class Either:
     matches: tuple[Match, ...]
 
 
-Condition = Match | Between | Either
+@dataclass(frozen=True)
+class Missing:
+    """The payload has no such field (or it is empty)."""
+
+    key: str
 
 
-def conditions(filters: SearchFilters | None, doc_id: str | None = None) -> list[Condition]:
-    """What points must match, in payload field names: the filters of a search, or one
-    document's points (to delete, count or rename them). Each store translates these."""
+Condition = Match | Between | Either | Missing
+
+
+def conditions(
+    tenant: str | None, filters: SearchFilters | None = None, doc_id: str | None = None
+) -> list[Condition]:
+    """What points must match, in payload field names: a tenant's points (None: any tenant's),
+    the filters of a search, or one document's points (to delete, count or rename them). Each
+    store translates these."""
     out: list[Condition] = []
+    if tenant is not None:
+        out.append(Match(TENANT, (tenant,)))
     if doc_id is not None:
         out.append(Match(DOC_ID, (doc_id,)))
     if filters is None:
@@ -159,6 +190,8 @@ def conditions(filters: SearchFilters | None, doc_id: str | None = None) -> list
     if filters.source:  # a path as ingested, or a file name
         named = (filters.source,)
         out.append(Either((Match("source", named), Match("source_name", named))))
+    for choices in wanted(filters.metadata or {}):  # each key: one of its terms
+        out.append(Match(META_TERMS, choices))
     return out
 
 
@@ -185,14 +218,7 @@ class EdgeStore:
             else:
                 path.mkdir(parents=True, exist_ok=True)
                 self._shard = qe.EdgeShard.create(str(path), config)
-                for name in KEYWORD_FIELDS:
-                    self._update(
-                        qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Keyword)
-                    )
-                for name in INTEGER_FIELDS:
-                    self._update(
-                        qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Integer)
-                    )
+            self._index_payload()
         except Exception as exc:
             if self._shard is not None:  # else its directory lock lives on with the error
                 with contextlib.suppress(Exception):  # the open's error is the one to report
@@ -210,12 +236,29 @@ class EdgeStore:
                 ) from exc
             raise StoreError(f"cannot open the index at {path}: {message}") from exc
 
+    def _index_payload(self) -> None:
+        """The payload indexes the fields need; a shard made by an older scanrag gets the
+        ones it lacks (the tenant partition, metadata terms) when it is opened."""
+        qe = self._qe
+        wanted = {
+            **{name: qe.KeywordIndexParams(is_tenant=True) for name in PARTITION_FIELDS},
+            **{name: qe.PayloadSchemaType.Keyword for name in KEYWORD_FIELDS},
+            **{name: qe.PayloadSchemaType.Integer for name in INTEGER_FIELDS},
+        }
+        with self._lock:
+            present = set(self._shard.info().payload_schema)
+        for name, schema in wanted.items():
+            if name not in present:
+                self._update(qe.UpdateOperation.create_field_index(name, schema))
+
     def _update(self, operation: Any) -> None:
         with self._lock:
             self._shard.update(operation)
 
     def _condition(self, condition: Condition) -> Any:
         qe = self._qe
+        if isinstance(condition, Missing):
+            return qe.IsEmptyCondition(condition.key)
         if isinstance(condition, Either):
             return qe.Filter(should=[self._condition(match) for match in condition.matches])
         if isinstance(condition, Between):
@@ -225,8 +268,8 @@ class EdgeStore:
         match = qe.MatchValue(values[0]) if len(values) == 1 else qe.MatchAny(list(values))
         return qe.FieldCondition(condition.key, match=match)
 
-    def _filter(self, filters: SearchFilters | None, doc_id: str | None = None) -> Any:
-        must = [self._condition(condition) for condition in conditions(filters, doc_id)]
+    def _filter(self, matching: list[Condition]) -> Any:
+        must = [self._condition(condition) for condition in matching]
         return self._qe.Filter(must=must) if must else None
 
     def upsert(self, points: list[StorePoint]) -> None:
@@ -245,13 +288,21 @@ class EdgeStore:
         if batch:
             self._update(qe.UpdateOperation.upsert_points(batch))
 
-    def delete_doc(self, doc_id: str) -> None:
-        self._update(self._qe.UpdateOperation.delete_points_by_filter(self._filter(None, doc_id)))
+    def delete_doc(self, doc_id: str, *, tenant: str) -> None:
+        matching = self._filter(conditions(tenant, doc_id=doc_id))
+        self._update(self._qe.UpdateOperation.delete_points_by_filter(matching))
 
-    def set_payload(self, doc_id: str, values: dict[str, Any]) -> None:
-        self._update(
-            self._qe.UpdateOperation.set_payload_by_filter(self._filter(None, doc_id), values)
-        )
+    def set_payload(self, doc_id: str, values: dict[str, Any], *, tenant: str) -> None:
+        matching = self._filter(conditions(tenant, doc_id=doc_id))
+        self._update(self._qe.UpdateOperation.set_payload_by_filter(matching, values))
+
+    def claim_untenanted(self, tenant: str) -> int:
+        matching = self._filter([Missing(TENANT)])
+        with self._lock:
+            found = self._shard.count(self._qe.CountRequest(filter=matching))
+        if found:
+            self._update(self._qe.UpdateOperation.set_payload_by_filter(matching, {TENANT: tenant}))
+        return found
 
     def search(
         self,
@@ -260,6 +311,7 @@ class EdgeStore:
         limit: int,
         filters: SearchFilters | None = None,
         *,
+        tenant: str,
         fusion: FusionMode = "rrf",
     ) -> list[StoreHit]:
         qe = self._qe
@@ -273,7 +325,7 @@ class EdgeStore:
             )
         if not queries:
             return []
-        flt = self._filter(filters)
+        flt = self._filter(conditions(tenant, filters))
         if len(queries) == 1:
             request = qe.QueryRequest(limit=limit, query=queries[0], filter=flt, with_payload=True)
         else:
@@ -289,13 +341,17 @@ class EdgeStore:
             hits = self._shard.query(request)
         return [StoreHit(str(hit.id), float(hit.score), hit.payload) for hit in hits]
 
-    def count(self, doc_id: str | None = None) -> int:
+    def count(self, doc_id: str | None = None, *, tenant: str | None = None) -> int:
+        matching = self._filter(conditions(tenant, doc_id=doc_id))
         with self._lock:
-            return self._shard.count(self._qe.CountRequest(filter=self._filter(None, doc_id)))
+            return self._shard.count(self._qe.CountRequest(filter=matching))
 
-    def doc_counts(self) -> dict[str, int]:
+    def doc_counts(self, tenant: str | None = None) -> dict[str, int]:
+        request = self._qe.FacetRequest(
+            DOC_ID, limit=1_000_000, exact=True, filter=self._filter(conditions(tenant))
+        )
         with self._lock:
-            hits = self._shard.facet(self._qe.FacetRequest(DOC_ID, limit=1_000_000, exact=True))
+            hits = self._shard.facet(request)
         # The engine's facet keeps a value whose points were all deleted, with count 0.
         return {str(hit.value): int(hit.count) for hit in hits if hit.count}
 
@@ -365,6 +421,7 @@ class ClientStore:
             else:
                 self._check_dimension(dimension)
                 self._check_layout(shards, replicas, write_consistency)
+            self._index_payload()
         except Exception as exc:
             if self._client is not None:  # local mode locks its folder until closed
                 with contextlib.suppress(Exception):  # the open's error is the one to report
@@ -387,12 +444,24 @@ class ClientStore:
             replication_factor=replicas,
             write_consistency_factor=consistency,
         )
+
+    def _index_payload(self) -> None:
+        """The payload indexes the fields need — the tenant field as Qdrant's tenant partition
+        (`is_tenant`) — on a new collection, and those missing from one an older scanrag made.
+        Local mode has no payload indexes (it warns), so it is asked for none."""
         if self.local:
-            return  # payload indexes are no-ops in local mode (and warn)
-        for name in KEYWORD_FIELDS:
-            self._client.create_payload_index(self.collection, name, m.PayloadSchemaType.KEYWORD)
-        for name in INTEGER_FIELDS:
-            self._client.create_payload_index(self.collection, name, m.PayloadSchemaType.INTEGER)
+            return
+        m = self._m
+        wanted = {
+            **{name: m.KeywordIndexParams(type=m.KeywordIndexType.KEYWORD, is_tenant=True)
+               for name in PARTITION_FIELDS},
+            **{name: m.PayloadSchemaType.KEYWORD for name in KEYWORD_FIELDS},
+            **{name: m.PayloadSchemaType.INTEGER for name in INTEGER_FIELDS},
+        }  # fmt: skip
+        present = set(self._client.get_collection(self.collection).payload_schema or {})
+        for name, schema in wanted.items():
+            if name not in present:
+                self._client.create_payload_index(self.collection, name, schema)
 
     def _check_dimension(self, dimension: int) -> None:
         info = self._client.get_collection(self.collection)
@@ -428,6 +497,8 @@ class ClientStore:
 
     def _condition(self, condition: Condition) -> Any:
         m = self._m
+        if isinstance(condition, Missing):
+            return m.IsEmptyCondition(is_empty=m.PayloadField(key=condition.key))
         if isinstance(condition, Either):
             return m.Filter(should=[self._condition(match) for match in condition.matches])
         if isinstance(condition, Between):
@@ -438,8 +509,8 @@ class ClientStore:
         match = m.MatchValue(value=values[0]) if len(values) == 1 else m.MatchAny(any=list(values))
         return m.FieldCondition(key=condition.key, match=match)
 
-    def _filter(self, filters: SearchFilters | None, doc_id: str | None = None) -> Any:
-        must = [self._condition(condition) for condition in conditions(filters, doc_id)]
+    def _filter(self, matching: list[Condition]) -> Any:
+        must = [self._condition(condition) for condition in matching]
         return self._m.Filter(must=must) if must else None
 
     def upsert(self, points: list[StorePoint]) -> None:
@@ -464,20 +535,29 @@ class ClientStore:
             **self._writes,
         )
 
-    def delete_doc(self, doc_id: str) -> None:
+    def delete_doc(self, doc_id: str, *, tenant: str) -> None:
+        matching = self._filter(conditions(tenant, doc_id=doc_id))
         self._client.delete(
-            self.collection,
-            points_selector=self._m.FilterSelector(filter=self._filter(None, doc_id)),
-            **self._writes,
+            self.collection, points_selector=self._m.FilterSelector(filter=matching), **self._writes
         )
 
-    def set_payload(self, doc_id: str, values: dict[str, Any]) -> None:
+    def set_payload(self, doc_id: str, values: dict[str, Any], *, tenant: str) -> None:
+        self._set_payload(self._filter(conditions(tenant, doc_id=doc_id)), values)
+
+    def _set_payload(self, matching: Any, values: dict[str, Any]) -> None:
         self._client.set_payload(
             self.collection,
             payload=values,
-            points=self._m.FilterSelector(filter=self._filter(None, doc_id)),
+            points=self._m.FilterSelector(filter=matching),
             **self._writes,
         )
+
+    def claim_untenanted(self, tenant: str) -> int:
+        matching = self._filter([Missing(TENANT)])
+        found = self._client.count(self.collection, count_filter=matching, exact=True).count
+        if found:
+            self._set_payload(matching, {TENANT: tenant})
+        return found
 
     def search(
         self,
@@ -486,6 +566,7 @@ class ClientStore:
         limit: int,
         filters: SearchFilters | None = None,
         *,
+        tenant: str,
         fusion: FusionMode = "rrf",
     ) -> list[StoreHit]:
         m = self._m
@@ -497,7 +578,7 @@ class ClientStore:
             queries.append((m.SparseVector(indices=sparse.indices, values=sparse.values), "sparse"))
         if not queries:
             return []
-        flt = self._filter(filters)
+        flt = self._filter(conditions(tenant, filters))
         if len(queries) == 1:
             query, using = queries[0]
             result = self._client.query_points(
@@ -530,13 +611,18 @@ class ClientStore:
             for point in result.points
         ]
 
-    def count(self, doc_id: str | None = None) -> int:
-        return self._client.count(
-            self.collection, count_filter=self._filter(None, doc_id), exact=True
-        ).count
+    def count(self, doc_id: str | None = None, *, tenant: str | None = None) -> int:
+        matching = self._filter(conditions(tenant, doc_id=doc_id))
+        return self._client.count(self.collection, count_filter=matching, exact=True).count
 
-    def doc_counts(self) -> dict[str, int]:
-        result = self._client.facet(self.collection, key=DOC_ID, exact=True, limit=1_000_000)
+    def doc_counts(self, tenant: str | None = None) -> dict[str, int]:
+        result = self._client.facet(
+            self.collection,
+            key=DOC_ID,
+            facet_filter=self._filter(conditions(tenant)),
+            exact=True,
+            limit=1_000_000,
+        )
         return {str(hit.value): int(hit.count) for hit in result.hits}
 
     def optimize(self) -> None:

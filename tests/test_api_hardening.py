@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fakes import live_server
 from seams import app_for, override_index
 
-from scanrag.api import guard
+from scanrag import tenants
 from scanrag.api.deps import get_answerer
 from scanrag.config import Settings
 from scanrag.testing import code_pdf
@@ -68,13 +68,13 @@ def test_every_route_but_the_public_ones_needs_the_key_and_compares_it_in_consta
     tmp_path, monkeypatch
 ):
     compared = []
-    real = guard.hmac.compare_digest
+    real = tenants.hmac.compare_digest
 
     def spy(a, b):
         compared.append((a, b))
         return real(a, b)
 
-    monkeypatch.setattr(guard.hmac, "compare_digest", spy)
+    monkeypatch.setattr(tenants.hmac, "compare_digest", spy)
     app = app_for(Settings(data_dir=tmp_path, api_key=KEY, access_log="off"))
     routes = every_route(app)
     assert {path for _, path in routes} >= PUBLIC | {

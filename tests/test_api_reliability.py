@@ -33,7 +33,7 @@ from fakes import live_server
 from seams import ENCODER, app_for, open_index, override_index
 
 from scanrag.api.app import create_app
-from scanrag.api.jobs import JobStore
+from scanrag.api.jobs import JobStore, Work
 from scanrag.api.schemas import JobStatus
 from scanrag.config import Settings
 from scanrag.errors import LimitExceeded
@@ -108,7 +108,7 @@ def test_a_folder_job_left_running_is_resumed_with_fresh_counts(tmp_path, rooted
         errors=[rejected],
         created_at="2026-01-01T00:00:00+00:00",
     )
-    store.add(left, [allowed], [allowed])
+    store.add(left, Work(left.id, [allowed], [allowed]))
     store.close()
     with TestClient(app_for(settings)) as client:
         job = poll(client, "0123456789ab")

@@ -231,7 +231,7 @@ def test_a_killed_server_loses_no_accepted_upload_and_indexes_each_once(
     assert all(job["status"] == "done" for job in jobs.values()), jobs
     codes = [code for codes in accepted.values() for code in codes]
     with open_index(data_dir=data, parser="pdf-text") as index:
-        rows = index.manifest.all()
+        rows = index.manifest.all(index.tenant)
         counts = index.store.doc_counts()
     names = [row.path.name for row in rows]
     for code in codes:  # exactly once: one row, done

@@ -325,7 +325,7 @@ def test_provenance_sits_beside_the_text_not_inside_it():
     doc, _ = long_document()
     sizes = {page.number: (page.width, page.height) for page in doc.pages}
     for chunk in chunk_document(doc, max_tokens=120):
-        payload = chunk_payload(chunk, doc.source, sizes).model_dump(mode="json")
+        payload = chunk_payload(chunk, doc.source, sizes, "default", {}).model_dump(mode="json")
         assert payload["text"] == chunk.text
         for region in payload["regions"]:
             assert {"region_id", "page", "bbox", "bbox_norm", "label", "start", "end"} <= set(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from scanrag.datadir import DataDir
 from scanrag.ingest.model import BBox, Document, Page, ParserInfo, Region
 
@@ -51,13 +53,15 @@ def test_a_fallback_parse_is_kept_where_no_run_looks_until_the_model_reads_it(tm
     assert not kept.exists() and cache.get(SHA, "fp") == document()
 
 
-def test_dropping_a_document_removes_its_parses_pages_and_uploads_only(tmp_path):
+@pytest.mark.parametrize("tenant", ["default", "acme"])
+def test_dropping_a_document_removes_its_parses_pages_and_uploads_only(tmp_path, tenant):
     data = DataDir(tmp_path / "data")
-    data.cache.put(document(), "fp")
-    page = data.file(DataDir.page_image(SHA[:16], "fp", 1))
+    files = data.tenant(tenant)
+    files.cache.put(document(), "fp")
+    page = data.file(DataDir.page_image(tenant, SHA[:16], "fp", 1))
     page.parent.mkdir(parents=True)
     page.write_bytes(b"jpeg")
-    uploaded = data.upload(SHA, "scan.png")
+    uploaded = files.upload(SHA, "scan.png")
     twin = uploaded.with_name("copy.png")  # the same content sent under another name
     uploaded.parent.mkdir(parents=True)
     uploaded.write_bytes(b"png")
@@ -65,13 +69,31 @@ def test_dropping_a_document_removes_its_parses_pages_and_uploads_only(tmp_path)
     own = tmp_path / "mine" / "scan.png"  # a file the user ingested from their own folder
     own.parent.mkdir()
     own.write_bytes(b"png")
-    data.drop_document(SHA[:16], [SHA], [uploaded.absolute(), own.absolute()])
-    assert not list((tmp_path / "data" / "cache").iterdir())
-    assert not (tmp_path / "data" / "pages" / SHA[:16]).exists()
+    files.drop_document(SHA[:16], [SHA], [uploaded.absolute(), own.absolute()])
+    assert not list((files.root / "cache").iterdir())
+    assert not (files.root / "pages" / SHA[:16]).exists()
     assert not uploaded.exists() and twin.exists() and own.exists()
+
+
+def test_the_default_tenant_keeps_the_layout_from_before_tenants_others_their_own_folder(
+    tmp_path,
+):
+    """Parses, page images and uploads written before tenants are the default tenant's where
+    they lie; another tenant's never share a folder with them."""
+    data = DataDir(tmp_path / "data")
+    assert data.tenant("default").root == data.root
+    assert data.tenant("default").upload(SHA, "a.pdf") == data.root / "uploads" / SHA[:16] / "a.pdf"
+    assert DataDir.page_image("default", "d1", "fp", 2) == "pages/d1/fp/2.jpg"
+    acme = data.tenant("acme")
+    assert acme.root == data.root / "tenants" / "acme"
+    assert DataDir.page_image("acme", "d1", "fp", 2) == "tenants/acme/pages/d1/fp/2.jpg"
+    acme.cache.put(document(), "fp")
+    assert data.cache.get(SHA, "fp") is None  # the default tenant's cache does not see it
+    assert acme.cache.get(SHA, "fp") == document()
 
 
 def test_files_under_the_data_dir_are_named_relative_to_it(tmp_path):
     data = DataDir(tmp_path / "data")
-    assert data.display(data.upload(SHA, "a.pdf").absolute()) == f"uploads/{SHA[:16]}/a.pdf"
+    uploaded = data.tenant("default").upload(SHA, "a.pdf").absolute()
+    assert data.display(uploaded) == f"uploads/{SHA[:16]}/a.pdf"
     assert data.display(Path("/srv/scans/a.pdf")) == "/srv/scans/a.pdf"

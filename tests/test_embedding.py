@@ -136,14 +136,14 @@ def test_a_chinese_question_finds_the_chinese_document_by_sparse_search(tmp_path
                     id=str(uuid.uuid4()),
                     dense=dense[i],
                     sparse=sparse.encode_document(text),
-                    payload={"doc_id": f"d{i}", "text": text},
+                    payload={"tenant": "default", "doc_id": f"d{i}", "text": text},
                 )
                 for i, text in enumerate(documents)
             ]
         )
 
         def top(question: str) -> str:
-            hits = store.search(None, sparse.encode_query(question), limit=3)
+            hits = store.search(None, sparse.encode_query(question), limit=3, tenant="default")
             return hits[0].payload["text"]
 
         assert top("联系人是谁？") == documents[1]

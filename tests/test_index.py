@@ -187,7 +187,7 @@ def test_changing_one_files_content_reindexes_exactly_that_file(indexed):
         }
         assert sources(index, "quillfeather", mode="sparse") == ["bravo.pdf"]
         assert sources(index, CODES["bravo"], mode="sparse") == []  # the old text is gone
-        assert index.manifest.get(bravo).doc_id == new_doc
+        assert index.manifest.get(index.tenant, bravo).doc_id == new_doc
 
 
 def test_touching_a_file_without_changing_it_reindexes_nothing(indexed):
@@ -199,7 +199,8 @@ def test_touching_a_file_without_changing_it_reindexes_nothing(indexed):
     with open_index(data_dir, runner=runner) as index:
         report = index.ingest([folder])
         assert (report.unchanged, report.updated, report.pages) == (4, 0, 0)
-        assert index.manifest.get(charlie).mtime_ns == stat.st_mtime_ns + 5_000_000_000
+        row = index.manifest.get(index.tenant, charlie)
+        assert row.mtime_ns == stat.st_mtime_ns + 5_000_000_000
     assert parsed == []
     scramble_keeping_stat(folder)  # the new stat is recorded: next time not even a hash
     with open_index(data_dir) as index:
@@ -217,7 +218,7 @@ def test_deleting_a_file_removes_its_points_and_its_row(indexed):
         assert (report.removed, report.unchanged, report.updated) == (1, 3, 0)
         assert index.store.count(doc_id) == 0
         assert doc_id not in index.store.doc_counts()
-        assert index.manifest.get(delta) is None
+        assert index.manifest.get(index.tenant, delta) is None
         assert doc_id not in {info.doc_id for info in index.documents()}
         assert "delta.pdf" not in sources(index, f"project {CODES['delta']}")
 
@@ -299,7 +300,7 @@ def test_documents_document_and_delete(indexed):
 
         assert index.delete(doc_id) is True
         assert index.store.count(doc_id) == 0
-        assert index.manifest.by_doc(doc_id) == []
+        assert index.manifest.by_doc(index.tenant, doc_id) == []
         assert "charlie.pdf" not in sources(index, f"project {CODES['charlie']}")
         assert index.delete(doc_id) is False
         # the file is still in the folder: the next ingest adds it back
@@ -314,14 +315,14 @@ def test_a_delete_killed_after_the_points_went_is_finished_by_the_next_ingest(in
     doc_id = doc_of(folder / "charlie.pdf")
     with open_index(data_dir) as index:
 
-        def killed(path: Path) -> None:
+        def killed(tenant: str, path: Path) -> None:
             raise KeyboardInterrupt  # the process dies before any row is removed
 
         monkeypatch.setattr(index.manifest, "remove", killed)
         with pytest.raises(KeyboardInterrupt):
             index.delete(doc_id)
         assert index.store.count(doc_id) == 0
-        assert [row.status for row in index.manifest.by_doc(doc_id)] == ["indexing"]
+        assert [row.status for row in index.manifest.by_doc(index.tenant, doc_id)] == ["indexing"]
     with open_index(data_dir) as index:
         report = index.ingest([folder])
         assert (report.updated, report.unchanged, report.failed) == (1, 3, 0)
@@ -335,7 +336,7 @@ def test_a_corrupt_cache_entry_is_no_document_rather_than_an_error(indexed):
     never a validation error (an HTTP 500 for the pages and crops of the document)."""
     doc_id = doc_of(indexed.docs / "bravo.pdf")
     with open_index(indexed.data) as index:
-        (row,) = index.manifest.by_doc(doc_id)
+        (row,) = index.manifest.by_doc(index.tenant, doc_id)
         cache = indexed.data / "cache" / f"{row.sha256}-{row.parser_fp}.json"
         assert index.document(doc_id) is not None
         cache.write_text('{"id": "truncated')
@@ -401,7 +402,7 @@ def test_points_of_a_document_no_file_refers_to_are_swept(tmp_path, store):
     with open_index(tmp_path / "data", **options) as index:
         index.ingest([docs])
         kept = doc_of(docs / "only.pdf")
-        orphan = index.encoders.points(index.document(kept), "/gone/orphan.pdf")
+        orphan = index.encoders.points(index.document(kept), "/gone/orphan.pdf", index.tenant, {})
         for point in orphan:
             point.id = str(uuid.uuid4())
             point.payload["doc_id"] = "feedfacefeedface"

@@ -176,7 +176,7 @@ def test_a_file_replaced_by_a_broken_one_keeps_its_indexed_version(tmp_path):
             assert index.store.doc_counts() == before  # old points kept, none added
             hit = index.search("firstversion", top_k=1, mode="sparse")[0]
             assert Path(hit.source).name == "contract.pdf"
-            row = index.manifest.get(kept)
+            row = index.manifest.get(index.tenant, kept)
             assert row.status == "done" and "contract.pdf" in row.error and problem in row.error
             info = next(i for i in index.documents() if i.doc_id == row.doc_id)
             assert info.error == row.error  # the listing says the new version failed
@@ -185,7 +185,7 @@ def test_a_file_replaced_by_a_broken_one_keeps_its_indexed_version(tmp_path):
         report = index.ingest([docs])
         assert (report.updated, report.failed) == (1, 0)
         assert index.search("firstversion", top_k=1, mode="sparse") == []
-        assert index.manifest.get(kept).error is None
+        assert index.manifest.get(index.tenant, kept).error is None
 
 
 def test_a_limit_error_is_its_own_type(tmp_path):

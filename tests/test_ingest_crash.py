@@ -177,7 +177,7 @@ def test_a_killed_ingest_is_completed_without_duplicates_or_orphans(tmp_path):
         with open_index(data_dir=data, parser="pdf-text") as index:
             report = index.ingest([docs])
             assert report.failed == 0, report.errors
-            rows = index.manifest.all()
+            rows = index.manifest.all(index.tenant)
             assert sorted(row.path.name for row in rows) == sorted(codes)
             assert all(row.status == "done" for row in rows)
             doc_ids = {row.doc_id for row in rows}

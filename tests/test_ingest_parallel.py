@@ -107,7 +107,7 @@ def documents(data: Path) -> dict[str, dict[str, Any]]:
     """Every indexed Document by source path, without its creation time."""
     with open_index(data_dir=data) as index:
         out = {}
-        for row in index.manifest.all():
+        for row in index.manifest.all(index.tenant):
             doc = index.document(row.doc_id)
             assert doc is not None, row.path
             out[str(row.path)] = doc.model_dump(mode="json", exclude={"created_at"})
@@ -129,7 +129,7 @@ def manifest(data: Path) -> list[tuple]:
                 r.pages,
                 r.error,
             )
-            for r in index.manifest.all()
+            for r in index.manifest.all(index.tenant)
         ]
 
 
@@ -231,7 +231,7 @@ def test_a_ray_task_that_raises_is_that_files_error_and_the_others_land(tmp_path
         assert "the Ray task failed (RuntimeError: the node lost its scratch disk)" in error.error
         assert (report.added, report.failed) == (3, 1)
         assert [d["status"] for d in report.documents] == ["failed", "added", "added", "added"]
-        rows = {row.path.name: row for row in index.manifest.all()}
+        rows = {row.path.name: row for row in index.manifest.all(index.tenant)}
         assert rows["explode.pdf"].status == "failed" and rows["explode.pdf"].doc_id is None
         assert rows["explode.pdf"].error == error.error
         done = {row.doc_id for row in rows.values() if row.status == "done"}

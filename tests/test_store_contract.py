@@ -1,18 +1,21 @@
 """One contract for every vector store: the embedded Qdrant Edge engine and qdrant-client's
 local modes must answer the same calls the same way (a Qdrant server runs the same suite when
-one is available to point `ClientStore(url=...)` at)."""
+one is available to point `ClientStore(url=...)` at). Every call is a tenant's: searches,
+deletes and payload updates never reach another tenant's points."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from scanrag.errors import ConfigError
 from scanrag.retrieval.embedding import SparseEncoder
+from scanrag.retrieval.points import metadata_payload
 from scanrag.retrieval.store import (
     RRF_K,
     ClientStore,
@@ -25,6 +28,7 @@ from scanrag.retrieval.store import (
 
 DIM = 16
 SPARSE = SparseEncoder()
+T = "acme"  # the tenant of CHUNKS
 
 # doc_id, source, pages, labels, text: four chunks over three documents and two folders.
 CHUNKS = [
@@ -44,14 +48,27 @@ def point_id(index: int) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"chunk-{index}"))
 
 
-def make_point(index: int, text: str | None = None) -> StorePoint:
-    doc_id, source, pages, labels, chunk_text = CHUNKS[index]
+def make_point(
+    index: int,
+    text: str | None = None,
+    tenant: str | None = T,
+    metadata: dict[str, Any] | None = None,
+    doc_id: str | None = None,
+) -> StorePoint:
+    """Chunk `index` of CHUNKS as a point of `tenant` (None: a point from before tenants)."""
+    chunk_doc, source, pages, labels, chunk_text = CHUNKS[index]
+    doc_id = doc_id or chunk_doc
     text = text or chunk_text
+    owner = {"tenant": tenant} if tenant is not None else {}
     return StorePoint(
-        id=point_id(index),
+        id=point_id(index)
+        if tenant in (T, None)
+        else str(uuid.uuid5(uuid.NAMESPACE_URL, f"{tenant}-{index}")),
         dense=unit(index),
         sparse=SPARSE.encode_document(text),
         payload={
+            **owner,
+            **metadata_payload(metadata or {}),
             "doc_id": doc_id,
             "chunk": index,
             "source": source,
@@ -105,7 +122,7 @@ def chunks(hits) -> list[int]:
 
 
 def test_dense_search_ranks_the_nearest_vector_first(store):
-    hits = store.search(unit(2), None, limit=4)
+    hits = store.search(unit(2), None, limit=4, tenant=T)
     assert ids(hits)[0] == point_id(2)
     assert hits[0].score == pytest.approx(1.0, abs=1e-5)
     assert len(hits) == 4
@@ -113,35 +130,39 @@ def test_dense_search_ranks_the_nearest_vector_first(store):
 
 
 def test_sparse_search_matches_terms_with_idf(store):
-    hits = store.search(None, SPARSE.encode_query("warehouse audit"), limit=4)
+    hits = store.search(None, SPARSE.encode_query("warehouse audit"), limit=4, tenant=T)
     assert chunks(hits) == [3]  # only chunk 3 holds those terms
-    hits = store.search(None, SPARSE.encode_query("徐明是谁"), limit=4)
+    hits = store.search(None, SPARSE.encode_query("徐明是谁"), limit=4, tenant=T)
     assert chunks(hits) == [2]
 
 
 def test_hybrid_search_fuses_both_lists_by_reciprocal_rank(store):
     # dense points at chunk 0, sparse at chunk 3: both lead the fused list
-    hits = store.search(unit(0), SPARSE.encode_query("warehouse"), limit=4)
+    hits = store.search(unit(0), SPARSE.encode_query("warehouse"), limit=4, tenant=T)
     assert set(chunks(hits)[:2]) == {0, 3}
     # first in both lists: 1/(k + 0) twice (Qdrant counts ranks from 0)
-    hits = store.search(unit(1), SPARSE.encode_query("payment terms"), limit=4)
+    hits = store.search(unit(1), SPARSE.encode_query("payment terms"), limit=4, tenant=T)
     assert chunks(hits)[0] == 1
     assert hits[0].score == pytest.approx(2 / RRF_K, rel=1e-3)
 
 
 def test_hybrid_search_can_fuse_by_score_distribution(store):
-    rrf = store.search(unit(1), SPARSE.encode_query("payment terms"), limit=4)
-    dbsf = store.search(unit(1), SPARSE.encode_query("payment terms"), limit=4, fusion="dbsf")
+    rrf = store.search(unit(1), SPARSE.encode_query("payment terms"), limit=4, tenant=T)
+    dbsf = store.search(
+        unit(1), SPARSE.encode_query("payment terms"), limit=4, fusion="dbsf", tenant=T
+    )
     assert chunks(dbsf)[0] == 1
     assert dbsf[0].score > 1.0 > rrf[0].score  # normalised scores summed, not 1/(k+rank)
     with pytest.raises(ValueError, match="fusion"):
-        store.search(unit(1), None, limit=4, fusion="max")  # type: ignore[arg-type]
+        store.search(unit(1), None, limit=4, fusion="max", tenant=T)  # type: ignore[arg-type]
 
 
 def test_a_query_without_terms_falls_back_to_dense_and_no_vectors_find_nothing(store):
-    assert ids(store.search(unit(3), SPARSE.encode_query("the of and"), limit=1)) == [point_id(3)]
-    assert store.search(None, SPARSE.encode_query("?"), limit=3) == []
-    assert store.search(None, None, limit=3) == []
+    assert ids(store.search(unit(3), SPARSE.encode_query("the of and"), limit=1, tenant=T)) == [
+        point_id(3)
+    ]
+    assert store.search(None, SPARSE.encode_query("?"), limit=3, tenant=T) == []
+    assert store.search(None, None, limit=3, tenant=T) == []
 
 
 @pytest.mark.parametrize(
@@ -167,7 +188,7 @@ def test_filters_restrict_every_search_mode(store, filters, expected):
     dense = unit(0)
     sparse = SPARSE.encode_query("invoice payment 13884707867 warehouse")  # a term of each chunk
     for query in [(dense, None), (None, sparse), (dense, sparse)]:
-        assert set(chunks(store.search(*query, limit=10, filters=filters))) == expected
+        assert set(chunks(store.search(*query, limit=10, filters=filters, tenant=T))) == expected
 
 
 def test_count_and_doc_counts(store):
@@ -178,24 +199,33 @@ def test_count_and_doc_counts(store):
 
 
 def test_delete_doc_removes_only_that_documents_points(store):
-    store.delete_doc("doc-a")
+    store.delete_doc("doc-a", tenant=T)
     assert store.count("doc-a") == 0
     assert store.doc_counts() == {"doc-b": 1, "doc-c": 1}
-    assert store.search(None, SPARSE.encode_query("invoice payment"), limit=5) == []
-    assert chunks(store.search(unit(3), None, limit=5, filters=SearchFilters(doc_id="doc-a"))) == []
-    store.delete_doc("missing")  # deleting nothing is fine
+    assert store.search(None, SPARSE.encode_query("invoice payment"), limit=5, tenant=T) == []
+    assert (
+        chunks(
+            store.search(unit(3), None, limit=5, filters=SearchFilters(doc_id="doc-a"), tenant=T)
+        )
+        == []
+    )
+    store.delete_doc("missing", tenant=T)  # deleting nothing is fine
     assert store.count() == 2
 
 
 def test_set_payload_changes_every_point_of_one_document(store):
-    store.set_payload("doc-a", {"source": "/data/copy/invoice.pdf", "source_name": "x.pdf"})
-    hits = store.search(unit(0), None, 10, SearchFilters(source="/data/copy/invoice.pdf"))
+    store.set_payload(
+        "doc-a", {"source": "/data/copy/invoice.pdf", "source_name": "x.pdf"}, tenant=T
+    )
+    hits = store.search(unit(0), None, 10, SearchFilters(source="/data/copy/invoice.pdf"), tenant=T)
     assert sorted(chunks(hits)) == [0, 1]
     assert all(hit.payload["text"] == CHUNKS[hit.payload["chunk"]][4] for hit in hits)  # merged
-    assert chunks(store.search(unit(0), None, 10, SearchFilters(source="x.pdf"))) != []
-    assert store.search(unit(0), None, 10, SearchFilters(source="invoice.pdf")) == []
-    assert chunks(store.search(unit(2), None, 10, SearchFilters(source="receipt.jpg"))) == [2]
-    store.set_payload("missing", {"source": "y"})  # no points: nothing happens
+    assert chunks(store.search(unit(0), None, 10, SearchFilters(source="x.pdf"), tenant=T)) != []
+    assert store.search(unit(0), None, 10, SearchFilters(source="invoice.pdf"), tenant=T) == []
+    assert chunks(
+        store.search(unit(2), None, 10, SearchFilters(source="receipt.jpg"), tenant=T)
+    ) == [2]
+    store.set_payload("missing", {"source": "y"}, tenant=T)  # no points: nothing happens
     assert store.count() == 4
 
 
@@ -203,8 +233,8 @@ def test_upsert_replaces_points_with_the_same_id(store):
     store.upsert([make_point(3, text="zeppelin hangar lease")])
     assert store.count() == 4
     assert store.count("doc-c") == 1
-    assert chunks(store.search(None, SPARSE.encode_query("zeppelin"), limit=5)) == [3]
-    assert store.search(None, SPARSE.encode_query("warehouse audit"), limit=5) == []
+    assert chunks(store.search(None, SPARSE.encode_query("zeppelin"), limit=5, tenant=T)) == [3]
+    assert store.search(None, SPARSE.encode_query("warehouse audit"), limit=5, tenant=T) == []
 
 
 def test_upsert_of_nothing_is_a_no_op(store):
@@ -221,14 +251,16 @@ def test_points_survive_closing_and_reopening(tmp_path, kind):
 
     store = open_store()
     store.upsert([make_point(i) for i in range(len(CHUNKS))])
-    store.delete_doc("doc-c")
+    store.delete_doc("doc-c", tenant=T)
     store.close()
     store = open_store()
     try:
         assert store.doc_counts() == {"doc-a": 2, "doc-b": 1}
-        assert ids(store.search(unit(2), None, limit=1)) == [point_id(2)]
-        assert chunks(store.search(None, SPARSE.encode_query("徐明"), limit=3)) == [2]
-        assert chunks(store.search(unit(0), None, 5, SearchFilters(source="invoice.pdf"))) == [0, 1]
+        assert ids(store.search(unit(2), None, limit=1, tenant=T)) == [point_id(2)]
+        assert chunks(store.search(None, SPARSE.encode_query("徐明"), limit=3, tenant=T)) == [2]
+        assert chunks(
+            store.search(unit(0), None, 5, SearchFilters(source="invoice.pdf"), tenant=T)
+        ) == [0, 1]
     finally:
         store.close()
 
@@ -255,3 +287,129 @@ def test_a_local_collection_of_another_size_is_refused_and_the_client_closed(tmp
         ClientStore(DIM * 2, path=str(tmp_path / "local"))
     ClientStore(DIM, path=str(tmp_path / "local")).close()
     assert refused.traceback  # kept until here
+
+
+# --- tenants and metadata ------------------------------------------------------------------
+
+OTHER = "globex"
+
+
+def test_every_call_reaches_only_its_tenants_points(store):
+    """Two tenants holding the same document ids: searches, counts, deletes and payload
+    updates of one never touch the other's points."""
+    store.upsert([make_point(i, tenant=OTHER) for i in range(len(CHUNKS))])
+    sparse = SPARSE.encode_query("invoice payment 13884707867 warehouse")
+    for tenant in (T, OTHER):
+        for query in [(unit(0), None), (None, sparse), (unit(0), sparse)]:
+            hits = store.search(*query, limit=20, tenant=tenant)
+            assert {hit.payload["tenant"] for hit in hits} == {tenant}
+            assert sorted(chunks(hits)) == [0, 1, 2, 3]
+    assert store.search(unit(0), sparse, limit=20, tenant="nobody") == []
+    assert store.count() == 8 and store.count(tenant=T) == 4 == store.count(tenant=OTHER)
+    assert store.doc_counts(OTHER) == {"doc-a": 2, "doc-b": 1, "doc-c": 1}
+    store.delete_doc("doc-a", tenant=OTHER)
+    assert store.count("doc-a", tenant=T) == 2 and store.count("doc-a", tenant=OTHER) == 0
+    assert store.doc_counts(T) == {"doc-a": 2, "doc-b": 1, "doc-c": 1}
+    store.set_payload("doc-b", {"source": "moved.jpg", "source_name": "moved.jpg"}, tenant=OTHER)
+    moved = SearchFilters(source="moved.jpg")
+    assert chunks(store.search(unit(2), None, 10, moved, tenant=OTHER)) == [2]
+    assert store.search(unit(2), None, 10, moved, tenant=T) == []
+
+
+def test_metadata_filters_need_every_key_and_take_any_listed_value(opener):
+    store = opener()
+    store.upsert(
+        [
+            make_point(0, metadata={"dept": "finance", "year": 2019}),
+            make_point(2, metadata={"dept": "hr", "year": 2020, "audited": True}),
+            make_point(3, metadata={"dept": "finance", "year": 2020, "rate": 1.5, "部门": "财务"}),
+            make_point(1, tenant=OTHER, metadata={"dept": "finance", "year": 2019}),
+        ]
+    )
+
+    def found(metadata: dict[str, Any], tenant: str = T) -> set[int]:
+        filters = SearchFilters(metadata=metadata)
+        sparse = SPARSE.encode_query("invoice payment 13884707867 warehouse")
+        return set(chunks(store.search(unit(0), sparse, 10, filters, tenant=tenant)))
+
+    assert found({"dept": "finance"}) == {0, 3}
+    assert found({"dept": "finance", "year": 2019}) == {0}  # every key
+    assert found({"year": "2019"}) == {0}  # values compare as text
+    assert found({"dept": ["hr", "legal"]}) == {2}  # a list: any of them
+    assert found({"dept": ["hr", "finance"], "year": 2020}) == {2, 3}
+    assert found({"audited": True}) == {2} and found({"audited": False}) == set()
+    assert found({"rate": 1.5}) == {3} and found({"部门": "财务"}) == {3}
+    assert found({"dept": "it"}) == set() and found({"nothing": "x"}) == set()
+    assert found({"dept": "finance"}, OTHER) == {1}
+    (hit,) = store.search(unit(0), None, 1, SearchFilters(metadata={"year": 2019}), tenant=T)
+    assert hit.payload["metadata"] == {"dept": "finance", "year": 2019}
+
+
+def test_changing_metadata_replaces_it_on_every_point_of_the_document(opener):
+    """What PATCH does: the document's whole metadata (a key dropped is gone), by payload."""
+    store = opener()
+    store.upsert([make_point(i, metadata={"dept": "finance", "year": 2019}) for i in range(4)])
+    store.set_payload("doc-a", metadata_payload({"dept": "legal"}), tenant=T)
+    legal = store.search(unit(0), None, 10, SearchFilters(metadata={"dept": "legal"}), tenant=T)
+    assert sorted(chunks(legal)) == [0, 1]
+    assert all(hit.payload["metadata"] == {"dept": "legal"} for hit in legal)
+    year = store.search(unit(0), None, 10, SearchFilters(metadata={"year": 2019}), tenant=T)
+    assert sorted(chunks(year)) == [2, 3]
+
+
+def test_points_from_before_tenants_are_claimed_for_a_tenant_once(opener):
+    store = opener()
+    store.upsert([make_point(i, tenant=None) for i in range(len(CHUNKS))])
+    store.upsert([make_point(0, tenant=OTHER)])
+    assert store.search(unit(0), None, 10, tenant="default") == []
+    assert store.claim_untenanted("default") == 4
+    hits = store.search(unit(0), None, 10, tenant="default")
+    assert sorted(chunks(hits)) == [0, 1, 2, 3]
+    assert store.claim_untenanted("default") == 0
+    assert store.count(tenant=OTHER) == 1
+
+
+def test_an_edge_shard_indexes_the_tenant_field_as_its_partition(tmp_path, monkeypatch):
+    """Qdrant's multitenancy: the tenant field's keyword index is flagged `is_tenant`, on a
+    new shard and on one an older scanrag made without it (added when it is opened)."""
+    import scanrag.retrieval.store as store_module
+
+    monkeypatch.setattr(store_module, "PARTITION_FIELDS", ())  # a shard from before tenants
+    EdgeStore(tmp_path / "old", DIM).close()
+    monkeypatch.undo()
+    for path in (tmp_path / "old", tmp_path / "new"):
+        store = EdgeStore(path, DIM)
+        try:
+            schema = store._shard.info().payload_schema
+            assert schema["tenant"].params.is_tenant is True
+            assert {"doc_id", "meta_terms", "pages"} <= set(schema)
+        finally:
+            store.close()
+
+
+def test_a_server_collection_gets_the_tenant_index_flagged_is_tenant(monkeypatch):
+    """No Qdrant server runs here: record what ClientStore asks of qdrant-client for a
+    server collection (local mode takes the call, and ignores payload indexes)."""
+    from qdrant_client import QdrantClient, models
+
+    asked: list[tuple[str, Any]] = []
+    original = QdrantClient.create_payload_index
+
+    def recording(self, collection_name, field_name, field_schema=None, **kwargs):
+        asked.append((field_name, field_schema))
+        return original(self, collection_name, field_name, field_schema, **kwargs)
+
+    monkeypatch.setattr(QdrantClient, "create_payload_index", recording)
+    store = ClientStore(DIM, path=":memory:")
+    try:
+        assert asked == []  # local mode: no payload indexes
+        store.local = False  # as it is against a server
+        store._index_payload()
+    finally:
+        store.close()
+    schemas = dict(asked)
+    assert schemas["tenant"] == models.KeywordIndexParams(
+        type=models.KeywordIndexType.KEYWORD, is_tenant=True
+    )
+    assert schemas["meta_terms"] == schemas["doc_id"] == models.PayloadSchemaType.KEYWORD
+    assert schemas["pages"] == models.PayloadSchemaType.INTEGER

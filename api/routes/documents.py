@@ -1,25 +1,37 @@
-"""Documents: upload (→ an ingest job), list, get, delete, Markdown and JSON."""
+"""Documents: upload (→ an ingest job), list, get, change metadata, delete, Markdown and JSON
+— each the caller's tenant's."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
 
 from ...config import Settings
-from ...datadir import DataDir
 from ...errors import CorruptFile, LimitExceeded, ScanragError, UnsupportedFile
 from ...ingest.loaders import check_source, empty_message, show
 from ...ingest.markdown import document_markdown
 from ...ingest.model import Document
 from ...retrieval.index import Index
+from ...retrieval.metadata import MetadataPatch, validated
 from ...retrieval.pii import mask_document
 from ...retrieval.reports import DocumentInfo, FileError
-from ..deps import DocId, document_info, get_index, get_jobs, get_settings, job_response
+from ..deps import (
+    DocId,
+    document_info,
+    get_index,
+    get_jobs,
+    get_settings,
+    get_tenant,
+    job_response,
+)
 from ..jobs import JobManager
 from ..schemas import DocumentDetail, PageInfo, UploadResponse
 from ..uploads import UPLOAD_BODY, Incoming, UploadRefused, discard, drain, receive_files, store
@@ -28,30 +40,46 @@ from ..urls import DOCUMENTS, job_url, page_image_url
 router = APIRouter(prefix=DOCUMENTS, tags=["documents"])
 
 
-def _check(file: Incoming, settings: Settings) -> Rejected | None:
+def _check(file: Incoming, settings: Settings) -> Rejected | int:
     """Check a received file by its header (type, pages, pixels, password): decoding is the
-    job's work."""
+    job's work. Its page count, or why it is refused."""
     try:
         if file.size == 0:  # not a document at all (415), where check_source says "corrupt"
             raise UnsupportedFile(empty_message(file.name))
-        check_source(file.tmp, settings)
+        return check_source(file.tmp, settings)[1]
     except ScanragError as exc:
         return Rejected(file.name, type(exc)(str(exc).replace(show(file.tmp), file.name)))
-    return None
 
 
 def _accept(
-    files: list[Incoming], settings: Settings, data: DataDir
+    files: list[Incoming], settings: Settings, index: Index
 ) -> tuple[list[Path], list[Rejected]]:
-    """Check every file of a request, then store the good ones; whatever happens, no
-    temporary file stays behind."""
+    """Check every file of a request and the tenant's limits, then store the good ones;
+    whatever happens, no temporary file stays behind."""
     try:
         checked = [(file, _check(file, settings)) for file in files]
-        refused = [error for _, error in checked if error is not None]
-        accepted = [store(file, data) for file, error in checked if error is None]
+        refused = [error for _, error in checked if isinstance(error, Rejected)]
+        pages = [count for _, count in checked if isinstance(count, int)]
+        _within_limits(index, settings, len(pages), sum(pages))
+        accepted = [store(file, index.files) for file, ok in checked if isinstance(ok, int)]
     finally:
         discard(files)
     return accepted, refused
+
+
+def _within_limits(index: Index, settings: Settings, documents: int, pages: int) -> None:
+    """429 when the files would take the tenant over its documents or pages limit (counted
+    as new documents; the job checks each file exactly as it indexes it)."""
+    if not documents:
+        return
+    held_documents, held_pages = index.usage()
+    over = settings.limits_for(index.tenant).over(held_documents + documents, held_pages + pages)
+    if over is not None:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            f"this upload would give the tenant {over}; delete documents first (nothing of "
+            "this upload was stored)",
+        )
 
 
 @dataclass
@@ -107,9 +135,12 @@ async def upload_documents(
     settings: Settings = Depends(get_settings),
     index: Index = Depends(get_index),
     jobs: JobManager = Depends(get_jobs),
+    tenant: str = Depends(get_tenant),
 ) -> JSONResponse:
-    """Upload one or more files (multipart field `files`); they are indexed by a background
-    job, recorded before this answers, so that it survives a restart of the server.
+    """Upload one or more files (multipart field `files`) for the caller's tenant; they are
+    indexed by a background job, recorded before this answers, so that it survives a
+    restart of the server. A `metadata` field (a JSON object of string, number or boolean
+    values) goes on every file's document.
 
     Each file is checked at once by its header (type, size, page count, pixel size, PDF
     password): a file that fails is listed in `rejected` and never stored. A file over the
@@ -117,7 +148,7 @@ async def upload_documents(
     whose pages turn out not to decode fails in the job (`GET /v1/jobs/{id}` lists it).
     """
     try:
-        files = await receive_files(
+        files, fields = await receive_files(
             request,
             index.data.incoming,
             settings.max_upload_mb << 20,
@@ -130,23 +161,62 @@ async def upload_documents(
             status_code=exc.status,
             background=BackgroundTask(drain, request),
         )
-    accepted, refused = await run_in_threadpool(_accept, files, settings, index.data)
+    try:
+        metadata = _metadata(fields.get("metadata"))
+    except ValueError as exc:
+        discard(files)
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    accepted, refused = await run_in_threadpool(_accept, files, settings, index)
     rejected = [item.as_file_error() for item in refused]
     if not accepted:
         raise HTTPException(rejection_status(refused), " | ".join(e.error for e in rejected))
-    job = await run_in_threadpool(jobs.submit, accepted, rejected)
+    job = await run_in_threadpool(jobs.submit, accepted, rejected, None, tenant, metadata)
     body = UploadResponse(
         job_id=job.id,
         status_url=job_url(job.id),
         files=[p.name for p in accepted],
         rejected=rejected,
     )
-    return await job_response(body, jobs, settings, wait, request)
+    return await job_response(body, jobs, settings, wait, request, tenant)
+
+
+def _metadata(raw: bytes | None) -> dict[str, Any] | None:
+    """The upload's `metadata` field: a JSON object of string, number or boolean values."""
+    if raw is None or not raw.strip():
+        return None
+    try:
+        value = json.loads(raw.decode("utf-8"))
+    except ValueError as exc:  # bad JSON or bad UTF-8
+        raise ValueError(f"the metadata field is not JSON ({exc})") from None
+    return validated(value)
 
 
 @router.get("", response_model=list[DocumentInfo])
 def list_documents(index: Index = Depends(get_index)) -> list[DocumentInfo]:
+    """The tenant's documents, each with its files, status, errors and metadata."""
     return index.documents()
+
+
+class DocumentPatch(BaseModel):
+    metadata: MetadataPatch = Field(
+        description="Merged into the document's metadata (JSON merge patch): a value sets its "
+        "key, null removes it; keys not given stay."
+    )
+
+
+@router.patch("/{doc_id}", response_model=DocumentInfo, responses={404: {}, 422: {}})
+def update_document(
+    doc_id: DocId, patch: DocumentPatch, index: Index = Depends(get_index)
+) -> DocumentInfo:
+    """Change a document's metadata, on the document and on every chunk of it, without
+    parsing or embedding it again."""
+    try:
+        info = index.update_metadata(doc_id, patch.metadata)
+    except ValueError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    if info is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no document {doc_id!r}")
+    return info
 
 
 @router.get("/{doc_id}", response_model=DocumentDetail)

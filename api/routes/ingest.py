@@ -18,7 +18,8 @@ from pydantic import BaseModel, Field
 from ...config import Settings
 from ...errors import Text
 from ...ingest.loaders import show
-from ..deps import get_jobs, get_settings, job_response
+from ...retrieval.metadata import Metadata
+from ..deps import get_jobs, get_settings, get_tenant, job_response
 from ..jobs import JobManager
 from ..schemas import JobAccepted
 from ..urls import API, job_url
@@ -32,6 +33,11 @@ class IngestRequest(BaseModel):
         max_length=4096,
         description="A folder or file below one of the server's allowed roots: absolute, or "
         "relative to the first root.",
+    )
+    metadata: Metadata | None = Field(
+        None,
+        description="Metadata for every document of the path (string, number or boolean "
+        "values); without it, documents indexed before keep theirs.",
     )
 
 
@@ -93,9 +99,11 @@ async def ingest_path(
     ),
     settings: Settings = Depends(get_settings),
     jobs: JobManager = Depends(get_jobs),
+    tenant: str = Depends(get_tenant),
 ) -> JSONResponse:
     """Index a folder (recursively, only what changed) or a file that the server reads
-    itself; returns a job like an upload does."""
+    itself, for the caller's tenant; returns a job like an upload does. The allowed roots are
+    the server's, the same for every tenant."""
     roots = settings.allowed_roots
     if not roots:
         raise HTTPException(
@@ -103,6 +111,6 @@ async def ingest_path(
             "server-side ingest is off: set SCANRAG_ALLOWED_ROOTS to the folders it may read",
         )
     path = await run_in_threadpool(resolve_under_roots, body.path, roots)
-    job = await run_in_threadpool(jobs.submit, [path], None, roots)
+    job = await run_in_threadpool(jobs.submit, [path], None, roots, tenant, body.metadata)
     accepted = IngestResponse(job_id=job.id, status_url=job_url(job.id), path=show(path))
-    return await job_response(accepted, jobs, settings, wait, request)
+    return await job_response(accepted, jobs, settings, wait, request, tenant)

@@ -12,6 +12,7 @@ from ...config import Settings
 from ...errors import ScanragError
 from ...retrieval.answer import Answerer, extract_value
 from ...retrieval.index import Index
+from ...retrieval.store import SearchFilters
 from ..deps import document_info, get_answerer, get_index, get_settings
 from ..schemas import (
     ExtractedField,
@@ -82,9 +83,11 @@ def extract(
 ) -> ExtractResponse:
     """Named fields of one document ("total", "date"...) with the regions they came from."""
     document_info(request.doc_id, index)  # 404 for an unknown id
+    given = request.filters or SearchFilters()
+    within = given.model_copy(update={"doc_id": request.doc_id})
     fields = []
     for name in request.fields:
-        hits = index.search(name, top_k=5, filters={"doc_id": request.doc_id})
+        hits = index.search(name, top_k=5, filters=within)
         value, citations = extract_value(name, hits, settings.min_answer_score)
         linked_citations = [Citation.of(citation) for citation in citations]
         fields.append(ExtractedField(name=name, value=value, citations=linked_citations))

@@ -22,6 +22,8 @@ class ScanRAGRetriever(BaseRetriever):
     Pass an open `scanrag.Index`, or settings (`data_dir=`, `qdrant_url=`...) to open one; an
     index opened here is closed by `close()`. `Citation.model_validate(node.metadata)` gives
     the citation back; `regions` lists every region the hit covers.
+    `tenant` searches that tenant's documents; `filters` may select on document metadata
+    (`{"metadata": {"dept": "finance"}}`).
     """
 
     def __init__(
@@ -31,13 +33,19 @@ class ScanRAGRetriever(BaseRetriever):
         top_k: int = 5,
         filters: dict[str, Any] | None = None,
         mode: Literal["hybrid", "dense", "sparse"] | None = None,
+        tenant: str | None = None,
         settings: Settings | None = None,
         callback_manager: Any = None,
         **options: Any,
     ) -> None:
         super().__init__(callback_manager=callback_manager)
         self._own = index is None
-        self.index = index if index is not None else Index(settings, **options)
+        if index is None:
+            options.update({"tenant": tenant} if tenant else {})
+            index = Index(settings, **options)
+        elif tenant:
+            index = index.as_tenant(tenant)
+        self.index = index
         self.top_k = top_k
         self.filters = filters
         self.mode = mode
