@@ -44,8 +44,8 @@ class TenantLimits(BaseModel):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="SCANRAG_", toml_file="scanrag.toml", extra="forbid"
+    model_config = SettingsConfigDict(  # errors never echo a value: it may be a key
+        env_prefix="SCANRAG_", toml_file="scanrag.toml", extra="forbid", hide_input_in_errors=True
     )
 
     data_dir: Path = Field(

@@ -92,6 +92,7 @@ def discover(
     paths: list[Path],
     is_known: Callable[[Path, os.stat_result], bool] | None = None,
     within: list[Path] | None = None,
+    skip: list[Path] | None = None,
 ) -> Discovery:
     """Walk files and folders: recursive, hidden entries skipped, deterministic order.
 
@@ -100,12 +101,18 @@ def discover(
     folders are followed once (loops are cut).
     Files for which `is_known(path, stat)` is true are listed in `known` without being opened.
     With `within`, nothing whose real path lies outside those folders is read: a link out of
-    them is an error, not followed.
+    them is an error, not followed. A walk passes over the folders in `skip` (scanrag's data
+    directory: page images, every tenant's uploads); files named explicitly are read.
     """
     found = Discovery()
     seen_dirs: set[tuple[int, int]] = set()
     seen_files: set[Path] = set()
     fences = [Path(os.path.realpath(root)) for root in within or []]
+    kept_out = [Path(os.path.realpath(folder)) for folder in skip or []]
+
+    def held(path: Path) -> bool:
+        real = Path(os.path.realpath(path))
+        return any(real.is_relative_to(folder) for folder in kept_out)
 
     def outside(path: Path) -> bool:
         if within is None:
@@ -156,6 +163,8 @@ def discover(
                 continue
             path = Path(entry.path)
             if entry.is_symlink() and outside(path):
+                continue
+            if kept_out and (entry.is_symlink() or entry.is_dir()) and held(path):
                 continue
             try:
                 mode = entry.stat().st_mode  # follows symlinks

@@ -127,7 +127,10 @@ class IngestRun:
         self.finished = 0
         threads = worker_threads(parts.settings)
         unit_settings = parts.settings.merged(ocr_threads=threads) if threads else parts.settings
-        self.values = {**unit_settings.model_dump(), "tenant": tenant}  # its doc ids, its pages
+        self.values = {  # what a parse worker needs: its doc ids, its pages; no API keys
+            **unit_settings.model_dump(exclude={"api_key", "api_keys", "api_keys_file"}),
+            "tenant": tenant,
+        }
         self.batch = batch_size(parts.settings, parser)
         self.units: dict[tuple[Path, tuple[int, int] | None], FileJob] = {}
         self.parsing: dict[str, FileJob] = {}  # sha256 → the job parsing that content
@@ -141,7 +144,8 @@ class IngestRun:
         started = time.perf_counter()
         report = self.report
         roots = [Path(os.path.abspath(path)) for path in paths]
-        found = discover(roots, is_known=self._unchanged, within=self.within)
+        data_dir = self.parts.settings.data_dir
+        found = discover(roots, is_known=self._unchanged, within=self.within, skip=[data_dir])
         report.unchanged = len(found.known)
         report.skipped = len(found.skipped)
         for path, message in found.errors:

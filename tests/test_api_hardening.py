@@ -250,6 +250,34 @@ def test_server_side_ingest_reads_only_below_the_allowed_roots(tmp_path, roots):
         assert absolute.status_code == 202 and absolute.json()["status_url"].startswith("/v1/jobs/")
 
 
+def test_server_side_ingest_never_reads_the_data_directory_inside_a_root(tmp_path, roots):
+    """A root that holds the data dir (roots ["."], data dir ./scanrag-data) must not give a
+    caller the uploads and page images of every tenant, nor say which of them exist."""
+    allowed = roots["allowed"]
+    settings = Settings(data_dir=allowed / "scanrag-data", allowed_roots=[allowed])
+    with TestClient(app_for(settings)) as client:
+        upload = client.post(
+            "/v1/documents?wait=true",
+            files={"files": ("memo.pdf", (allowed / "scans" / "inside.pdf").read_bytes())},
+        )
+        assert upload.status_code == 200, upload.text
+        held = next((allowed / "scanrag-data").rglob("*.pdf"))  # the stored upload
+        answers = [
+            client.post("/v1/ingest", json={"path": str(path)})
+            for path in (held, held.parent, allowed / "scanrag-data", held.with_name("none.pdf"))
+        ]
+        assert {(a.status_code, a.json()["detail"].split(": ", 1)[1]) for a in answers} == {
+            (403, "inside scanrag's data directory")
+        }
+
+        walked = client.post("/v1/ingest?wait=true", json={"path": "."})  # the whole root
+        report = walked.json()["job"]["report"]
+        assert walked.status_code == 200 and report["added"] == 1, walked.text
+        assert all("scanrag-data" not in error["path"] for error in report["errors"])
+        listed = client.get("/v1/documents").json()
+        assert all("scanrag-data" not in doc["source"] for doc in listed), listed
+
+
 # --- CORS ----------------------------------------------------------------------------------
 
 

@@ -22,3 +22,12 @@ def test_merged_options_are_validated():
         Settings().merged(dpi=5)
     with pytest.raises(ValidationError, match="no_such_setting"):
         Settings().merged(no_such_setting=1)
+
+
+def test_a_settings_error_never_echoes_the_value_given(monkeypatch):
+    """A bad keys variable is named, but its keys stay out of the message (and the logs)."""
+    monkeypatch.setenv("SCANRAG_API_KEYS", "acme:SUPERSECRET1,Bad Name:SECRET2")
+    with pytest.raises(ValidationError) as caught:
+        Settings()
+    assert "SCANRAG_API_KEYS" in str(caught.value)
+    assert "SUPERSECRET1" not in str(caught.value)

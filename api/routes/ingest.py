@@ -49,9 +49,11 @@ def _inside(path: Path, root: Path) -> bool:
     return path == root or path.is_relative_to(root)
 
 
-def resolve_under_roots(spelled: str, roots: list[Path]) -> Path:
+def resolve_under_roots(spelled: str, roots: list[Path], data_dir: Path) -> Path:
     """The path to ingest, or an HTTP error saying why it is refused (naming the path as it
-    was sent, never the roots: their layout is the server's business)."""
+    was sent, never the roots: their layout is the server's business). Nothing inside the
+    data directory is read, whether it exists or not: it holds every tenant's uploads and
+    page images."""
     if "\x00" in spelled:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "the path holds a NUL character")
     shown = repr(spelled if len(spelled) <= 200 else spelled[:200] + "…")
@@ -67,7 +69,12 @@ def resolve_under_roots(spelled: str, roots: list[Path]) -> Path:
             "relative to the first root, or an absolute one below a root",
         )
     try:
-        if not _inside(Path(os.path.realpath(path)), Path(os.path.realpath(root))):
+        real = Path(os.path.realpath(path))
+        if _inside(real, Path(os.path.realpath(data_dir))):
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN, f"{shown}: inside scanrag's data directory"
+            )
+        if not _inside(real, Path(os.path.realpath(root))):
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN,
                 f"{shown}: a link that leads outside the allowed roots",
@@ -110,7 +117,7 @@ async def ingest_path(
             status.HTTP_403_FORBIDDEN,
             "server-side ingest is off: set SCANRAG_ALLOWED_ROOTS to the folders it may read",
         )
-    path = await run_in_threadpool(resolve_under_roots, body.path, roots)
+    path = await run_in_threadpool(resolve_under_roots, body.path, roots, settings.data_dir)
     job = await run_in_threadpool(jobs.submit, [path], None, roots, tenant, body.metadata)
     accepted = IngestResponse(job_id=job.id, status_url=job_url(job.id), path=show(path))
     return await job_response(accepted, jobs, settings, wait, request, tenant)
