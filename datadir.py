@@ -107,6 +107,11 @@ class TenantFiles:
     def uploads(self) -> Path:
         return self.root / "uploads"
 
+    @property
+    def llama_index(self) -> Path:
+        """The default folder of the LlamaIndex reader's parse cache."""
+        return self.root / "llama-index"
+
     def upload(self, sha256: str, name: str) -> Path:
         """Where an uploaded file is kept: one folder per content, the sender's file name."""
         return self.uploads / sha256[:16] / name
@@ -153,11 +158,6 @@ class DataDir:
     @property
     def qdrant(self) -> Path:
         return self.root / "qdrant"
-
-    @property
-    def llama_index(self) -> Path:
-        """The default folder of the LlamaIndex reader's parse cache."""
-        return self.root / "llama-index"
 
     # --- page images ------------------------------------------------------------------
 

@@ -24,12 +24,12 @@ from pathlib import Path
 #: anything that names no tenant.
 DEFAULT = "default"
 #: Tenant names go into paths and payloads: lower-case letters, digits, `-` and `_`.
-NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
 
 def check_name(name: str) -> str:
     """The name, when it can name a tenant; else ValueError saying what a name may be."""
-    if not isinstance(name, str) or not NAME.match(name):
+    if not isinstance(name, str) or not NAME.fullmatch(name):
         raise ValueError(
             f"{name!r} is not a tenant name: use 1-64 lower-case letters, digits, '-' or '_', "
             "starting with a letter or digit"

@@ -118,5 +118,7 @@ def parse_pairs(pairs: list[str]) -> dict[str, Any]:
             value = json.loads(raw)
         except ValueError:
             value = raw
-        out[key.strip()] = value if isinstance(value, bool | int | float) else raw
+        finite = isinstance(value, float) and math.isfinite(value)
+        number = isinstance(value, bool | int) or finite
+        out[key.strip()] = value if number else raw  # NaN, Infinity, 1e400 stay text
     return validated(out)

@@ -347,3 +347,13 @@ def test_a_parser_and_dpi_given_as_settings_or_options_are_serialised(given, tmp
     again = ScanRAGReader.from_json(reader.to_json())
     assert (again.parser, again.dpi) == ("tesseract", 300)
     assert (again.settings.parser, again.settings.dpi) == ("tesseract", 300)
+
+
+def test_each_tenant_reads_and_caches_its_own_parses(tmp_path):
+    pdf = code_pdf(tmp_path / "memo.pdf", "ZK-8812")
+    sha = hashlib.sha256(pdf.read_bytes()).hexdigest()
+    for tenant in ("acme", "default", "acme"):  # the second acme load comes from its cache
+        reader = ScanRAGReader(parser="pdf-text", data_dir=tmp_path / "data", tenant=tenant)
+        [page] = reader.load_data(pdf)
+        assert page.metadata["doc_id"] == doc_id_for(sha, tenant)
+    assert (tmp_path / "data" / "tenants" / "acme" / "llama-index").is_dir()

@@ -76,7 +76,7 @@ def test_bad_keys_are_refused_with_where_they_came_from_and_without_the_secret(t
     with pytest.raises(ConfigError, match="line 2"):
         Settings(api_keys_file=bad_line).tenant_keys()
     assert check_name("acme-2_x") == "acme-2_x"
-    for name in ("", "tenants/x", "UPPER", "-lead", "a" * 65):
+    for name in ("", "tenants/x", "UPPER", "-lead", "a" * 65, "acme\n"):
         with pytest.raises(ValueError):
             check_name(name)
 
@@ -92,6 +92,9 @@ def test_metadata_is_a_flat_object_of_strings_numbers_and_booleans():
         metadata.validated({f"k{i}": "v" * 300 for i in range(20)})
     assert metadata.parse_pairs(["dept=finance", "year=2019", "ok=true", "id=007", "r=1.5"]) == {
         "dept": "finance", "year": 2019, "ok": True, "id": "007", "r": 1.5
+    }  # fmt: skip
+    assert metadata.parse_pairs(["a=NaN", "b=Infinity", "c=1e400"]) == {
+        "a": "NaN", "b": "Infinity", "c": "1e400"
     }  # fmt: skip
     with pytest.raises(ValueError, match="key=value"):
         metadata.parse_pairs(["dept"])

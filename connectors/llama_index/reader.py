@@ -16,7 +16,7 @@ from llama_index.core.schema import Document
 from pydantic import SecretStr
 
 from ...config import Settings
-from ...datadir import DataDir, ParseCache
+from ...datadir import DataDir, ParseCache, TenantFiles
 from ...errors import ConfigError, ModelServerError, ScanragError
 from ...ingest import model as scan
 from ...ingest.loaders import SourceFile, discover, open_source, show, source_from_bytes
@@ -113,8 +113,13 @@ class ScanRAGReader(BasePydanticReader):
         return DataDir(self._settings.data_dir)
 
     @property
+    def files(self) -> TenantFiles:
+        """What the data directory keeps for the reader's tenant (Settings.tenant)."""
+        return self.data.tenant(self._settings.tenant)
+
+    @property
     def cache(self) -> ParseCache:
-        return ParseCache(Path(self.cache_dir) if self.cache_dir else self.data.llama_index)
+        return ParseCache(Path(self.cache_dir) if self.cache_dir else self.files.llama_index)
 
     def lazy_load_data(
         self,
@@ -181,7 +186,7 @@ class ScanRAGReader(BasePydanticReader):
         parser = self._parser or get_parser(self.settings)  # first: a bad name fails every file
         source = source or open_source(path, self.settings)
         parser_fp = parse_fingerprint(parser, self.settings)  # Index's key: each reads the other's
-        for cache in (self.cache, self.data.cache):  # ours, then Index's
+        for cache in (self.cache, self.files.cache):  # ours, then Index's
             doc = cache.get(source.sha256, parser_fp)
             if doc is not None:
                 return doc, cache.path(source.sha256, parser_fp).absolute()
