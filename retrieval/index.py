@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import threading
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -28,11 +29,11 @@ from ..tenants import DEFAULT, check_name
 from .answer import Answer, Answerer, make_answerer
 from .embedding import DenseEncoder, SparseEncoder
 from .images import read_page_image
-from .ingest_run import IngestParts, IngestRun
+from .ingest_run import IngestParts, IngestRun, write_metadata
 from .manifest import FileRecord, Manifest
 from .metadata import merge_patch
 from .pii import MaskingAnswerer, mask_hit
-from .points import Encoders, index_fingerprint, metadata_payload
+from .points import Encoders, index_fingerprint
 from .reports import DocumentInfo, IngestReport, OnProgress
 from .results import SearchHit
 from .store import SearchFilters, SearchMode, Store, open_store
@@ -47,6 +48,7 @@ class _Opened:
     def __init__(self, store: Store | None) -> None:
         self.store = store
         self.answerers: dict[str, Answerer] = {}  # by tenant
+        self.metadata_lock = threading.RLock()  # see IngestParts.metadata_lock
 
 
 class Index:
@@ -186,6 +188,7 @@ class Index:
             store=lambda: self.store,
             encoders=self.encoders,
             runners=self.runners,
+            metadata_lock=self._opened.metadata_lock,
             sweep_store=not s.qdrant_url
             and (
                 self._opened.store is not None or self.data.qdrant.exists() or bool(s.qdrant_path)
@@ -346,10 +349,10 @@ class Index:
         """Change a document's metadata by a JSON merge patch (a value sets a key, None
         removes it), on its points and its manifest rows: a payload update, no parsing.
         None for an unknown id; ValueError when the result is not valid metadata."""
-        info = self.document_info(doc_id)
-        if info is None:
-            return None
-        metadata = merge_patch(info.metadata, patch)
-        self.store.set_payload(doc_id, metadata_payload(metadata), tenant=self.tenant)
-        self.manifest.set_metadata(self.tenant, doc_id, metadata)
+        with self._opened.metadata_lock:
+            info = self.document_info(doc_id)
+            if info is None:
+                return None
+            metadata = merge_patch(info.metadata, patch)
+            write_metadata(self.store, self.manifest, self.tenant, doc_id, metadata)
         return self.document_info(doc_id)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -56,6 +57,14 @@ log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 
+def write_metadata(
+    store: Store, manifest: Manifest, tenant: str, doc_id: str, metadata: dict[str, Any]
+) -> None:
+    """A document's metadata, on its points and its rows: a payload update, no parsing."""
+    store.set_payload(doc_id, metadata_payload(metadata), tenant=tenant)
+    manifest.set_metadata(tenant, doc_id, metadata)
+
+
 @dataclass
 class IngestParts:
     """What a run reads and writes. The Index holds these and lends them to each run."""
@@ -69,6 +78,9 @@ class IngestParts:
     #: The store exists and belongs to this data dir alone (not a server's collection, which
     #: other data dirs may share): its points that no file refers to are swept.
     sweep_store: bool
+    #: The index's lock, held while a document's metadata is read and written (a PATCH, a
+    #: file's write), so neither overwrites the other with what it read before.
+    metadata_lock: threading.RLock
 
 
 @dataclass
@@ -263,8 +275,8 @@ class IngestRun:
 
     def set_metadata(self, doc_id: str, metadata: dict[str, Any]) -> None:
         """A document's metadata, on its points and its rows: a payload update, no parsing."""
-        self.parts.store().set_payload(doc_id, metadata_payload(metadata), tenant=self.tenant)
-        self.manifest.set_metadata(self.tenant, doc_id, metadata)
+        with self.parts.metadata_lock:
+            write_metadata(self.parts.store(), self.manifest, self.tenant, doc_id, metadata)
 
     def _check_limits(self, job: FileJob, doc_id: str, pages: int) -> None:
         """Raise LimitExceeded when indexing `doc_id` (of `pages` pages) in place of the file's
@@ -428,15 +440,19 @@ class IngestRun:
         )
         display = self.parts.data.display(path)
         points = self.parts.encoders.points(doc, display, self.tenant, metadata)
-        self.manifest.put(record)
-        if row and row.doc_id and row.doc_id != doc.id:
-            self._drop_doc_if_unreferenced(row.doc_id, except_path=path)
-        store = self.parts.store()
-        store.delete_doc(doc.id, tenant=self.tenant)
-        store.upsert(points)
-        record.status = "done"
-        self.manifest.put(record)
-        self.manifest.set_metadata(self.tenant, doc.id, metadata)  # its other files' rows
+        with self.parts.metadata_lock:  # a PATCH since the points were built wins
+            record.metadata = self._metadata_for(job, doc.id)
+            self.manifest.put(record)
+            if row and row.doc_id and row.doc_id != doc.id:
+                self._drop_doc_if_unreferenced(row.doc_id, except_path=path)
+            store = self.parts.store()
+            store.delete_doc(doc.id, tenant=self.tenant)
+            store.upsert(points)
+            record.status = "done"
+            self.manifest.put(record)
+            if record.metadata != metadata:
+                store.set_payload(doc.id, metadata_payload(record.metadata), tenant=self.tenant)
+            self.manifest.set_metadata(self.tenant, doc.id, record.metadata)  # its other rows
         if row is None or (row.status == "failed" and not row.doc_id):
             return "added"
         return "updated"
@@ -446,8 +462,9 @@ class IngestRun:
         what another file of the same content has."""
         if self.metadata is not None:
             return self.metadata
-        if job.row is not None and job.row.doc_id:
-            return job.row.metadata
+        row = self.manifest.get(self.tenant, job.path)  # now: a PATCH may have changed it
+        if row is not None and row.doc_id:
+            return row.metadata
         same = self.manifest.by_doc(self.tenant, doc_id)
         return same[0].metadata if same else {}
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 import sqlite3
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -120,6 +122,33 @@ def test_metadata_goes_on_every_chunk_is_filtered_on_and_changes_without_parsing
         assert (report.updated, report.added) == (2, 0)
         assert set(names(index, query, metadata={"dept": "ops"})) == {"ledger.pdf", "roster.pdf"}
         assert len(parsed) == 2  # never parsed again
+
+
+def test_two_patches_at_once_both_hold(tmp_path, docs, monkeypatch):
+    """Each PATCH reads, merges and writes; the store write is slowed so that, unlocked, the
+    second would read before the first wrote and drop its key."""
+    with open_index(tmp_path / "data") as index:
+        index.ingest([docs / "ledger.pdf"])
+        (ledger,) = index.documents()
+        set_payload = index.store.set_payload
+
+        def slow_set_payload(*args, **kwargs):
+            time.sleep(0.3)
+            return set_payload(*args, **kwargs)
+
+        monkeypatch.setattr(index.store, "set_payload", slow_set_payload)
+        patches = [{"a": 1}, {"b": 2}]
+        threads = [
+            threading.Thread(target=index.update_metadata, args=(ledger.doc_id, patch))
+            for patch in patches
+        ]
+        for thread in threads:
+            thread.start()
+            time.sleep(0.05)
+        for thread in threads:
+            thread.join()
+        assert index.document_info(ledger.doc_id).metadata == {"a": 1, "b": 2}
+        assert names(index, "quillfeather", metadata={"a": 1, "b": 2}) == ["ledger.pdf"]
 
 
 def test_a_tenant_over_its_documents_or_pages_limit_gets_a_failure_naming_it(tmp_path, docs):
