@@ -308,3 +308,7 @@ def test_limits_answer_429_with_retry_after_per_tenant(tmp_path):
         )
         assert again.status_code == 429
         assert len(globex.get("/v1/documents").json()) == 1
+        resent = globex.post(  # a document it holds, sent again under another name
+            "/v1/documents?wait=true", files=[("files", ("copy.pdf", one, "application/pdf"))]
+        )
+        assert resent.status_code == 200, resent.text

@@ -18,7 +18,7 @@ from ...config import Settings
 from ...errors import CorruptFile, LimitExceeded, ScanragError, UnsupportedFile
 from ...ingest.loaders import check_source, empty_message, show
 from ...ingest.markdown import document_markdown
-from ...ingest.model import Document
+from ...ingest.model import Document, doc_id_for
 from ...retrieval.index import Index
 from ...retrieval.metadata import MetadataPatch, validated
 from ...retrieval.pii import mask_document
@@ -59,8 +59,12 @@ def _accept(
     try:
         checked = [(file, _check(file, settings)) for file in files]
         refused = [error for _, error in checked if isinstance(error, Rejected)]
-        pages = [count for _, count in checked if isinstance(count, int)]
-        _within_limits(index, settings, len(pages), sum(pages))
+        new: dict[str, int] = {}  # pages by document: one the tenant holds adds nothing
+        for file, count in checked:
+            doc_id = doc_id_for(file.digest.hexdigest(), index.tenant)
+            if isinstance(count, int) and index.document_info(doc_id) is None:
+                new[doc_id] = count
+        _within_limits(index, settings, len(new), sum(new.values()))
         accepted = [store(file, index.files) for file, ok in checked if isinstance(ok, int)]
     finally:
         discard(files)
@@ -68,8 +72,8 @@ def _accept(
 
 
 def _within_limits(index: Index, settings: Settings, documents: int, pages: int) -> None:
-    """429 when the files would take the tenant over its documents or pages limit (counted
-    as new documents; the job checks each file exactly as it indexes it)."""
+    """429 when the new documents would take the tenant over its documents or pages limit
+    (the job checks each file again exactly as it indexes it)."""
     if not documents:
         return
     held_documents, held_pages = index.usage()
