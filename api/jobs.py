@@ -151,11 +151,13 @@ class JobStore:
         ]
 
     def prune(self, keep: int) -> None:
-        """Forget all but the `keep` newest finished jobs."""
+        """Forget all but the `keep` newest finished jobs of each tenant (one tenant's many
+        jobs never push out another's)."""
         with self._lock:
             self._db.execute(
-                "DELETE FROM jobs WHERE finished = 1 AND seq NOT IN "
-                "(SELECT seq FROM jobs WHERE finished = 1 ORDER BY seq DESC LIMIT ?)",
+                "DELETE FROM jobs WHERE seq IN (SELECT seq FROM (SELECT seq, ROW_NUMBER() OVER "
+                "(PARTITION BY tenant ORDER BY seq DESC) AS newer FROM jobs WHERE finished = 1) "
+                "WHERE newer > ?)",
                 (keep,),
             )
 

@@ -256,6 +256,28 @@ def test_an_old_jobs_table_gains_the_tenant_column(tmp_path):
     assert os.path.exists(path)
 
 
+def test_finished_jobs_are_forgotten_per_tenant(tmp_path):
+    """One tenant's many jobs never push another tenant's job records out."""
+    from scanrag.api.jobs import JobStore, Work
+    from scanrag.api.schemas import JobStatus
+
+    store = JobStore(tmp_path / "jobs.sqlite")
+    for number, tenant in enumerate(["globex", *["acme"] * 5]):
+        job = JobStatus(
+            id=f"job{number}",
+            status="done",
+            files_total=0,
+            created_at="2026-01-01T00:00:00+00:00",
+            finished_at="2026-01-01T00:00:01+00:00",
+        )
+        store.add(job, Work(job.id, [], None, tenant))
+    store.prune(2)
+    assert store.get("job0", "globex") is not None
+    kept = [f"job{n}" for n in range(1, 6) if store.get(f"job{n}", "acme") is not None]
+    assert kept == ["job4", "job5"]
+    store.close()
+
+
 def test_the_langchain_and_llama_index_retrievers_search_one_tenant_with_metadata_filters(
     tmp_path, docs
 ):
