@@ -127,10 +127,14 @@ class TenantFiles:
             self.cache.drop(sha256)
         shutil.rmtree(self.root / PAGES / doc_id, ignore_errors=True)
         for path in paths:
-            if self.is_upload(path):
-                path.unlink(missing_ok=True)
-                with suppress(OSError):  # kept while it holds other names
-                    path.parent.rmdir()
+            self.drop_upload(path)
+
+    def drop_upload(self, path: Path) -> None:
+        """The file, when it is one of the tenant's uploads (files elsewhere are the user's)."""
+        if self.is_upload(path):
+            path.unlink(missing_ok=True)
+            with suppress(OSError):  # kept while it holds other names
+                path.parent.rmdir()
 
 
 class DataDir:

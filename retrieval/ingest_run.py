@@ -396,6 +396,9 @@ class IngestRun:
             return True, step()
         except ConfigError:
             raise
+        except LimitExceeded as exc:
+            self._fail(job, failure_message(job.path, exc), refused=True)
+            return False, None
         except (ScanragError, OSError) as exc:
             message = failure_message(job.path, exc)
         except Exception as exc:
@@ -404,8 +407,14 @@ class IngestRun:
         self._fail(job, message)
         return False, None
 
-    def _fail(self, job: FileJob, message: str) -> None:
-        self._record_failure(job, message)
+    def _fail(self, job: FileJob, message: str, refused: bool = False) -> None:
+        """Record a file's failure. An upload refused for a limit, with no document of its
+        own yet, is not kept: nothing could index it, and nothing else could delete it."""
+        if refused and self.files.is_upload(job.path) and not (job.row and job.row.doc_id):
+            self.files.drop_upload(job.path)
+            self.manifest.remove(self.tenant, job.path)
+        else:
+            self._record_failure(job, message)
         self.report.failed += 1
         self.errors[job.number] = FileError(path=show(job.path), error=message)
         job.status = "failed"

@@ -159,6 +159,16 @@ def test_a_tenant_over_its_documents_or_pages_limit_gets_a_failure_naming_it(tmp
         assert "limit of 1" in report.errors[0].error and "acme" in report.errors[0].error
         assert index.as_tenant("globex").ingest([docs / "ledger.pdf"]).added == 1  # its own count
         assert index.as_tenant("acme").ingest([docs]).failed == 1  # the held one is no problem
+        # an upload over the limit is not kept: nothing could index it or delete it
+        acme = index.as_tenant("acme")
+        other = docs / Path(report.errors[0].path).name  # the file over the limit
+        upload = acme.files.upload("f" * 64, other.name)
+        upload.parent.mkdir(parents=True)
+        upload.write_bytes(other.read_bytes())
+        listed = len(acme.documents())
+        report = acme.ingest([upload])
+        assert report.failed == 1 and "limit of 1" in report.errors[0].error
+        assert not upload.exists() and len(acme.documents()) == listed
     limited = Settings(
         data_dir=tmp_path / "data2",
         parser="pdf-text",
