@@ -351,7 +351,7 @@ class Settings(BaseSettings):
     def _keys_by_tenant(cls, value: Any) -> Any:
         """The env's `tenant:key,...`, or a table whose values are one key or a list."""
         if isinstance(value, str):
-            return tenants.parse_pairs(value)
+            return tenants.parse_keys(value)
         if isinstance(value, dict):
             return {
                 tenants.check_name(name): [

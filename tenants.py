@@ -45,7 +45,7 @@ def check_key(key: str) -> str:
     return key
 
 
-def parse_pairs(spec: str, where: str = "SCANRAG_API_KEYS") -> dict[str, list[str]]:
+def parse_keys(spec: str, where: str = "SCANRAG_API_KEYS") -> dict[str, list[str]]:
     """`acme:KEY1,globex:KEY2,acme:KEY3` (commas or new lines between pairs) → keys by tenant."""
     keys: dict[str, list[str]] = {}
     for number, item in enumerate(re.split(r"[,\n]", spec), start=1):
@@ -71,7 +71,7 @@ def read_keys_file(path: Path) -> dict[str, list[str]]:
     keys: dict[str, list[str]] = {}
     for number, line in enumerate(text.splitlines(), start=1):
         if line.strip() and not line.strip().startswith("#"):
-            for tenant, more in parse_pairs(line, f"{path}, line {number}").items():
+            for tenant, more in parse_keys(line, f"{path}, line {number}").items():
                 keys.setdefault(tenant, []).extend(more)
     return keys
 

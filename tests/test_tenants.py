@@ -14,7 +14,7 @@ from scanrag.cli import app
 from scanrag.config import Settings
 from scanrag.errors import ConfigError
 from scanrag.retrieval import metadata
-from scanrag.tenants import KeyRing, check_name, parse_pairs
+from scanrag.tenants import KeyRing, check_name, parse_keys
 from scanrag.testing import code_pdf
 
 
@@ -63,7 +63,7 @@ def test_bad_keys_are_refused_with_where_they_came_from_and_without_the_secret(t
     with pytest.raises(ValidationError, match="printable ASCII"):
         Settings(api_keys={"acme": ["kéy"]})
     with pytest.raises(ValueError, match="two tenants"):
-        KeyRing(parse_pairs("acme:SAME,globex:SAME"))
+        KeyRing(parse_keys("acme:SAME,globex:SAME"))
     with pytest.raises(ConfigError, match="two tenants"):
         Settings(api_key="SAME", api_keys="globex:SAME").key_ring()
     with pytest.raises(ValidationError, match="not a tenant name"):
