@@ -177,7 +177,7 @@ def unturn(x: float, y: float, turn: int, width: int, height: int) -> tuple[floa
     return x, y
 
 
-def doc_id_for(sha256: str, tenant: str = DEFAULT) -> str:
+def doc_id_for(sha256: str, tenant: str) -> str:
     """A document's id: 16 hex digits of its file's sha256 — the first 16 for the default
     tenant (as before tenants existed), else of the sha256 of tenant and content, so the same
     file held by two tenants is two documents whose ids never meet."""

@@ -119,7 +119,7 @@ def scramble_keeping_stat(folder: Path) -> None:
 
 
 def doc_of(path: Path) -> str:
-    return doc_id_for(hashlib.sha256(path.read_bytes()).hexdigest())
+    return doc_id_for(hashlib.sha256(path.read_bytes()).hexdigest(), "default")
 
 
 def expected_chunks(index: Index, doc_id: str, tokens: int | None = None) -> int:

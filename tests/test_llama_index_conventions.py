@@ -103,7 +103,7 @@ def test_simple_directory_reader_reads_scans_through_an_fsspec_file_system(memor
         assert CODES[name] in page.text  # OCR'd now (a fresh data dir), from the bytes read
         assert meta["source"] == meta["file_path"] == f"{root}/{name}"
         assert (meta["page"], meta["page_label"]) == (1, "1")
-        assert meta["doc_id"] == doc_id_for(hashlib.sha256(scans[name]).hexdigest())
+        assert meta["doc_id"] == doc_id_for(hashlib.sha256(scans[name]).hexdigest(), "default")
         assert page.id_ == f"{meta['doc_id']}:p1"
         parsed = scan.Document.model_validate_json(Path(meta[DOCUMENT_KEY]).read_bytes())
         assert parsed.source == f"{root}/{name}"
