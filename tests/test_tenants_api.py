@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -252,10 +253,13 @@ def test_metadata_is_returned_filtered_on_and_patched(server):
     assert not_json.status_code == 422 and "not JSON" in not_json.text
 
 
-def test_metrics_cover_every_tenant_so_only_the_default_tenant_reads_them(server):
+def test_metrics_cover_every_tenant_so_only_the_servers_tenant_reads_them(server, tmp_path):
     assert server["globex"].get("/metrics").status_code == 403
     with client(server["base"], DEFAULT_KEY) as default:
         assert default.get("/metrics").status_code == 200
+    keyless = Settings(data_dir=tmp_path / "keyless", tenant="acme", access_log="off")
+    with TestClient(app_for(keyless)) as anyone:  # every caller is the server's tenant
+        assert anyone.get("/metrics").status_code == 200
 
 
 def test_the_owner_deletes_its_copy_and_the_other_tenant_keeps_its_own(server):
