@@ -20,11 +20,11 @@ import asyncio
 import json
 import logging
 import os
-import queue
 import sqlite3
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -166,6 +166,40 @@ class JobStore:
             self._db.close()
 
 
+class TenantQueue:
+    """Jobs waiting to run, taken in turn by tenant: one tenant's many jobs never hold another
+    tenant's back, and each tenant's run in the order they came."""
+
+    def __init__(self) -> None:
+        self._waiting: dict[str, deque[Work]] = {}  # tenants in turn: the next one first
+        self._ready = threading.Condition()
+        self._closed = False
+
+    def put(self, work: Work) -> None:
+        with self._ready:
+            self._waiting.setdefault(work.tenant, deque()).append(work)
+            self._ready.notify()
+
+    def get(self) -> Work | None:
+        """The next job (waiting for one), or None once closed."""
+        with self._ready:
+            while not self._waiting and not self._closed:
+                self._ready.wait()
+            if self._closed:
+                return None
+            tenant = next(iter(self._waiting))
+            jobs = self._waiting.pop(tenant)
+            work = jobs.popleft()
+            if jobs:
+                self._waiting[tenant] = jobs  # to the back of the line
+            return work
+
+    def close(self) -> None:
+        with self._ready:
+            self._closed = True
+            self._ready.notify_all()
+
+
 class JobManager:
     def __init__(
         self, index: Index, on_report: Callable[[IngestReport], None] | None = None
@@ -174,7 +208,7 @@ class JobManager:
         self.on_report = on_report
         self.store = JobStore(index.data.jobs)
         self._active: dict[str, tuple[JobStatus, str]] = {}  # queued, running: job, tenant
-        self._queue: queue.Queue[Work | None] = queue.Queue()  # None: stop
+        self._queue = TenantQueue()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         for job, work in self.store.unfinished():
@@ -243,7 +277,7 @@ class JobManager:
         page and its job stays unfinished, to be resumed at the next start. False when the
         worker did not stop in time (it is a daemon thread: it ends with the process)."""
         self._stopping.set()
-        self._queue.put(None)
+        self._queue.close()
         self._worker.join(timeout=timeout)
         if self._worker.is_alive():
             log.warning("the ingest did not stop in %.0f s; its job resumes at next start", timeout)

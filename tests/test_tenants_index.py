@@ -288,6 +288,21 @@ def test_finished_jobs_are_forgotten_per_tenant(tmp_path):
     store.close()
 
 
+def test_waiting_jobs_are_taken_in_turn_by_tenant():
+    """acme's three jobs queued before globex's one do not make globex wait for all three."""
+    from scanrag.api.jobs import TenantQueue, Work
+
+    waiting = TenantQueue()
+    for job_id, tenant in [("a1", "acme"), ("a2", "acme"), ("g1", "globex"), ("a3", "acme")]:
+        waiting.put(Work(job_id, [], None, tenant))
+    taken = [waiting.get() for _ in range(4)]
+    assert [work.job_id for work in taken if work] == ["a1", "g1", "a2", "a3"]
+    closer = threading.Timer(0.1, waiting.close)
+    closer.start()
+    assert waiting.get() is None  # a worker waiting on an empty queue wakes when it closes
+    closer.join()
+
+
 def test_the_langchain_and_llama_index_retrievers_search_one_tenant_with_metadata_filters(
     tmp_path, docs
 ):
