@@ -32,7 +32,7 @@ from starlette.routing import Route
 
 from .. import __version__
 from ..config import Settings
-from ..errors import ConfigError, ScanragError, Text
+from ..errors import ConfigError, ScanragError
 from ..retrieval.index import Index
 from ..retrieval.reports import DocumentInfo
 from ..retrieval.results import SearchHit
@@ -40,7 +40,7 @@ from ..retrieval.store import SearchFilters
 from .guard import ASGIApp, Guard, Receive, Scope, Send
 from .imaging import jpeg_bytes
 from .paths import HidePaths
-from .schemas import QueryResponse
+from .schemas import QueryResponse, Question
 
 MISSING = "the MCP server needs the mcp package (2.x): pip install 'scanrag[mcp]'"
 try:
@@ -60,7 +60,6 @@ can check the evidence. `search` returns ranked passages with their regions. `li
 lists what is indexed; pass a `doc_id` in `filters` to ask about one document, or \
 `{"metadata": {"key": "value"}}` to ask within the documents that carry that metadata."""
 
-Question = Annotated[Text, Field(min_length=1, max_length=2000)]
 TopK = Annotated[int, Field(ge=1, le=50, description="Passages to read.")]
 RegionId = Annotated[
     str, Field(max_length=128, description="{doc_id}:p{page}:r{index}, from ask or search.")

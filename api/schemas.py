@@ -17,9 +17,13 @@ from ..retrieval.results import SearchHit
 from ..retrieval.store import SearchFilters
 from .urls import Citation
 
+#: The longest question or query any door takes (HTTP, chat, MCP).
+QUESTION_LIMIT = 2000
+Question = Annotated[Text, Field(min_length=1, max_length=QUESTION_LIMIT)]
+
 
 class SearchRequest(BaseModel):
-    query: Text = Field(min_length=1, max_length=2000)
+    query: Question
     top_k: int = Field(5, ge=1, le=50)
     filters: SearchFilters | None = None
     mode: Literal["hybrid", "dense", "sparse"] | None = None
@@ -31,7 +35,7 @@ class SearchResponse(BaseModel):
 
 
 class QueryRequest(BaseModel):
-    question: Text = Field(min_length=1, max_length=2000)
+    question: Question
     top_k: int = Field(5, ge=1, le=50)
     filters: SearchFilters | None = None
     stream: bool = Field(

@@ -235,7 +235,6 @@ async def receive_files(
         discard(parts.files)
         raise
     if not parts.files:
-        discard(parts.files)
         raise UploadRefused(422, f"no file in the upload: send each one in a field named {FIELD!r}")
     return parts.files, {name: bytes(value) for name, value in parts.kept.items()}
 

@@ -121,6 +121,10 @@ class BBox(NamedTuple):
     def pad(self, pixels: int) -> BBox:
         return BBox(self.x0 - pixels, self.y0 - pixels, self.x1 + pixels, self.y1 + pixels)
 
+    def reduced(self, scale: float) -> BBox:
+        """The box on a copy of its page read `scale` times smaller (`read_page_image`)."""
+        return BBox(*(round(value / scale) for value in self))
+
     def to_norm(self, width: int, height: int) -> BBox:
         """The 0–1000 form on a page of `width` × `height` pixels."""
         return BBox(

@@ -21,7 +21,7 @@ from PIL import Image
 
 from ..config import Settings
 from ..datadir import DataDir
-from ..ingest.model import BBox, Document, parse_region_id
+from ..ingest.model import Document, parse_region_id
 from ..ingest.parallel import Runner, Runners
 from ..ingest.parsers import Parser, get_parser
 from ..ingest.pipeline import parse_fingerprint
@@ -303,7 +303,7 @@ class Index:
         box = region.bbox.pad(pad).clip(page.width, page.height)
         image, scale = read_page_image(path, self.settings.image_max_pixels)
         with image:
-            return image.crop(BBox(*(round(v / scale) for v in box)))
+            return image.crop(box.reduced(scale))
 
     def optimize(self, min_points: int = 10_000) -> bool:
         """Build the HNSW index when at least `min_points` are not yet indexed.

@@ -27,6 +27,7 @@ from ...retrieval.answer import Answer, Answerer
 from ...retrieval.index import Index
 from ...retrieval.store import SearchFilters
 from ..deps import get_answerer, get_index
+from ..schemas import QUESTION_LIMIT, QueryResponse
 from ..sse import event_stream, sse_event
 from ..urls import API, Citation
 
@@ -35,7 +36,6 @@ log = logging.getLogger("scanrag.api")
 
 MODEL = "scanrag"
 DONE = format_sse_event(data_str="[DONE]")  # the end of an OpenAI stream: raw, not JSON
-QUESTION_LIMIT = 2000  # as POST /v1/query
 
 
 class ContentPart(BaseModel):
@@ -142,12 +142,12 @@ def chat_completions(
     if request.stream:
         ask = partial(_answer, index, answerer, request, question)
         return event_stream(_chunks(ask, completion_id, created))
-    result = _answer(index, answerer, request, question)
+    linked = QueryResponse.of(_answer(index, answerer, request, question))
     return ChatCompletion(
         id=completion_id,
         created=created,
-        choices=[Choice(message=AssistantMessage(content=result.answer))],
-        citations=[Citation.of(citation) for citation in result.citations],
+        choices=[Choice(message=AssistantMessage(content=linked.answer))],
+        citations=linked.citations,
     )
 
 
@@ -186,6 +186,6 @@ def _chunks(ask: Callable[[], Answer], completion_id: str, created: int) -> Iter
         return
     for word in re.findall(r"\S+\s*", result.answer):
         yield chunk({"content": word})
-    citations = [Citation.of(c).model_dump(mode="json") for c in result.citations]
-    yield chunk({}, "stop", citations=citations)
+    citations = QueryResponse.of(result).citations
+    yield chunk({}, "stop", citations=[c.model_dump(mode="json") for c in citations])
     yield DONE

@@ -59,25 +59,30 @@ def _accept(
     try:
         checked = [(file, _check(file, settings)) for file in files]
         refused = [error for _, error in checked if isinstance(error, Rejected)]
-        new: dict[str, int] = {}  # pages by document: one the tenant holds adds nothing
-        for file, count in checked:
-            doc_id = doc_id_for(file.digest.hexdigest(), index.tenant)
-            if isinstance(count, int) and index.document_info(doc_id) is None:
-                new[doc_id] = count
-        _within_limits(index, settings, len(new), sum(new.values()))
+        _within_limits(index, settings, checked)
         accepted = [store(file, index.files) for file, ok in checked if isinstance(ok, int)]
     finally:
         discard(files)
     return accepted, refused
 
 
-def _within_limits(index: Index, settings: Settings, documents: int, pages: int) -> None:
-    """429 when the new documents would take the tenant over its documents or pages limit
-    (the job checks each file again exactly as it indexes it)."""
-    if not documents:
+def _within_limits(
+    index: Index, settings: Settings, checked: list[tuple[Incoming, Rejected | int]]
+) -> None:
+    """429 when the files' new documents would take the tenant over its documents or pages
+    limit (the job checks each file again exactly as it indexes it)."""
+    limits = settings.limits_for(index.tenant)
+    if limits.documents is None and limits.pages is None:
+        return
+    new: dict[str, int] = {}  # pages by document: one the tenant holds adds nothing
+    for file, count in checked:
+        doc_id = doc_id_for(file.digest.hexdigest(), index.tenant)
+        if isinstance(count, int) and not index.manifest.by_doc(index.tenant, doc_id):
+            new[doc_id] = count
+    if not new:
         return
     held_documents, held_pages = index.usage()
-    over = settings.limits_for(index.tenant).over(held_documents + documents, held_pages + pages)
+    over = limits.over(held_documents + len(new), held_pages + sum(new.values()))
     if over is not None:
         raise HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS,
@@ -250,8 +255,8 @@ def get_document(doc_id: DocId, index: Index = Depends(get_index)) -> DocumentDe
 def delete_document(doc_id: DocId, index: Index = Depends(get_index)) -> Response:
     """Remove the document: its points, its manifest rows, its cached parse, its page images
     and its uploaded files (other files queued for indexing are left alone)."""
-    document_info(doc_id, index)  # 404 for an unknown id
-    index.delete(doc_id)
+    if not index.delete(doc_id):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no document {doc_id!r}")
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

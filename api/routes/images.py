@@ -58,7 +58,7 @@ def page_image(
             raise HTTPException(422, f"bad boxes: {exc}") from exc
     image, scale = read_page_image(path, index.settings.image_max_pixels)
     with image:
-        scaled = [BBox(*(round(v / scale) for v in box)) for box in drawn]
+        scaled = [box.reduced(scale) for box in drawn]
         return Response(jpeg_bytes(highlight(image, scaled)), media_type="image/jpeg")
 
 

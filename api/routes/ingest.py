@@ -45,10 +45,6 @@ class IngestResponse(JobAccepted):
     path: str
 
 
-def _inside(path: Path, root: Path) -> bool:
-    return path == root or path.is_relative_to(root)
-
-
 def resolve_under_roots(spelled: str, roots: list[Path], data_dir: Path) -> Path:
     """The path to ingest, or an HTTP error saying why it is refused (naming the path as it
     was sent, never the roots: their layout is the server's business). Nothing inside the
@@ -61,7 +57,7 @@ def resolve_under_roots(spelled: str, roots: list[Path], data_dir: Path) -> Path
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"{shown}: '..' is not allowed")
     bases = [Path(os.path.abspath(root)) for root in roots]
     path = Path(os.path.abspath(bases[0] / spelled))  # an absolute `spelled` stays as it is
-    root = next((base for base in bases if _inside(path, base)), None)
+    root = next((base for base in bases if path.is_relative_to(base)), None)
     if root is None:
         raise HTTPException(
             status.HTTP_403_FORBIDDEN,
@@ -70,11 +66,11 @@ def resolve_under_roots(spelled: str, roots: list[Path], data_dir: Path) -> Path
         )
     try:
         real = Path(os.path.realpath(path))
-        if _inside(real, Path(os.path.realpath(data_dir))):
+        if real.is_relative_to(os.path.realpath(data_dir)):
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN, f"{shown}: inside scanrag's data directory"
             )
-        if not _inside(real, Path(os.path.realpath(root))):
+        if not real.is_relative_to(os.path.realpath(root)):
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN,
                 f"{shown}: a link that leads outside the allowed roots",
