@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .config import Settings
-from .errors import ConfigError, ScanragError, printable
+from .errors import ConfigError, ScanragError, printable, problems
 
 #: What `--ray ADDRESS` may be: auto, ray://host:port (Ray Client) or host:port (GCS).
 RAY_ADDRESS = re.compile(r"auto|ray://\S+|[\w.-]+:\d+")
@@ -127,11 +127,7 @@ def make_settings(**overrides: Any) -> Settings:
     try:
         return Settings(**{key: value for key, value in overrides.items() if value is not None})
     except ValidationError as exc:  # without the values (SCANRAG_API_KEYS holds secrets)
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc']) or 'settings'}: {error['msg']}"
-            for error in exc.errors(include_input=False)
-        )
-        fail_usage(f"invalid settings: {problems}")
+        fail_usage(f"invalid settings: {'; '.join(problems(exc, 'settings'))}")
     except Exception as exc:
         fail_usage(f"invalid settings: {exc}")
 

@@ -83,9 +83,10 @@ class ParseCache:
     def put(self, doc: Document, parser_fp: str) -> Path:
         """Keep a parse (atomically); where it went. A parse the model read itself makes
         the fallback parse of the same content stale, so that one goes."""
-        entry = self.path(doc.sha256, recorded_fp(doc, parser_fp))
+        recorded = recorded_fp(doc, parser_fp)
+        entry = self.path(doc.sha256, recorded)
         atomic_write(entry, doc.model_dump_json())
-        if not fell_back(doc):
+        if recorded == parser_fp:  # read by the model itself
             self.path(doc.sha256, fallback_fp(parser_fp)).unlink(missing_ok=True)
         return entry
 

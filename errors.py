@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, ValidationError
 
 
 def printable(text: str) -> str:
@@ -19,6 +19,15 @@ def printable(text: str) -> str:
     except UnicodeEncodeError:  # lone surrogates that are not escaped bytes
         return text.encode("utf-8", "backslashreplace").decode("utf-8")
     return raw.decode("utf-8", "backslashreplace")
+
+
+def problems(exc: ValidationError, whole: str, depth: int | None = None) -> list[str]:
+    """What pydantic found wrong, one "field: message" each (`whole` when it is the whole
+    object; the field's path cut to `depth` parts), never the value given: it may be a key."""
+    return [
+        f"{'.'.join(str(part) for part in error['loc'][:depth]) or whole}: {error['msg']}"
+        for error in exc.errors(include_input=False)
+    ]
 
 
 def unicode_text(value: str) -> str:

@@ -55,7 +55,7 @@ from pydantic import BaseModel, Field, ValidationError
 from rapidfuzz.distance import Levenshtein
 
 from .config import Settings
-from .errors import ScanragError
+from .errors import ScanragError, problems
 from .ingest.model import BBox, Document, Page
 from .retrieval.answer import Citation, language
 from .retrieval.results import HitRegion, SearchHit
@@ -247,9 +247,7 @@ def _read_label(model: type[_Label], raw: bytes, where: str) -> _Label:
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:
-        problem = exc.errors()[0]
-        field = ".".join(map(str, problem["loc"])) or "record"
-        raise ScanragError(f"{where}: {field}: {problem['msg']}") from None
+        raise ScanragError(f"{where}: {problems(exc, 'record')[0]}") from None
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -82,7 +82,7 @@ class ScanRAGRetriever(BaseRetriever):
 
             given = {"data_dir": self.data_dir} if self.data_dir else {}
             given |= {"tenant": self.tenant} if self.tenant else {}
-            self.index = Index(Settings(**{**self.options, **given}))
+            self.index = Index(**{**self.options, **given})
             self._own = True
         elif self.tenant:
             self.index = self.index.as_tenant(self.tenant)
@@ -152,7 +152,7 @@ class ScanRAGLoader(BaseLoader):
     ) -> None:
         given = {"parser": parser, "dpi": dpi}
         options.update({key: value for key, value in given.items() if value is not None})
-        self.settings = Settings(**{**(settings.model_dump() if settings else {}), **options})
+        self.settings = settings.merged(**options) if settings else Settings(**options)
         paths = [file_path] if isinstance(file_path, str | Path) else list(file_path)
         self.paths = [Path(path) for path in paths]
         self.raise_on_error = raise_on_error

@@ -134,13 +134,6 @@ class _Unit:
     sentence: tuple[int, int] | None = None  # its span in the hit text (else a row)
     terms: set[str] = field(default_factory=set)
 
-    def citations(self) -> list[Citation]:
-        """One citation per region the unit spans, highlighting only the unit's lines."""
-        return [
-            cite(n, self.hit, region, [line for line in self.lines if line in region.lines])
-            for n, region in enumerate(self.regions, start=1)
-        ]
-
 
 def _units(hit: SearchHit, rank: int) -> list[_Unit]:
     """Rows rebuilt from line geometry across the hit's regions, and sentences per region.
@@ -512,10 +505,11 @@ class OpenAIAnswerer:
         return out
 
     def messages(
-        self, question: str, evidence: list[Citation], rows: dict[str, str]
+        self, question: str, evidence: list[Citation], hits: list[SearchHit]
     ) -> list[dict[str, Any]]:
         """The question and the numbered evidence, each region given as the rows of key–value
         pairs it is on (`fields.region_rows`), so the model reads pairs, not loose lines."""
+        rows = fields.region_rows(fields.sheets(hits))
         blocks = [
             f"[{c.n}] ({c.source}, page {c.page}, {c.label})\n{rows.get(c.region_id, c.text)}"
             for c in evidence
@@ -562,8 +556,7 @@ class OpenAIAnswerer:
         evidence = self.evidence(hits)
         if not evidence:
             return Answer(answer=NOT_FOUND[language(question)])
-        rows = fields.region_rows(fields.sheets(hits))
-        reply = self._call(messages=self.messages(question, evidence, rows))
+        reply = self._call(messages=self.messages(question, evidence, hits))
         return resolve(reply.choices[0].message.content or "", evidence, question)
 
     def stream(self, question: str, hits: list[SearchHit]) -> Iterator[dict[str, Any]]:
@@ -575,8 +568,7 @@ class OpenAIAnswerer:
         import openai
 
         parts: list[str] = []
-        rows = fields.region_rows(fields.sheets(hits))
-        chunks = self._call(messages=self.messages(question, evidence, rows), stream=True)
+        chunks = self._call(messages=self.messages(question, evidence, hits), stream=True)
         try:
             for chunk in chunks:
                 delta = chunk.choices[0].delta.content if chunk.choices else None

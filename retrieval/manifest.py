@@ -47,14 +47,11 @@ SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 INDEXES = "CREATE INDEX IF NOT EXISTS files_doc ON files (tenant, doc_id);"
-#: The columns of a row, in FileRecord's order.
-COLUMNS = (
-    "path, sha256, size, mtime_ns, doc_id, status, parser_fp, index_fp, pages, error, "
-    "updated_at, tenant, metadata"
-)
+#: The columns of a row from before tenants, then all of them, in FileRecord's order.
 BEFORE_TENANTS = (
     "path, sha256, size, mtime_ns, doc_id, status, parser_fp, index_fp, pages, error, updated_at"
 )
+COLUMNS = BEFORE_TENANTS + ", tenant, metadata"
 
 
 @dataclass

@@ -17,9 +17,16 @@ import json
 import math
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, Field, StrictBool, StringConstraints, TypeAdapter
+from pydantic import (
+    AfterValidator,
+    Field,
+    StrictBool,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+)
 
-from ..errors import Text
+from ..errors import Text, problems
 
 MAX_KEYS = 32
 MAX_BYTES = 4096  # the object as JSON
@@ -63,12 +70,8 @@ def validated(value: Any) -> dict[str, Any]:
         raise ValueError("metadata must be a JSON object of string, number or boolean values")
     try:
         return _METADATA.validate_python(value)
-    except ValueError as exc:  # pydantic's ValidationError, without the input echoed
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc'][:1]) or 'metadata'}: {error['msg']}"
-            for error in getattr(exc, "errors", lambda: [])()
-        )
-        raise ValueError(f"bad metadata: {problems or exc}") from None
+    except ValidationError as exc:
+        raise ValueError(f"bad metadata: {'; '.join(problems(exc, 'metadata', 1))}") from None
 
 
 def canonical(value: Any) -> str:

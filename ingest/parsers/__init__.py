@@ -7,9 +7,8 @@ parser and its `ParserOptions`) and one line here.
 
 from __future__ import annotations
 
-import importlib
+import pkgutil
 import threading
-from typing import Any
 
 from pydantic import SecretStr
 
@@ -45,11 +44,7 @@ def get_parser(settings: Settings, name: str | None = None) -> Parser:
     key = (name, settings.model_dump_json(), secrets)
     with _lock:
         if key not in _cache:
-            module_name, path = REGISTRY[name].split(":")
-            factory: Any = importlib.import_module(module_name)
-            for attribute in path.split("."):
-                factory = getattr(factory, attribute)
-            _cache[key] = factory(settings)
+            _cache[key] = pkgutil.resolve_name(REGISTRY[name])(settings)
         return _cache[key]
 
 
