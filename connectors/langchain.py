@@ -35,15 +35,14 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 from pydantic import ConfigDict, Field, PrivateAttr
 
-from ..api.urls import Citation
 from ..config import Settings
 from ..errors import ConfigError, ModelServerError, ScanragError
 from ..ingest.loaders import discover
 from ..ingest.markdown import page_markdown, region_spans
 from ..ingest.model import Document as ScanDocument
 from ..ingest.pipeline import parse_file
-from ..retrieval.answer import ExtractiveAnswerer
 from ..retrieval.store import SearchFilters
+from .hits import hit_metadata
 
 log = logging.getLogger(__name__)
 
@@ -101,20 +100,10 @@ class ScanRAGRetriever(BaseRetriever):
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun
     ) -> list[Document]:
         hits = self.index.search(query, self.top_k, self.filters, self.mode)
-        answerer = ExtractiveAnswerer()
-        documents = []
-        for rank, hit in enumerate(hits, start=1):
-            cited = Citation.of(answerer.cite_hit(query, hit, rank))
-            metadata = {
-                **cited.model_dump(mode="json"),
-                "chunk_id": hit.chunk_id,
-                "regions": [
-                    r.model_dump(mode="json", exclude={"lines", "page_width", "page_height"})
-                    for r in hit.regions
-                ],
-            }
-            documents.append(Document(page_content=hit.text, metadata=metadata, id=hit.chunk_id))
-        return documents
+        return [
+            Document(page_content=hit.text, metadata=metadata, id=hit.chunk_id)
+            for hit, metadata in zip(hits, hit_metadata(query, hits), strict=True)
+        ]
 
     async def _aget_relevant_documents(
         self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun

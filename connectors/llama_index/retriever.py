@@ -8,10 +8,9 @@ from typing import Any, Literal
 from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 
-from ...api.urls import Citation
 from ...config import Settings
-from ...retrieval.answer import ExtractiveAnswerer
 from ...retrieval.index import Index
+from ..hits import hit_metadata
 from .metadata import node_metadata
 
 
@@ -68,17 +67,7 @@ class ScanRAGRetriever(BaseRetriever):
         question = query_bundle.query_str
         hits = self.index.search(question, self.top_k, self.filters, self.mode)
         out = []
-        for rank, hit in enumerate(hits, start=1):
-            cited = ExtractiveAnswerer().cite_hit(question, hit, rank)
-            citation = Citation.of(cited).model_dump(mode="json")
-            ours = {
-                **citation,
-                "chunk_id": hit.chunk_id,
-                "regions": [
-                    r.model_dump(mode="json", exclude={"lines", "page_width", "page_height"})
-                    for r in hit.regions
-                ],
-            }
+        for hit, ours in zip(hits, hit_metadata(question, hits), strict=True):
             metadata, embed_excluded, llm_excluded = node_metadata(ours, None, flat=False)
             node = TextNode(
                 id_=hit.chunk_id,
