@@ -635,12 +635,6 @@ def mcp_server(
                 return
             import uvicorn
 
-            from .api.app import NO_KEY_WARNING
-            from .api.guard import configure_access_log
-
-            if not settings.key_ring():
-                logging.getLogger("scanrag.api").warning(NO_KEY_WARNING)
-            configure_access_log(settings)
             uvicorn.run(
                 http_app(server, settings),
                 host=host,

@@ -18,7 +18,7 @@ from ..config import Settings
 from ..errors import ScanragError, printable
 from ..retrieval.index import Index
 from .deps import AppState, get_tenant
-from .guard import Guard, access_log, configure_access_log
+from .guard import NO_KEY_WARNING, Guard, access_log, configure_access_log
 from .jobs import JobManager
 from .mcp_server import mount as mount_mcp
 from .metrics import Metrics
@@ -59,14 +59,6 @@ as one file's bytes pass the limit); pages and pixels are checked per file
 **Jobs** are recorded before their 202 and survive a restart of the server (`resumed` counts
 how often one was picked up again).
 """
-
-NO_KEY_WARNING = (
-    "no API key (SCANRAG_API_KEY, SCANRAG_API_KEYS): anyone who can reach this server can "
-    "read, upload and delete documents. It answers only to localhost, IP addresses and "
-    "SCANRAG_ALLOWED_HOSTS, and refuses writes from other web origins; listen on 127.0.0.1 "
-    "unless the network is trusted"
-)
-
 
 def create_app(
     settings: Settings | None = None, *, open_index: Callable[[Settings], Index] = Index

@@ -80,6 +80,14 @@ def safe_path(raw: bytes) -> str:
     return raw.decode("latin-1").encode("unicode_escape").decode("ascii")[:2000]
 
 
+NO_KEY_WARNING = (
+    "no API key (SCANRAG_API_KEY, SCANRAG_API_KEYS): anyone who can reach this server can "
+    "read, upload and delete documents. It answers only to localhost, IP addresses and "
+    "SCANRAG_ALLOWED_HOSTS, and refuses writes from other web origins; listen on 127.0.0.1 "
+    "unless the network is trusted"
+)
+
+
 class RateLimits:
     """Requests per minute, per tenant (a moving window, in this process's memory)."""
 

@@ -21,6 +21,7 @@ encoding and the app's lifespan; `connectors/` holds the in-process framework ad
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, TypeVar
 
@@ -37,7 +38,15 @@ from ..retrieval.index import Index
 from ..retrieval.reports import DocumentInfo
 from ..retrieval.results import SearchHit
 from ..retrieval.store import SearchFilters
-from .guard import ASGIApp, Guard, Receive, Scope, Send
+from .guard import (
+    NO_KEY_WARNING,
+    ASGIApp,
+    Guard,
+    Receive,
+    Scope,
+    Send,
+    configure_access_log,
+)
 from .imaging import jpeg_bytes
 from .paths import HidePaths
 from .schemas import QueryResponse, Question
@@ -203,10 +212,15 @@ class _Endpoint:
 
 
 def http_app(server: MCPServer, settings: Settings) -> ASGIApp:
-    """`scanrag mcp --transport http`: the endpoint behind the HTTP API's guard and path hiding."""
+    """`scanrag mcp --transport http`: the endpoint behind the HTTP API's guard and path
+    hiding, started as `serve` starts (a bad keys file fails here; no key is a warning)."""
+    keys = settings.key_ring()
+    if not keys:
+        logging.getLogger("scanrag.api").warning(NO_KEY_WARNING)
+    configure_access_log(settings)
     sessions = _sessions(server)
     app = Starlette(routes=[_route(server)], lifespan=lambda _: sessions())
-    return Guard(HidePaths(app, settings), settings)
+    return Guard(HidePaths(app, settings), settings, keys)
 
 
 def mount(app: FastAPI) -> Callable[[], contextlib.AbstractAsyncContextManager[Any]]:
