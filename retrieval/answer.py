@@ -274,16 +274,19 @@ class ExtractiveAnswerer:
     def __init__(self, min_score: float = 0.35) -> None:
         self.min_score = min_score
 
-    def best_units(self, question: str, hits: list[SearchHit]) -> list[tuple[float, _Unit]]:
+    def best_units(
+        self,
+        question: str,
+        hits: list[SearchHit],
+        doc_terms: dict[str, set[str]] | None = None,
+    ) -> list[tuple[float, _Unit]]:
         units = [unit for rank, hit in enumerate(hits) for unit in _units(hit, rank)]
         if not units:
             return []
         for unit in units:
             unit.terms = _unit_terms(unit.text)
         wanted = _question_terms(question)
-        doc_terms: dict[str, set[str]] = {}  # titles included: they name the document
-        for hit in hits:
-            doc_terms.setdefault(hit.doc_id, set()).update(terms(hit.text))
+        doc_terms = doc_terms if doc_terms is not None else _doc_terms(hits)
         idf = {t: math.log(1 + len(units) / (1 + sum(t in u.terms for u in units))) for t in wanted}
         kind = expected_kind(question)
         for t in _cue_terms(question, kind) & wanted:
@@ -335,7 +338,8 @@ class ExtractiveAnswerer:
         (a cited best candidate rather than a refusal)."""
         query = understand(question)
         pages = fields.sheets(hits)
-        doc_scores = _doc_scores(question, hits)
+        doc_terms = _doc_terms(hits)
+        doc_scores = _doc_scores(question, doc_terms)
         candidates = extract.field_answers(query, pages, doc_scores)
         if candidates and candidates[0].score >= extract.FIELD_MIN:
             return candidates[0]
@@ -345,7 +349,7 @@ class ExtractiveAnswerer:
                 return found
         if query.field and query.quoted and not candidates:
             return None  # the field the question names is nowhere on the page
-        scored = self.best_units(question, hits)
+        scored = self.best_units(question, hits, doc_terms)
         unit = scored[0][1] if scored and scored[0][0] >= self.min_score else None
         if unit is not None and query.kind and _fresh_values(query.kind, unit.text, question):
             return _tight(unit, query, pages)
@@ -373,13 +377,19 @@ class ExtractiveAnswerer:
         yield {"done": result.model_dump()}
 
 
-def _doc_scores(question: str, hits: list[SearchHit]) -> dict[str, float]:
-    """How much of the question (IDF-weighted, numbers counting triple) each document's
-    retrieved text holds: "on invoice INV-55043" picks that invoice's "Total due"."""
-    wanted = _question_terms(question)
-    texts: dict[str, set[str]] = {}
+def _doc_terms(hits: list[SearchHit]) -> dict[str, set[str]]:
+    """The terms of each document's retrieved text (titles included: they name it)."""
+    out: dict[str, set[str]] = {}
     for hit in hits:
-        texts.setdefault(hit.doc_id, set()).update(terms(hit.text))
+        out.setdefault(hit.doc_id, set()).update(terms(hit.text))
+    return out
+
+
+def _doc_scores(question: str, texts: dict[str, set[str]]) -> dict[str, float]:
+    """How much of the question (IDF-weighted, numbers counting triple) each document's
+    retrieved text (`_doc_terms`) holds: "on invoice INV-55043" picks that invoice's "Total
+    due"."""
+    wanted = _question_terms(question)
     if len(texts) < 2 or not wanted:
         return dict.fromkeys(texts, 0.0)
     idf = {t: math.log(1 + len(texts) / (1 + sum(t in d for d in texts.values()))) for t in wanted}
