@@ -493,6 +493,9 @@ def _boundary(cell: Cell, position: int) -> bool:
         return True  # a space or punctuation lies between
     if _is_cjk(before) or _is_cjk(after):
         return True
+    text, origin = cell.text, cell.origin
+    if text[origin[position - 1]].islower() and text[origin[position]].isupper():
+        return True  # OCR lost the space of "Received byMark Ahearn"
     return before.isdigit() != after.isdigit()
 
 
@@ -702,7 +705,8 @@ class Value:
         return " ".join(span.text.strip() for span in self.spans).strip()
 
 
-_LEADING = re.compile(r"^[\s:：.=_|>)）\-–—]*")
+#: The marks before a value ("Total: = 12"); a point before a digit is a decimal (".08").
+_LEADING = re.compile(r"^(?:[\s:：=_|>)）\-–—]|\.(?!\d))*")
 
 
 def _trim(cell: Cell, start: int, end: int, marks: str = " \t") -> Span | None:

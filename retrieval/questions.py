@@ -107,7 +107,9 @@ class Query:
         return self.key is not None
 
 
-_QUOTED = re.compile(r"[\"“”「『'‘](.+?)[\"“”」』'’]")
+#: A quoted field name. A single quote counts only outside a word, so the apostrophe of
+#: "SUBMITTER'S SS#" neither opens nor closes one.
+_QUOTED = re.compile(r"[\"“”「『‘](.+?)[\"“”」』’]|(?<!\w)'(.+?)'(?!\w)")
 _ZH_QUESTION = re.compile(
     r"^(?:请问)?(?P<key>.+?)(?:的)?(?:内容|值|数值)?(?:是|为)?"
     r"(?:什么|多少|哪天|哪一天|何时|什么时候|谁|哪里|哪个|几号|多少钱)?[？?。]*$"
@@ -179,8 +181,9 @@ def _field_name(question: str) -> tuple[str | None, bool]:
     """The field name a question asks for, and whether it was quoted."""
     text = question.strip()
     quoted = _QUOTED.search(text)
-    if quoted and quoted.group(1).strip():
-        return quoted.group(1).strip(), True
+    name = (quoted.group(1) or quoted.group(2) or "").strip() if quoted else ""
+    if name:
+        return name, True
     if re.search(r"[\u4e00-\u9fff]", text):
         match = _ZH_QUESTION.match(text)
         key = match.group("key") if match else text

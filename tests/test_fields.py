@@ -94,3 +94,13 @@ def test_numbers_in_separate_cells_are_not_read_as_one_phone_number():
     sheet = sheet_of(column)
     spans = [fields.Span(cell, 0, len(cell.text)) for cell in sheet.cells]
     assert all(len(found) == 1 for found in typed_spans("phone", spans))
+
+
+def test_a_key_glued_to_its_value_ends_where_the_case_changes():
+    layout = [("Received byMark Ahearn", (100, 100, 320, 120))]
+    assert read(layout, "Received by")[0] == "Mark Ahearn"
+
+
+def test_a_decimal_point_before_a_value_is_kept():
+    layout = [("This Change:", (100, 100, 220, 120)), (".08", (240, 100, 280, 120))]
+    assert read(layout, "This Change")[0] == ".08"

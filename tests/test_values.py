@@ -73,6 +73,8 @@ def test_two_mobile_numbers_in_one_text_are_two_and_a_country_code_in_brackets_i
     ("question", "key", "kind"),
     [
         ('What is the value of the field "TO"?', "TO", None),
+        ("What is the value of the field \"SUBMITTER'S SS#\"?", "SUBMITTER'S SS#", None),
+        ("What is the value of the field 'Date'?", "Date", "date"),
         ("What is the total amount?", "total amount", "money"),
         ("What is the date of the receipt?", "date", "date"),
         ("Invoice No.?", "Invoice No.", "id"),
