@@ -147,6 +147,9 @@ class IngestRun:
         self.units: dict[tuple[Path, tuple[int, int] | None], FileJob] = {}
         self.parsing: dict[str, FileJob] = {}  # sha256 → the job parsing that content
         self._runner: Runner | None = None
+        #: The tenant's rows by path as the run found them (`run` reads them), for the
+        #: decisions taken before any file is written: unchanged on its stat, missing, swept.
+        self.rows: dict[Path, FileRecord] = {}
 
     # --- the run ------------------------------------------------------------------------
 
@@ -156,6 +159,7 @@ class IngestRun:
         started = time.perf_counter()
         report = self.report
         roots = [Path(os.path.abspath(path)) for path in paths]
+        self.rows = {row.path: row for row in self.manifest.all(self.tenant)}
         data_dir = self.parts.settings.data_dir
         found = discover(roots, is_known=self._unchanged, within=self.within, skip=[data_dir])
         report.unchanged = len(found.known)
@@ -163,7 +167,7 @@ class IngestRun:
         for path, message in found.errors:
             report.failed += 1
             report.errors.append(FileError(path=show(path), error=message))
-            row = self.manifest.get(self.tenant, Path(os.path.abspath(path)))
+            row = self.rows.get(Path(os.path.abspath(path)))
             if row is not None and row.error != message:  # an indexed file now unreadable:
                 row.error = message  # its old version stays searchable, the row says why
                 self.manifest.put(row)
@@ -189,7 +193,7 @@ class IngestRun:
     def _unchanged(self, path: Path, stat: os.stat_result) -> bool:
         """Done with these settings and this metadata, and the same size and mtime: not even
         hashed."""
-        row = self.manifest.get(self.tenant, Path(os.path.abspath(path)))
+        row = self.rows.get(Path(os.path.abspath(path)))
         return (
             row is not None
             and row.status == "done"
@@ -231,6 +235,8 @@ class IngestRun:
             self.statuses[number] = "failed"
             self.finished += 1
             return
+        # Its row as it is now, not as the run found it: a file indexed before it in this run
+        # may have changed it (a document's metadata is on every row of that document).
         job = FileJob(path, number, self.manifest.get(self.tenant, path), stat)
         self._event("file", job)
         ok, doc = self._guard(job, lambda: self._open(job))
@@ -506,24 +512,26 @@ class IngestRun:
         """Files under the given folders that are gone (or no longer documents) leave the index."""
         folders = [root for root in roots if root.is_dir()]
         removed = 0
-        for row in self.manifest.all(self.tenant):
+        for row in list(self.rows.values()):
             inside = any(row.path.is_relative_to(folder) for folder in folders)
             if inside and row.path not in present:
                 if row.doc_id:
                     self._drop_doc_if_unreferenced(row.doc_id, except_path=row.path)
                 self.manifest.remove(self.tenant, row.path)
+                del self.rows[row.path]
                 removed += 1
         return removed
 
     def _finish_interrupted_removals(self) -> None:
         """The tenant's points whose document no file refers to any more (a run killed
-        mid-removal)."""
+        mid-removal). A document the run's rows do not name is looked up once more before
+        its points go: rows read at the start of the run must never cost one its points."""
         if not self.parts.sweep_store:
             return
-        referenced = {row.doc_id for row in self.manifest.all(self.tenant) if row.doc_id}
+        referenced = {row.doc_id for row in self.rows.values() if row.doc_id}
         store = self.parts.store()
         for doc_id in store.doc_counts(self.tenant):
-            if doc_id not in referenced:
+            if doc_id not in referenced and not self.manifest.by_doc(self.tenant, doc_id):
                 store.delete_doc(doc_id, tenant=self.tenant)
 
     def _drop_doc_if_unreferenced(self, doc_id: str, except_path: Path) -> None:

@@ -166,6 +166,31 @@ def test_a_second_ingest_reads_only_stats_and_is_fast(indexed):
     assert after == before
 
 
+def counted_reads(index: Index, monkeypatch) -> dict[str, int]:
+    """How often each way of reading the manifest is called from now on."""
+    reads = {"get": 0, "all": 0, "by_doc": 0}
+    for name in reads:
+        read = getattr(index.manifest, name)
+
+        def counted(*args, name=name, read=read):
+            reads[name] += 1
+            return read(*args)
+
+        monkeypatch.setattr(index.manifest, name, counted)
+    return reads
+
+
+def test_a_second_ingest_reads_the_manifest_once_not_once_per_file(indexed, monkeypatch):
+    """A run reads the tenant's rows once, whatever the number of files: for the files
+    unchanged on their stat, the files gone and the sweep of points no file refers to."""
+    folder, data_dir = indexed.docs, indexed.data
+    with open_index(data_dir) as index:
+        reads = counted_reads(index, monkeypatch)
+        report = index.ingest([folder])
+    assert (report.unchanged, report.added, report.updated, report.removed) == (4, 0, 0, 0)
+    assert reads == {"get": 0, "all": 1, "by_doc": 0}
+
+
 def test_changing_one_files_content_reindexes_exactly_that_file(indexed):
     folder, data_dir = indexed.docs, indexed.data
     bravo = folder / "bravo.pdf"
@@ -264,6 +289,21 @@ def test_identical_files_share_one_document_until_both_are_gone(indexed):
     with open_index(data_dir) as index:
         assert index.ingest([folder]).removed == 1
         assert index.store.count(doc_id) == 0
+
+
+def test_metadata_given_to_identical_files_is_written_once(indexed):
+    """The second file of a document sees the metadata the first one just gave it: its row is
+    read when the file is looked at, not when the run began."""
+    folder, data_dir = indexed.docs, indexed.data
+    shutil.copyfile(folder / "alpha.pdf", folder / "alpha-copy.pdf")
+    doc_id = doc_of(folder / "alpha.pdf")
+    with open_index(data_dir) as index:
+        assert index.ingest([folder]).added == 1
+        report = index.ingest([folder], metadata={"dept": "ops"})
+        assert (report.updated, report.unchanged, report.failed) == (4, 1, 0)
+        rows = index.manifest.by_doc(index.tenant, doc_id)
+        assert [row.metadata for row in rows] == [{"dept": "ops"}] * 2
+        assert index.search("alpha", top_k=1, filters={"metadata": {"dept": "ops"}})
 
 
 def test_a_broken_file_is_reported_and_the_others_are_indexed(folder, data_dir):
