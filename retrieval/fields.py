@@ -674,6 +674,10 @@ LABEL_TAILS_ZH = (
 ).split()
 
 
+#: A line that starts with a required field's mark ("*电话", "* Name") starts the next field.
+_REQUIRED = re.compile(r"\s*[*＊※]\s*[^\W\d_]")
+
+
 def is_label(text: str) -> bool:
     """A cell that reads as a field name: it ends with a colon, or with a usual field
     name's last word ("Phone No", "Approved by", "联系电话"), and holds no digits but an
@@ -861,7 +865,7 @@ def _continued(sheet: Sheet, cell: Cell, starts: tuple[int, ...], limit: int = 8
     current = cell
     for _ in range(limit):
         nxt = sheet.continuation(current, starts)
-        if nxt is None or is_label(nxt.text):
+        if nxt is None or is_label(nxt.text) or _REQUIRED.match(nxt.text):
             break
         listed = (  # a list of short items, one under the other ("cc: A / B")
             abs(nxt.box.x0 - current.box.x0) <= 0.5 * sheet.line_height

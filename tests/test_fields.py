@@ -104,3 +104,11 @@ def test_a_key_glued_to_its_value_ends_where_the_case_changes():
 def test_a_decimal_point_before_a_value_is_kept():
     layout = [("This Change:", (100, 100, 220, 120)), (".08", (240, 100, 280, 120))]
     assert read(layout, "This Change")[0] == ".08"
+
+
+def test_a_value_does_not_run_on_into_a_line_starting_with_a_required_fields_mark():
+    layout = [
+        ("*地址 Address 四川省成都市武侯区人民南路四段一号附近的一个小区", (100, 100, 900, 130)),
+        ("*电话 Telephone number 13800001111", (100, 136, 700, 166)),
+    ]
+    assert read(layout, "*地址 Address")[0] == "四川省成都市武侯区人民南路四段一号附近的一个小区"
