@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import tempfile
+import threading
 from pathlib import Path
 
 
@@ -24,3 +26,14 @@ def atomic_write(path: Path, data: str | bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def open_sqlite(path: Path) -> tuple[sqlite3.Connection, threading.Lock]:
+    """A SQLite file (created with its folder) opened for threads to share, each use under the
+    lock that comes with it: autocommit (transactions are explicit), WAL so that readers never
+    wait for a writer, and synchronous=FULL so that a committed write survives a crash."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    return db, threading.Lock()

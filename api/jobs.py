@@ -20,7 +20,6 @@ import asyncio
 import json
 import logging
 import os
-import sqlite3
 import threading
 import time
 import uuid
@@ -31,6 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ..fsutil import open_sqlite
 from ..ingest.loaders import show
 from ..retrieval.index import Index
 from ..retrieval.reports import FileError, IngestEvent, IngestReport
@@ -88,16 +88,12 @@ class JobStore:
     """The jobs table: one connection shared by the request threads and the worker."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")  # a 202 promises the job survives a crash
+        self._db, self._lock = open_sqlite(path)  # a 202 promises the job survives a crash
         self._db.executescript(SCHEMA)
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}
         for name, kind in ADDED.items():
             if name not in columns:
                 self._db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {kind}")
-        self._lock = threading.Lock()
 
     def add(self, job: JobStatus, work: Work) -> None:
         with self._lock:

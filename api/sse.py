@@ -12,21 +12,42 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+import logging
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import anyio
 from fastapi.sse import KEEPALIVE_COMMENT, EventSourceResponse, format_sse_event
 
+from ..errors import ScanragError
+
+log = logging.getLogger("scanrag.api")
+
 #: What FastAPI sends with its own event streams.
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 #: Seconds of silence before a `: ping` comment (FastAPI's interval).
 KEEPALIVE_SECONDS = 15.0
+#: What a client is told of a failure that is not a ScanragError (the details are logged).
+INTERNAL_ERROR = "internal error while answering; see the server log"
 
 
 def sse_event(data: Any, event: str | None = None) -> bytes:
     """One event: `data` as JSON, under an `event:` name when given."""
     return format_sse_event(data_str=json.dumps(data, ensure_ascii=False), event=event)
+
+
+def ending_in_error(frames: Iterator[bytes], error: Callable[[str, str], bytes]) -> Iterator[bytes]:
+    """`frames`, and when they fail, one frame `error(message, kind)` and the end: the 200 is
+    sent, so the app's error handlers can no longer answer. A ScanragError is told as it is
+    (its message and class name); anything else is logged and told as INTERNAL_ERROR /
+    `InternalError`, without its details. Each route keeps its own error frame's shape."""
+    try:
+        yield from frames
+    except ScanragError as exc:
+        yield error(str(exc), type(exc).__name__)
+    except Exception:
+        log.exception("the answer stream failed")
+        yield error(INTERNAL_ERROR, "InternalError")
 
 
 async def with_keepalive(frames: Iterator[bytes]) -> AsyncIterator[bytes]:

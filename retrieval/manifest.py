@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ..fsutil import open_sqlite
 from ..tenants import DEFAULT
 
 FILES = """
@@ -73,12 +73,8 @@ class FileRecord:
 
 class Manifest:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
+        self._db, self._lock = open_sqlite(path)
         self._db.executescript(SCHEMA)
-        self._lock = threading.Lock()
         self._add_tenants()
         self._db.execute(INDEXES)
 

@@ -418,10 +418,12 @@ class ClientStore:
                 self._client = QdrantClient(":memory:")
             if not self._client.collection_exists(collection):
                 self._create(dimension, shards, replicas, write_consistency)
-            else:
-                self._check_dimension(dimension)
-                self._check_layout(shards, replicas, write_consistency)
-            self._index_payload()
+                self._index_payload(set())
+            else:  # one round trip for the collection's vectors, layout and payload indexes
+                info = self._client.get_collection(collection)
+                self._check_dimension(info, dimension)
+                self._check_layout(info, shards, replicas, write_consistency)
+                self._index_payload(set(info.payload_schema or {}))
         except Exception as exc:
             if self._client is not None:  # local mode locks its folder until closed
                 with contextlib.suppress(Exception):  # the open's error is the one to report
@@ -445,10 +447,11 @@ class ClientStore:
             write_consistency_factor=consistency,
         )
 
-    def _index_payload(self) -> None:
+    def _index_payload(self, present: set[str]) -> None:
         """The payload indexes the fields need — the tenant field as Qdrant's tenant partition
-        (`is_tenant`) — on a new collection, and those missing from one an older scanrag made.
-        Local mode has no payload indexes (it warns), so it is asked for none."""
+        (`is_tenant`) — that are not `present`: all on a new collection, those missing from one
+        an older scanrag made. Local mode has no payload indexes (it warns), so it is asked for
+        none."""
         if self.local:
             return
         m = self._m
@@ -458,13 +461,11 @@ class ClientStore:
             **{name: m.PayloadSchemaType.KEYWORD for name in KEYWORD_FIELDS},
             **{name: m.PayloadSchemaType.INTEGER for name in INTEGER_FIELDS},
         }  # fmt: skip
-        present = set(self._client.get_collection(self.collection).payload_schema or {})
         for name, schema in wanted.items():
             if name not in present:
                 self._client.create_payload_index(self.collection, name, schema)
 
-    def _check_dimension(self, dimension: int) -> None:
-        info = self._client.get_collection(self.collection)
+    def _check_dimension(self, info: Any, dimension: int) -> None:
         vectors = info.config.params.vectors
         size = vectors["dense"].size if isinstance(vectors, dict) else None
         if size is not None and size != dimension:
@@ -474,10 +475,10 @@ class ClientStore:
             )
 
     def _check_layout(
-        self, shards: int | None, replicas: int | None, consistency: int | None
+        self, info: Any, shards: int | None, replicas: int | None, consistency: int | None
     ) -> None:
         """An existing collection keeps its shards; say so when the settings ask otherwise."""
-        params = self._client.get_collection(self.collection).config.params
+        params = info.config.params
         wanted = {
             "shard_number": shards,
             "replication_factor": replicas,

@@ -5,12 +5,14 @@ OpenAI-shaped errors the client turns into its own exceptions."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
 import httpx
 import openai
 import pytest
+from fastapi.testclient import TestClient
 from openai import OpenAI
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -19,7 +21,9 @@ from doors import KEY, TOTAL, TOTAL_QUESTION, index_scans
 from fakes import live_server
 from seams import app_for
 
+from scanrag.api.deps import get_answerer
 from scanrag.config import Settings
+from scanrag.errors import ModelServerError
 from scanrag.ingest.model import BBox
 from scanrag.testing import invoice
 
@@ -123,3 +127,39 @@ def test_errors_come_in_the_shape_the_openai_client_raises(client, base_url):
         wrong.chat.completions.create(model="scanrag", messages=ASK)
     with pytest.raises(openai.AuthenticationError):
         wrong.models.list()
+
+
+class FailsToAnswer:
+    """An answerer that fails once the stream has begun (the role chunk is sent at once)."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def answer(self, question, hits):
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    ("error", "kind", "told"),
+    [
+        (ModelServerError("http://llm.invalid answered 503"), "ModelServerError", "503"),
+        (RuntimeError("boom"), "InternalError", "internal error while answering"),
+    ],
+)
+def test_a_stream_that_fails_after_the_role_chunk_ends_with_one_error_chunk(
+    tmp_path, error, kind, told
+):
+    app = app_for(Settings(data_dir=tmp_path / "data"))
+    app.dependency_overrides[get_answerer] = lambda: FailsToAnswer(error)
+    body = {"model": "scanrag", "messages": ASK, "stream": True}
+    with TestClient(app) as http:
+        raw = http.post("/v1/chat/completions", json=body)
+        assert raw.status_code == 200
+        frames = [json.loads(block.removeprefix("data: ")) for block in raw.text.split("\n\n")[:-1]]
+        assert frames[0]["choices"][0]["delta"]["role"] == "assistant"
+        assert [frame["error"]["type"] for frame in frames[1:]] == [kind]  # one, then no [DONE]
+        assert told in frames[1]["error"]["message"] and "boom" not in raw.text
+
+        client = OpenAI(base_url="http://testserver/v1", api_key="-", http_client=http)
+        with pytest.raises(openai.APIError, match=told):
+            list(client.chat.completions.create(**body))

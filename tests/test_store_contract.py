@@ -404,7 +404,7 @@ def test_a_server_collection_gets_the_tenant_index_flagged_is_tenant(monkeypatch
     try:
         assert asked == []  # local mode: no payload indexes
         store.local = False  # as it is against a server
-        store._index_payload()
+        store._index_payload(set())  # a new collection
     finally:
         store.close()
     schemas = dict(asked)
@@ -413,3 +413,34 @@ def test_a_server_collection_gets_the_tenant_index_flagged_is_tenant(monkeypatch
     )
     assert schemas["meta_terms"] == schemas["doc_id"] == models.PayloadSchemaType.KEYWORD
     assert schemas["pages"] == models.PayloadSchemaType.INTEGER
+
+
+def test_an_existing_server_collection_is_read_once_when_opened(tmp_path, monkeypatch):
+    """Its vectors, layout and payload indexes come from one `get_collection`, not one round
+    trip each. No Qdrant server runs here: the URL is served by qdrant-client's local mode,
+    which takes the same calls, and what ClientStore asks of it is recorded."""
+    import qdrant_client
+    from qdrant_client import QdrantClient
+
+    class AtServer(QdrantClient):
+        def __init__(self, url: str, **options: Any) -> None:
+            super().__init__(path=str(tmp_path / "server"))
+
+    asked: list[str] = []
+    original = QdrantClient.get_collection
+
+    def recording(self, collection_name, *args, **kwargs):
+        asked.append(collection_name)
+        return original(self, collection_name, *args, **kwargs)
+
+    monkeypatch.setattr(qdrant_client, "QdrantClient", AtServer)
+    monkeypatch.setattr(QdrantClient, "get_collection", recording)
+    url = "http://qdrant.invalid:6333"
+    store = ClientStore(DIM, url=url)
+    assert not store.local and asked == []  # a new collection has nothing to read
+    store.close()
+    ClientStore(DIM, url=url).close()
+    assert asked == ["scanrag"]
+    with pytest.raises(ConfigError, match="16-dim"):  # still checked from that one answer
+        ClientStore(DIM * 2, url=url)
+    assert asked == ["scanrag", "scanrag"]

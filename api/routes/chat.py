@@ -9,7 +9,6 @@ chunk when streamed). `top_k` and `filters` may be sent as extra body fields.
 
 from __future__ import annotations
 
-import logging
 import re
 import time
 import uuid
@@ -22,17 +21,16 @@ from fastapi.responses import JSONResponse
 from fastapi.sse import EventSourceResponse, format_sse_event
 from pydantic import BaseModel, ConfigDict, Field
 
-from ...errors import ScanragError, Text
+from ...errors import Text
 from ...retrieval.answer import Answer, Answerer
 from ...retrieval.index import Index
 from ...retrieval.store import SearchFilters
 from ..deps import get_answerer, get_index
 from ..schemas import QUESTION_LIMIT, QueryResponse
-from ..sse import event_stream, sse_event
+from ..sse import ending_in_error, event_stream, sse_event
 from ..urls import API, Citation
 
 router = APIRouter(prefix=API, tags=["openai"])
-log = logging.getLogger("scanrag.api")
 
 MODEL = "scanrag"
 DONE = format_sse_event(data_str="[DONE]")  # the end of an OpenAI stream: raw, not JSON
@@ -141,7 +139,7 @@ def chat_completions(
     created = int(time.time())
     if request.stream:
         ask = partial(_answer, index, answerer, request, question)
-        return event_stream(_chunks(ask, completion_id, created))
+        return event_stream(ending_in_error(_chunks(ask, completion_id, created), _error))
     linked = QueryResponse.of(_answer(index, answerer, request, question))
     return ChatCompletion(
         id=completion_id,
@@ -151,14 +149,19 @@ def chat_completions(
     )
 
 
+def _error(message: str, kind: str) -> bytes:
+    """A failure after the 200: an `error` chunk (no `[DONE]`), which the openai client raises
+    as `APIError`."""
+    return sse_event({"error": {"message": message, "type": kind}})
+
+
 def _answer(index: Index, answerer: Answerer, request: ChatRequest, question: str) -> Answer:
     return answerer.answer(question, index.search(question, request.top_k, request.filters))
 
 
 def _chunks(ask: Callable[[], Answer], completion_id: str, created: int) -> Iterator[bytes]:
     """`chat.completion.chunk` events: the role first (at once), the answer's words, a last
-    chunk with `finish_reason` and the citations, then `[DONE]`. A failure after the 200 is an
-    `error` chunk, which the openai client raises as `APIError`.
+    chunk with `finish_reason` and the citations, then `[DONE]`.
 
     The words are those of the finished answer: an LLM answerer's own tokens can carry markers
     that its answer renumbers or drops, and the content must match the citations sent."""
@@ -174,16 +177,7 @@ def _chunks(ask: Callable[[], Answer], completion_id: str, created: int) -> Iter
         return sse_event({**head, "choices": [choice], **extra})
 
     yield chunk({"role": "assistant", "content": ""})
-    try:
-        result = ask()
-    except ScanragError as exc:
-        yield sse_event({"error": {"message": str(exc), "type": type(exc).__name__}})
-        return
-    except Exception:
-        log.exception("the chat answer failed")
-        message = "internal error while answering; see the server log"
-        yield sse_event({"error": {"message": message, "type": "InternalError"}})
-        return
+    result = ask()
     for word in re.findall(r"\S+\s*", result.answer):
         yield chunk({"content": word})
     citations = QueryResponse.of(result).citations

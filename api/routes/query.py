@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 
 from fastapi import APIRouter, Depends
 from fastapi.sse import EventSourceResponse
 
 from ...config import Settings
-from ...errors import ScanragError
 from ...retrieval.answer import Answerer, extract_value
 from ...retrieval.index import Index
 from ...retrieval.store import SearchFilters
@@ -23,11 +21,10 @@ from ..schemas import (
     SearchRequest,
     SearchResponse,
 )
-from ..sse import event_stream, sse_event
+from ..sse import ending_in_error, event_stream, sse_event
 from ..urls import API, Citation, linked
 
 router = APIRouter(prefix=API, tags=["query"])
-log = logging.getLogger("scanrag.api")
 
 
 @router.post("/search", response_model=SearchResponse)
@@ -38,21 +35,19 @@ def search(request: SearchRequest, index: Index = Depends(get_index)) -> SearchR
 
 
 def _sse(events: Iterator[dict]) -> Iterator[bytes]:
-    """Server-sent events, citations linked; a failure after the 200 was sent ends the stream
-    with an `error` event (the app's error handlers can no longer answer)."""
-    try:
-        for event in events:
-            ((name, data),) = event.items()
-            if name == "citations":
-                data = [linked(citation) for citation in data]
-            elif name == "done":
-                data = {**data, "citations": [linked(c) for c in data.get("citations", [])]}
-            yield sse_event(data, name)
-    except ScanragError as exc:
-        yield sse_event({"detail": str(exc)}, "error")
-    except Exception:
-        log.exception("the answer stream failed")
-        yield sse_event({"detail": "internal error while answering; see the server log"}, "error")
+    """Server-sent events, citations linked."""
+    for event in events:
+        ((name, data),) = event.items()
+        if name == "citations":
+            data = [linked(citation) for citation in data]
+        elif name == "done":
+            data = {**data, "citations": [linked(c) for c in data.get("citations", [])]}
+        yield sse_event(data, name)
+
+
+def _error(message: str, kind: str) -> bytes:
+    """A failure mid-stream: an `error` event with the `detail` every scanrag error has."""
+    return sse_event({"detail": message}, "error")
 
 
 @router.post(
@@ -70,7 +65,8 @@ def query(
     """Answer a question; every `[n]` in the answer is a citation of a page region."""
     hits = index.search(request.question, request.top_k, request.filters)
     if request.stream:
-        return event_stream(_sse(answerer.stream(request.question, hits)))
+        frames = _sse(answerer.stream(request.question, hits))
+        return event_stream(ending_in_error(frames, _error))
     result = answerer.answer(request.question, hits)
     return QueryResponse.of(result)
 
