@@ -18,13 +18,12 @@ from collections import Counter
 from pathlib import Path
 
 from common import RESULTS, describe, finish, machine, write_json
+from ocr_accuracy import SETS
 from turned_set import pages_of
 
 from scanrag.evaluate import load_truth
 from scanrag.ingest.orientation import Straightener, undo
 
-SHARED = Path("/work/shared")
-SETS = [SHARED / "dev-eval", *(SHARED / "real-dev" / s for s in ("funsd", "sroie", "xfund-zh"))]
 TURNS = (0, 90, 180, 270)  # a quarter of the cases upright
 
 
