@@ -24,6 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from .config import Settings
 from .errors import ConfigError, ScanragError, printable, problems
+from .retrieval.metadata import parse_pairs
 
 #: What `--ray ADDRESS` may be: auto, ray://host:port (Ray Client) or host:port (GCS).
 RAY_ADDRESS = re.compile(r"auto|ray://\S+|[\w.-]+:\d+")
@@ -307,11 +308,10 @@ def parse_filters(values: list[str] | None) -> dict[str, Any]:
         key = key.strip()
         if sep and key.startswith("meta."):
             try:
-                parsed = parse_metadata([f"{key.removeprefix('meta.')}={value}"])
+                ((name, one),) = parse_pairs([f"{key.removeprefix('meta.')}={value}"]).items()
             except ValueError as exc:
                 fail_usage(f"bad --filter {item!r}: {exc}")
-            for name, one in parsed.items():
-                wanted.setdefault(name, []).append(one)
+            wanted.setdefault(name, []).append(one)
             continue
         if not sep or key not in ("doc_id", "source", "label", "page"):
             fail_usage(
@@ -334,13 +334,6 @@ def parse_filters(values: list[str] | None) -> dict[str, Any]:
     if wanted:
         filters["metadata"] = {k: v[0] if len(v) == 1 else v for k, v in wanted.items()}
     return filters
-
-
-def parse_metadata(pairs: list[str]) -> dict[str, Any]:
-    """`key=value` pairs: numbers and true/false as JSON reads them, anything else as text."""
-    from .retrieval.metadata import parse_pairs
-
-    return parse_pairs(pairs)
 
 
 @app.command()
@@ -408,7 +401,7 @@ def ingest(
 
     setup_logging(verbose)
     try:
-        metadata = parse_metadata(meta) if meta else None
+        metadata = parse_pairs(meta) if meta else None
     except ValueError as exc:
         fail_usage(f"bad --meta: {exc}")
     settings = make_settings(

@@ -80,12 +80,16 @@ def get_metrics(state: AppState = Depends(get_state)) -> Metrics:
     return state.metrics
 
 
+def no_document(doc_id: str) -> HTTPException:
+    """The 404 of an unknown document id (another tenant's id is unknown here: the same 404)."""
+    return HTTPException(status.HTTP_404_NOT_FOUND, f"no document {doc_id!r}")
+
+
 def document_info(doc_id: str, index: Index) -> DocumentInfo:
-    """The document's entry in the tenant's index, or a 404 naming the id (another tenant's
-    id is unknown here: the same 404)."""
+    """The document's entry in the tenant's index, or a 404 naming the id."""
     info = index.document_info(doc_id)
     if info is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no document {doc_id!r}")
+        raise no_document(doc_id)
     return info
 
 

@@ -108,10 +108,10 @@ class RateLimits:
 
 
 class Guard:
-    def __init__(self, app: ASGIApp, settings: Settings, keys: KeyRing | None = None) -> None:
+    def __init__(self, app: ASGIApp, settings: Settings, keys: KeyRing) -> None:
         self.app = app
         self.settings = settings
-        self.keys = keys if keys is not None else settings.key_ring()
+        self.keys = keys
         self.rates = RateLimits(settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -165,13 +165,13 @@ class Guard:
     ) -> tuple[int, str, list[tuple[bytes, bytes]]] | None:
         path, method = scope["path"], scope["method"]
         public = method == "OPTIONS" or bool(PUBLIC.match(path))
-        if self.keys and not public:
-            tenant = self.keys.tenant_of(presented_key(headers))
+        if not public:
+            tenant = (
+                self.keys.tenant_of(presented_key(headers)) if self.keys else self.settings.tenant
+            )
             if tenant is None:
                 return 401, KEY_HINT, [(b"www-authenticate", b"Bearer")]
             scope.setdefault("state", {})["tenant"] = tenant
-        elif not public:
-            scope.setdefault("state", {})["tenant"] = self.settings.tenant
         if not self.keys and path != "/healthz":
             refusal = self.refuse_keyless(scope, headers)
             if refusal is not None:

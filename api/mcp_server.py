@@ -36,7 +36,6 @@ from ..config import Settings
 from ..errors import ConfigError, ScanragError
 from ..retrieval.index import Index
 from ..retrieval.reports import DocumentInfo
-from ..retrieval.results import SearchHit
 from ..retrieval.store import SearchFilters
 from .guard import (
     NO_KEY_WARNING,
@@ -49,7 +48,7 @@ from .guard import (
 )
 from .imaging import jpeg_bytes
 from .paths import HidePaths
-from .schemas import QueryResponse, Question
+from .schemas import QueryResponse, Question, SearchResponse
 
 MISSING = "the MCP server needs the mcp package (2.x): pip install 'scanrag[mcp]'"
 try:
@@ -74,11 +73,6 @@ RegionId = Annotated[
     str, Field(max_length=128, description="{doc_id}:p{page}:r{index}, from ask or search.")
 ]
 _T = TypeVar("_T")
-
-
-class SearchResult(BaseModel):
-    query: str
-    hits: list[SearchHit]
 
 
 class DocumentList(BaseModel):
@@ -126,11 +120,11 @@ def build_server(index_for: IndexFor) -> MCPServer:
     @server.tool(annotations=read_only)
     def search(
         ctx: Context, query: Question, top_k: TopK = 5, filters: SearchFilters | None = None
-    ) -> SearchResult:
+    ) -> SearchResponse:
         """Ranked passages for a query (dense + keyword search), each with the page regions it
         came from: region ids, labels, boxes and the lines inside them."""
         hits = _checked(lambda: index(ctx).search(query, top_k, filters))
-        return SearchResult(query=query, hits=hits)
+        return SearchResponse(query=query, hits=hits)
 
     @server.tool(annotations=read_only)
     def ask(

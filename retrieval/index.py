@@ -253,6 +253,18 @@ class Index:
         """(documents, pages) the tenant holds."""
         return self.manifest.usage(self.tenant)
 
+    def over_limits(self, pages: dict[str, int]) -> str | None:
+        """Which of the tenant's limits (documents, pages) adding these documents (doc id →
+        pages) would exceed, or None; a document the tenant holds already adds nothing."""
+        limits = self.settings.limits_for(self.tenant)
+        if limits.documents is None and limits.pages is None:
+            return None
+        new = {doc: n for doc, n in pages.items() if not self.manifest.by_doc(self.tenant, doc)}
+        if not new:
+            return None
+        documents, held = self.usage()
+        return limits.over(documents + len(new), held + sum(new.values()))
+
     def document(self, doc_id: str) -> Document | None:
         """The parsed Document (from the cache) of an indexed document id."""
         for row in self.manifest.by_doc(self.tenant, doc_id):

@@ -29,8 +29,8 @@ from ..deps import (
     get_index,
     get_jobs,
     get_settings,
-    get_tenant,
     job_response,
+    no_document,
 )
 from ..jobs import JobManager
 from ..schemas import DocumentDetail, PageInfo, UploadResponse
@@ -59,30 +59,22 @@ def _accept(
     try:
         checked = [(file, _check(file, settings)) for file in files]
         refused = [error for _, error in checked if isinstance(error, Rejected)]
-        _within_limits(index, settings, checked)
+        _within_limits(index, checked)
         accepted = [store(file, index.files) for file, ok in checked if isinstance(ok, int)]
     finally:
         discard(files)
     return accepted, refused
 
 
-def _within_limits(
-    index: Index, settings: Settings, checked: list[tuple[Incoming, Rejected | int]]
-) -> None:
+def _within_limits(index: Index, checked: list[tuple[Incoming, Rejected | int]]) -> None:
     """429 when the files' new documents would take the tenant over its documents or pages
     limit (the job checks each file again exactly as it indexes it)."""
-    limits = settings.limits_for(index.tenant)
-    if limits.documents is None and limits.pages is None:
-        return
-    new: dict[str, int] = {}  # pages by document: one the tenant holds adds nothing
-    for file, count in checked:
-        doc_id = doc_id_for(file.digest.hexdigest(), index.tenant)
-        if isinstance(count, int) and not index.manifest.by_doc(index.tenant, doc_id):
-            new[doc_id] = count
-    if not new:
-        return
-    held_documents, held_pages = index.usage()
-    over = limits.over(held_documents + len(new), held_pages + sum(new.values()))
+    pages = {
+        doc_id_for(file.digest.hexdigest(), index.tenant): count
+        for file, count in checked
+        if isinstance(count, int)
+    }
+    over = index.over_limits(pages)
     if over is not None:
         raise HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS,
@@ -144,7 +136,6 @@ async def upload_documents(
     settings: Settings = Depends(get_settings),
     index: Index = Depends(get_index),
     jobs: JobManager = Depends(get_jobs),
-    tenant: str = Depends(get_tenant),
 ) -> JSONResponse:
     """Upload one or more files (multipart field `files`) for the caller's tenant; they are
     indexed by a background job, recorded before this answers, so that it survives a
@@ -179,14 +170,14 @@ async def upload_documents(
     rejected = [item.as_file_error() for item in refused]
     if not accepted:
         raise HTTPException(rejection_status(refused), " | ".join(e.error for e in rejected))
-    job = await run_in_threadpool(jobs.submit, accepted, rejected, None, tenant, metadata)
+    job = await run_in_threadpool(jobs.submit, accepted, rejected, None, index.tenant, metadata)
     body = UploadResponse(
         job_id=job.id,
         status_url=job_url(job.id),
         files=[p.name for p in accepted],
         rejected=rejected,
     )
-    return await job_response(body, jobs, settings, wait, request, tenant)
+    return await job_response(body, jobs, settings, wait, request, index.tenant)
 
 
 def _metadata(raw: bytes | None) -> dict[str, Any] | None:
@@ -224,7 +215,7 @@ def update_document(
     except ValueError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
     if info is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no document {doc_id!r}")
+        raise no_document(doc_id)
     return info
 
 
@@ -256,7 +247,7 @@ def delete_document(doc_id: DocId, index: Index = Depends(get_index)) -> Respons
     """Remove the document: its points, its manifest rows, its cached parse, its page images
     and its uploaded files (other files queued for indexing are left alone)."""
     if not index.delete(doc_id):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no document {doc_id!r}")
+        raise no_document(doc_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
