@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from itertools import groupby
 
 from . import fields, values
 from .fields import Span
@@ -125,12 +126,7 @@ def typed_spans(kind: str, spans: list[Span]) -> list[list[Span]]:
     """The values of a kind in a value read as several spans, each as the spans it covers.
     The pieces of one row are read together (a date OCR split, "2020 年 6 月8" | "日"); rows
     one by one (the numbers of a column are no phone number)."""
-    runs: list[list[Span]] = []
-    for span in spans:
-        if runs and runs[-1][-1].cell.row == span.cell.row:
-            runs[-1].append(span)
-        else:
-            runs.append([span])
+    runs = [list(run) for _, run in groupby(spans, key=lambda span: span.cell.row)]
     return [
         fields.spans_of(run, a, b)
         for run in runs

@@ -367,4 +367,4 @@ class Index:
                 return None
             metadata = merge_patch(info.metadata, patch)
             write_metadata(self.store, self.manifest, self.tenant, doc_id, metadata)
-        return self.document_info(doc_id)
+        return info.model_copy(update={"metadata": metadata})

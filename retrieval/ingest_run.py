@@ -464,10 +464,9 @@ class IngestRun:
             store.delete_doc(doc.id, tenant=self.tenant)
             store.upsert(points)
             record.status = "done"
-            self.manifest.put(record)
+            self.manifest.put(record, document_wide=True)  # its metadata on its other rows
             if record.metadata != metadata:
                 store.set_payload(doc.id, metadata_payload(record.metadata), tenant=self.tenant)
-            self.manifest.set_metadata(self.tenant, doc.id, record.metadata)  # its other rows
         if row is None or (row.status == "failed" and not row.doc_id):
             return "added"
         return "updated"

@@ -71,6 +71,9 @@ class FileRecord:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
+_SET_METADATA = "UPDATE files SET metadata = ? WHERE tenant = ? AND doc_id = ?"
+
+
 class Manifest:
     def __init__(self, path: Path) -> None:
         self._db, self._lock = open_sqlite(path)
@@ -132,26 +135,24 @@ class Manifest:
             ).fetchone()
         return documents, pages
 
-    def put(self, record: FileRecord) -> None:
+    def put(self, record: FileRecord, document_wide: bool = False) -> None:
+        """Write a file's row; `document_wide`: its metadata goes on every row of its
+        document too, in the same commit."""
         record.updated_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        values = (
-            os.fsencode(record.path),
-            *list(vars(record).values())[1:-1],
-            json.dumps(record.metadata, ensure_ascii=False),
-        )
+        metadata = json.dumps(record.metadata, ensure_ascii=False)
+        values = (os.fsencode(record.path), *list(vars(record).values())[1:-1], metadata)
         with self._tx() as db:
             db.execute(
                 f"INSERT OR REPLACE INTO files ({COLUMNS}) VALUES ({','.join('?' * len(values))})",
                 values,
             )
+            if document_wide and record.doc_id:
+                db.execute(_SET_METADATA, (metadata, record.tenant, record.doc_id))
 
     def set_metadata(self, tenant: str, doc_id: str, metadata: dict[str, Any]) -> None:
         """The metadata of every row of a document."""
         with self._tx() as db:
-            db.execute(
-                "UPDATE files SET metadata = ? WHERE tenant = ? AND doc_id = ?",
-                (json.dumps(metadata, ensure_ascii=False), tenant, doc_id),
-            )
+            db.execute(_SET_METADATA, (json.dumps(metadata, ensure_ascii=False), tenant, doc_id))
 
     def remove(self, tenant: str, path: Path) -> None:
         with self._tx() as db:

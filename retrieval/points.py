@@ -15,7 +15,7 @@ from ..ingest.model import MARGINAL_LABELS, Document
 from .chunking import Chunk, chunk_document
 from .embedding import DenseEncoder, SparseEncoder, SparseVec
 from .metadata import terms
-from .results import ChunkPayload, HitLine, HitRegion
+from .results import META_TERMS, ChunkPayload, HitLine, HitRegion
 from .store import SearchMode, StorePoint
 
 POINT_NAMESPACE = uuid.UUID("6f0e7b1c-58a4-4f7e-9d5e-2c1a3b4d5e6f")
@@ -71,7 +71,7 @@ def chunk_payload(
 
 def metadata_payload(metadata: dict[str, Any]) -> dict[str, Any]:
     """The payload fields that carry a document's metadata (set again when it changes)."""
-    return {"metadata": metadata, "meta_terms": terms(metadata)}
+    return {"metadata": metadata, META_TERMS: terms(metadata)}
 
 
 class Encoders:
