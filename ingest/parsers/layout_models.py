@@ -97,11 +97,12 @@ def layout_detector(settings: Settings, parser: str) -> Any:
         backend = "pp-doclayout" if parser == "transformers" else "rapid"
     if backend == "rapid":
         return RapidLayoutDetector(settings.layout_min_score, settings.ocr_threads)
-    try:  # torch and transformers load only for this backend
+    try:  # torch and transformers load only for this backend (PPDocLayout imports them)
         from .ppdoclayout import PPDocLayout, PPDocLayoutOptions
+
+        return PPDocLayout(PPDocLayoutOptions.of(settings))
     except ImportError as exc:
         raise ConfigError(
             f"layout_backend=pp-doclayout needs torch and transformers ({exc}); "
             "pip install 'scanrag[transformers]' or set SCANRAG_LAYOUT_BACKEND=rapid"
         ) from exc
-    return PPDocLayout(PPDocLayoutOptions.of(settings))
