@@ -43,7 +43,7 @@ def parse(path: str | Path, settings: Settings | None = None, **options: Any) ->
     """
     from .ingest.pipeline import parse_file
 
-    settings = settings.merged(**options) if settings else Settings(**options)
+    settings = Settings.resolve(settings, **options)
     return parse_file(Path(path), settings)
 
 

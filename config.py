@@ -407,6 +407,12 @@ class Settings(BaseSettings):
         return type(self)(**{**self.model_dump(), **options})
 
     @classmethod
+    def resolve(cls, base: Settings | None, **options: Any) -> Settings:
+        """`base` with `options` on top; without a base, settings from the options, the
+        environment and scanrag.toml (what every entry point taking both does)."""
+        return base.merged(**options) if base else cls(**options)
+
+    @classmethod
     def settings_customise_sources(
         cls,
         settings_cls: type[BaseSettings],

@@ -42,7 +42,7 @@ from ..ingest.markdown import page_markdown, region_spans
 from ..ingest.model import Document as ScanDocument
 from ..ingest.pipeline import parse_file
 from ..retrieval.store import SearchFilters
-from .hits import hit_metadata
+from .hits import hit_metadata, open_index
 
 log = logging.getLogger(__name__)
 
@@ -76,15 +76,8 @@ class ScanRAGRetriever(BaseRetriever):
     _own: bool = PrivateAttr(default=False)
 
     def model_post_init(self, context: Any) -> None:
-        if self.index is None:
-            from ..retrieval.index import Index  # the retrieval stack (torch) only when used
-
-            given = {"data_dir": self.data_dir} if self.data_dir else {}
-            given |= {"tenant": self.tenant} if self.tenant else {}
-            self.index = Index(**{**self.options, **given})
-            self._own = True
-        elif self.tenant:
-            self.index = self.index.as_tenant(self.tenant)
+        given = {"data_dir": self.data_dir} if self.data_dir else {}
+        self.index, self._own = open_index(self.index, self.tenant, **{**self.options, **given})
 
     def close(self) -> None:
         if self._own and self.index is not None:
@@ -141,7 +134,7 @@ class ScanRAGLoader(BaseLoader):
     ) -> None:
         given = {"parser": parser, "dpi": dpi}
         options.update({key: value for key, value in given.items() if value is not None})
-        self.settings = settings.merged(**options) if settings else Settings(**options)
+        self.settings = Settings.resolve(settings, **options)
         paths = [file_path] if isinstance(file_path, str | Path) else list(file_path)
         self.paths = [Path(path) for path in paths]
         self.raise_on_error = raise_on_error

@@ -74,7 +74,7 @@ class Index:
         if isinstance(parser, str):
             options["parser"] = parser
             parser = None
-        self.settings = settings.merged(**options) if settings else Settings(**options)
+        self.settings = Settings.resolve(settings, **options)
         self.runners = Runners(self.settings, parser, runner)
         self._parser = parser
         self.data = DataDir(self.settings.data_dir)

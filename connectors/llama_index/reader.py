@@ -79,7 +79,7 @@ class ScanRAGReader(BasePydanticReader):
         given.update({key: v for key, v in (("parser", name), ("dpi", dpi)) if v is not None})
         if instance is not None:
             del given["parser"]  # the object reads every file; its name is for to_json only
-        built = settings.merged(**given) if settings else Settings(**given)
+        built = Settings.resolve(settings, **given)
         chosen = set(given) | (settings.model_fields_set if settings else set())
         if name is None and "parser" in chosen:
             name = built.parser

@@ -9,8 +9,7 @@ from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 
 from ...config import Settings
-from ...retrieval.index import Index
-from ..hits import hit_metadata
+from ..hits import hit_metadata, open_index
 from .metadata import node_metadata
 
 
@@ -38,13 +37,7 @@ class ScanRAGRetriever(BaseRetriever):
         **options: Any,
     ) -> None:
         super().__init__(callback_manager=callback_manager)
-        self._own = index is None
-        if index is None:
-            options.update({"tenant": tenant} if tenant else {})
-            index = Index(settings, **options)
-        elif tenant:
-            index = index.as_tenant(tenant)
-        self.index = index
+        self.index, self._own = open_index(index, tenant, settings, **options)
         self.top_k = top_k
         self.filters = filters
         self.mode = mode
