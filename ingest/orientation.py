@@ -108,7 +108,8 @@ class Straightener:
             "version": self.version,
             "windows": WINDOWS,
             "sure": SURE,
-            "read": [READ_SIDE, READ_LINES, MIN_CHARS, CONFIDENT],
+            "read": [READ_SIDE, READ_LINES, MIN_CHARS, CONFIDENT]
+            + ([BLIND_READ_LINES] if self.version == "reading-only" else []),
             "max_skew": MAX_SKEW,
             "min_skew": MIN_SKEW,
         }
