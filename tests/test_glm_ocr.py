@@ -6,6 +6,7 @@ holding the region crop, the exact task prompt) and answers in the real reply sh
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import ImageDraw
 
-from scanrag import ModelServerError
+from scanrag import ConfigError, ModelServerError
 from scanrag.config import Settings
 from scanrag.fakeserver import (
     FakeServer,
@@ -282,6 +283,13 @@ def test_the_ocr_threads_setting_reaches_the_rapid_layout_step():
     detect = layout_detector(Settings(parser="glm-ocr", ocr_threads=1), "glm-ocr")
     detect(page)
     assert detect._model.session.session.get_session_options().intra_op_num_threads == 1
+
+
+def test_the_pp_doclayout_step_without_torch_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)  # import fails as if not installed
+    settings = Settings(parser="glm-ocr", layout_backend="pp-doclayout")
+    with pytest.raises(ConfigError, match=r"scanrag\[transformers\]"):
+        layout_detector(settings, "glm-ocr")
 
 
 def test_repetition_detector_keeps_ordinary_repeats():
